@@ -1,0 +1,246 @@
+"""Frozen configuration dataclasses: the single source of truth for the CLI, notebooks and pipelines.
+
+A config can be built from defaults, a YAML/JSON file (``AstradupConfig.from_file``), and the
+environment variables ``DUPLICATE_THRESHOLD``, ``NEAR_DUPLICATE_THRESHOLD`` and
+``SIMILAR_THRESHOLD`` (applied last, by ``from_env``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from astradup.errors import ConfigError
+
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts",
+    ".flv", ".wmv", ".ogv", ".3gp", ".mts", ".vob", ".divx",
+)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How frames and audio are taken from a video.
+
+    Attributes:
+        fps: frames sampled per second of video (> 0).
+        frame_size: side of the square RGB frames the decoder hands over (pixels).
+        decoder: ``"pyav"`` (default), ``"decord"`` or ``"torchcodec"``; failures fall back to PyAV.
+        max_frames: cap on sampled frames per video (long files are sampled more sparsely).
+        audio_rate: sample rate of the mono float32 audio (Hz).
+        max_pixels: frames larger than this (width x height) are rejected, protecting memory.
+    """
+
+    fps: float = 1.0
+    frame_size: int = 160
+    decoder: str = "pyav"
+    max_frames: int = 1800
+    audio_rate: int = 11025
+    max_pixels: int = 7680 * 4320
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ConfigError(f"sampling.fps must be > 0, but got {self.fps}")
+        if not 16 <= self.frame_size <= 1024:
+            raise ConfigError(f"sampling.frame_size must be in [16, 1024], but got {self.frame_size}")
+        if self.max_frames < 1:
+            raise ConfigError(f"sampling.max_frames must be >= 1, but got {self.max_frames}")
+        if not 4000 <= self.audio_rate <= 48000:
+            raise ConfigError(f"sampling.audio_rate must be in [4000, 48000], but got {self.audio_rate}")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which extractors run, and their parameters.
+
+    Attributes:
+        hash: frame hash extractor name (``"phash"`` or ``"pdq"``).
+        hash_size: pHash side; 16 gives 256-bit hashes.
+        embedding: deep embedding extractor name (``"mobilenetv2"``, ``"clip"``, ``"dinov2"``),
+            or ``""`` to skip embeddings.
+        model: model id or local directory for the transformers extractors.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when present).
+        batch_size: frames per forward pass.
+        audio: run Chromaprint and MFCC extraction.
+    """
+
+    hash: str = "phash"
+    hash_size: int = 16
+    embedding: str = "mobilenetv2"
+    model: str = ""
+    device: str = "auto"
+    batch_size: int = 64
+    audio: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hash_size not in (8, 16, 32):
+            raise ConfigError(f"features.hash_size must be 8, 16 or 32, but got {self.hash_size}")
+        if self.batch_size < 1:
+            raise ConfigError(f"features.batch_size must be >= 1, but got {self.batch_size}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"features.device must be auto, cpu or cuda, but got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Weights of the modalities and the class bands.
+
+    Attributes:
+        visual, audio, metadata: modality weights (>= 0, renormalised over present modalities).
+        exact, near, similar: lower bounds of the bands; ``exact >= near >= similar``.
+    """
+
+    visual: float = 0.65
+    audio: float = 0.25
+    metadata: float = 0.10
+    exact: float = 0.95
+    near: float = 0.85
+    similar: float = 0.70
+
+    def __post_init__(self) -> None:
+        for name in ("visual", "audio", "metadata"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"fusion.{name} weight must be >= 0, but got {getattr(self, name)}")
+        if self.visual + self.audio + self.metadata <= 0:
+            raise ConfigError("fusion weights must not all be zero")
+        if not 0 <= self.similar <= self.near <= self.exact <= 1:
+            raise ConfigError(
+                "fusion bands must satisfy 0 <= similar <= near <= exact <= 1, but got "
+                f"similar={self.similar}, near={self.near}, exact={self.exact}"
+            )
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Candidate retrieval and pair verification.
+
+    Attributes:
+        k: neighbours retrieved per frame and per video descriptor.
+        min_candidate_sim: cosine similarity a frame neighbour must reach to vote for a pair.
+        hash_radius: Hamming radius (bits of the 256-bit hash) for hash-based candidates.
+        min_segment: shortest aligned segment reported as a copy (seconds).
+        min_score: pairs scoring below are not written (0 writes every candidate).
+    """
+
+    k: int = 20
+    min_candidate_sim: float = 0.75
+    hash_radius: int = 48
+    min_segment: float = 2.0
+    min_score: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"match.k must be >= 1, but got {self.k}")
+        if not 0 <= self.min_score <= 1:
+            raise ConfigError(f"match.min_score must be in [0, 1], but got {self.min_score}")
+
+
+@dataclass(frozen=True)
+class AstradupConfig:
+    """Everything a run needs; nested sections mirror the YAML file."""
+
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> AstradupConfig:
+        """Build from a nested mapping; unknown keys raise :class:`ConfigError`."""
+        return _build(cls, data or {}, "")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str] | None) -> AstradupConfig:
+        """Load YAML or JSON; ``None`` gives the defaults. Environment overrides apply after."""
+        if path is None:
+            return cls().with_env()
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file does not exist")
+        text = p.read_text(encoding="utf-8")
+        try:
+            if p.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+        except Exception as exc:  # noqa: BLE001 - any parse error is a config error
+            raise ConfigError(f"{p}: cannot parse config ({exc})") from exc
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{p}: config must be a mapping, but got {type(data).__name__}")
+        return cls.from_dict(data).with_env()
+
+    def with_env(self, environ: dict[str, str] | None = None) -> AstradupConfig:
+        """Apply DUPLICATE_THRESHOLD, NEAR_DUPLICATE_THRESHOLD and SIMILAR_THRESHOLD."""
+        env = os.environ if environ is None else environ
+        updates: dict[str, float] = {}
+        for var, name in (
+            ("DUPLICATE_THRESHOLD", "exact"),
+            ("NEAR_DUPLICATE_THRESHOLD", "near"),
+            ("SIMILAR_THRESHOLD", "similar"),
+        ):
+            if env.get(var, "").strip():
+                try:
+                    updates[name] = float(env[var])
+                except ValueError as exc:
+                    raise ConfigError(f"{var} must be a number, but got {env[var]!r}") from exc
+        if not updates:
+            return self
+        return dataclasses.replace(self, fusion=dataclasses.replace(self.fusion, **updates))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike[str]) -> None:
+        import yaml
+
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    def replace(self, **dotted: Any) -> AstradupConfig:
+        """Return a copy with ``section.field`` values replaced, e.g. ``replace(**{"fusion.near": 0.8})``."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            section, _, name = key.partition(".")
+            if section not in data or name not in data[section]:
+                raise ConfigError(f"unknown config field {key!r}; choose one of {sorted(flat_fields())}")
+            data[section][name] = value
+        return AstradupConfig.from_dict(data)
+
+
+def flat_fields() -> dict[str, Any]:
+    """Every config field as ``section.field`` -> default value."""
+    out: dict[str, Any] = {}
+    for sec in fields(AstradupConfig):
+        default = sec.default_factory()  # type: ignore[misc]
+        for f in fields(default):
+            out[f"{sec.name}.{f.name}"] = getattr(default, f.name)
+    return out
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {sorted(unknown)} in {where or 'config'}; valid: {sorted(known)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        f = known[name]
+        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if sub is not None and is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {where + name!r} must be a mapping")
+            kwargs[name] = _build(type(sub), value, f"{where}{name}.")
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"bad config in {where or 'config'}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""astradup.index"""

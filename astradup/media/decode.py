@@ -1,0 +1,201 @@
+"""Frame sampling: small RGB frames at a fixed rate, scaled by the decoder, with timestamps.
+
+Backends share one interface and a name registry. Any backend that fails on a stream falls back
+to PyAV, and the fallback is logged (never silent).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from astradup.errors import DecodeError, MediaError, UnknownBackendError
+from astradup.media.probe import _open
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameSample:
+    """Sampled frames of one video.
+
+    Attributes:
+        timestamps: presentation time of each frame (seconds), increasing.
+        frames: uint8 array (N, size, size, 3), RGB, rotation applied.
+        backend: the decoder that produced them.
+    """
+
+    timestamps: np.ndarray
+    frames: np.ndarray
+    backend: str
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+def _targets(duration: float, fps: float, max_frames: int) -> np.ndarray:
+    """Sample times (seconds): every 1/fps from half a step in, thinned to ``max_frames``."""
+    step = 1.0 / fps
+    n = max(1, int(np.floor(max(duration, 0.0) * fps + 1e-9)))
+    if n > max_frames:
+        step = duration / max_frames
+        n = max_frames
+    return step / 2 + step * np.arange(n)
+
+
+class Decoder(ABC):
+    """Turns a file into a :class:`FrameSample`. Constructors store parameters only."""
+
+    name = "base"
+
+    def __init__(self, fps: float = 1.0, size: int = 160, max_frames: int = 1800):
+        self.fps = fps
+        self.size = size
+        self.max_frames = max_frames
+
+    @abstractmethod
+    def sample(self, path: str, duration: float, rotation: int = 0) -> FrameSample:
+        """Decode ``path`` and return frames near each sample time."""
+
+
+def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(frames, k=k, axes=(1, 2))) if k else frames
+
+
+class PyAVDecoder(Decoder):
+    """PyAV (FFmpeg): decodes in order and lets swscale produce the small frames.
+
+    ``skip_nonref=True`` asks FFmpeg to skip non-reference frames (most B-frames), which are
+    never needed at 1 fps sampling; frames are then taken at the nearest decoded time.
+    """
+
+    name = "pyav"
+
+    def __init__(self, fps: float = 1.0, size: int = 160, max_frames: int = 1800, skip_nonref: bool = True):
+        super().__init__(fps, size, max_frames)
+        self.skip_nonref = skip_nonref
+
+    def sample(self, path: str, duration: float, rotation: int = 0) -> FrameSample:
+        container = _open(path)
+        try:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            if self.skip_nonref:
+                vs.codec_context.skip_frame = "NONREF"
+            tb = float(vs.time_base) if vs.time_base else 0.0
+            start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+            targets = _targets(duration, self.fps, self.max_frames)
+            out_t: list[float] = []
+            out_f: list[np.ndarray] = []
+            ti = 0
+            prev = None  # (t, frame) of the last decoded frame before the current target
+            try:
+                for frame in container.decode(vs):
+                    if frame.pts is None:
+                        continue
+                    t = frame.pts * tb - start
+                    while ti < len(targets) and t >= targets[ti]:
+                        # take whichever of prev/current is closer to the target
+                        use_prev = prev is not None and abs(prev[0] - targets[ti]) < abs(t - targets[ti])
+                        pt, pf = prev if use_prev else (t, frame)
+                        if not out_t or pt > out_t[-1]:
+                            out_t.append(pt)
+                            out_f.append(pf.to_ndarray(width=self.size, height=self.size, format="rgb24"))
+                        ti += 1
+                    if ti >= len(targets):
+                        break
+                    prev = (t, frame)
+            except Exception as exc:  # noqa: BLE001 - corrupt packets mid-stream
+                if not out_f:
+                    raise DecodeError(path, f"decoding failed before any frame ({exc})") from exc
+                log.warning("%s: decoding stopped early at %.1fs (%s); keeping %d frames", path, out_t[-1], exc, len(out_f))
+            if ti < len(targets) and prev is not None and (not out_t or prev[0] > out_t[-1]):
+                out_t.append(prev[0])  # the stream ended before the last target (duration overstated)
+                out_f.append(prev[1].to_ndarray(width=self.size, height=self.size, format="rgb24"))
+            if not out_f:
+                raise DecodeError(path, "no video frame could be decoded")
+            frames = _rotate(np.stack(out_f), rotation)
+            return FrameSample(np.asarray(out_t, dtype=np.float64), frames, self.name)
+        finally:
+            container.close()
+
+
+class DecordDecoder(Decoder):
+    """decord: random access by frame index with the decoder scaling to ``size``."""
+
+    name = "decord"
+
+    def sample(self, path: str, duration: float, rotation: int = 0) -> FrameSample:
+        import decord
+
+        vr = decord.VideoReader(path, width=self.size, height=self.size, num_threads=0)
+        n = len(vr)
+        if n == 0:
+            raise DecodeError(path, "decord found no frames")
+        fps = vr.get_avg_fps() or 25.0
+        dur = duration if duration > 0 else n / fps
+        targets = _targets(dur, self.fps, self.max_frames)
+        idx = np.unique(np.clip(np.round(targets * fps).astype(int), 0, n - 1))
+        frames = vr.get_batch(list(idx)).asnumpy()
+        ts = vr.get_frame_timestamp(idx)[:, 0].astype(np.float64)
+        return FrameSample(ts, _rotate(frames, rotation), self.name)
+
+
+class TorchCodecDecoder(Decoder):
+    """torchcodec 0.13 (CPU build, needs FFmpeg 4-7 shared libraries): exact seeks by time."""
+
+    name = "torchcodec"
+
+    def sample(self, path: str, duration: float, rotation: int = 0) -> FrameSample:
+        from torchcodec.decoders import VideoDecoder  # type: ignore[import-not-found]
+
+        dec = VideoDecoder(path, seek_mode="approximate")
+        dur = duration or float(dec.metadata.duration_seconds or 0)
+        targets = _targets(dur, self.fps, self.max_frames)
+        batch = dec.get_frames_played_at(seconds=[float(t) for t in targets])
+        import torch
+
+        data = torch.nn.functional.interpolate(batch.data.float(), size=(self.size, self.size), mode="area")
+        frames = data.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return FrameSample(batch.pts_seconds.numpy().astype(np.float64), _rotate(frames, rotation), self.name)
+
+
+DECODERS: dict[str, type[Decoder]] = {
+    "pyav": PyAVDecoder,
+    "decord": DecordDecoder,
+    "torchcodec": TorchCodecDecoder,
+}
+
+
+def make_decoder(name: str, **params) -> Decoder:
+    if name not in DECODERS:
+        raise UnknownBackendError(f"decoder {name!r} is unknown; choose one of {sorted(DECODERS)}")
+    return DECODERS[name](**params)
+
+
+def sample_frames(
+    path: str | os.PathLike[str],
+    duration: float,
+    fps: float = 1.0,
+    size: int = 160,
+    backend: str = "pyav",
+    max_frames: int = 1800,
+    rotation: int = 0,
+) -> FrameSample:
+    """Sample frames with ``backend``; on any failure other than a bad file, fall back to PyAV."""
+    p = os.fspath(path)
+    dec = make_decoder(backend, fps=fps, size=size, max_frames=max_frames)
+    if backend == "pyav":
+        return dec.sample(p, duration, rotation)
+    try:
+        return dec.sample(p, duration, rotation)
+    except MediaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decord/torchcodec raise their own types
+        log.warning("%s: %s decoder failed (%s: %s); falling back to pyav", p, backend, type(exc).__name__, exc)
+        return PyAVDecoder(fps=fps, size=size, max_frames=max_frames).sample(p, duration, rotation)
