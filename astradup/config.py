@@ -73,7 +73,7 @@ class FeatureConfig:
     embedding: str = "mobilenetv2"
     model: str = ""
     device: str = "auto"
-    batch_size: int = 64
+    batch_size: int = 32
     audio: bool = True
 
     def __post_init__(self) -> None:
@@ -124,6 +124,14 @@ class MatchConfig:
         hash_radius: Hamming radius (bits of the 256-bit hash) for hash-based candidates.
         min_segment: shortest aligned segment reported as a copy (seconds).
         min_score: pairs scoring below are not written (0 writes every candidate).
+        frame_threshold, gap: alignment parameters (cosine a frame pair must beat; skip cost).
+        q_low, q_similar, q_near, q_exact: aligned-path similarities that map to visual scores
+            0, 0.70, 0.85 and 0.95 (piecewise linear; 1.0 maps to 1.0).
+        exact_hash: mean hash agreement (1 - Hamming/bits) along the path needed for "exact".
+        exact_coverage: share of both videos the path must cover for "exact".
+        distinct_margin: a path must beat the matrix's median similarity by this much to be a
+            copy rather than similar content; otherwise the visual score stays below "near".
+        partial_coverage: a copy covering less than this share of either video is "partial".
     """
 
     k: int = 20
@@ -131,12 +139,27 @@ class MatchConfig:
     hash_radius: int = 48
     min_segment: float = 2.0
     min_score: float = 0.5
+    frame_threshold: float = 0.70
+    gap: float = 0.15
+    q_low: float = 0.60
+    q_similar: float = 0.80
+    q_near: float = 0.88
+    q_exact: float = 0.97
+    exact_hash: float = 0.90
+    exact_coverage: float = 0.90
+    distinct_margin: float = 0.03
+    partial_coverage: float = 0.80
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ConfigError(f"match.k must be >= 1, but got {self.k}")
         if not 0 <= self.min_score <= 1:
             raise ConfigError(f"match.min_score must be in [0, 1], but got {self.min_score}")
+        if not self.q_low < self.q_similar <= self.q_near <= self.q_exact < 1:
+            raise ConfigError(
+                "match knots must satisfy q_low < q_similar <= q_near <= q_exact < 1, but got "
+                f"{self.q_low}, {self.q_similar}, {self.q_near}, {self.q_exact}"
+            )
 
 
 @dataclass(frozen=True)

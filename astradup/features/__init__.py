@@ -1,1 +1,30 @@
-"""astradup.features"""
+"""Feature extractors, one module per modality, behind one registry (``make_extractor``)."""
+
+from astradup.features.audio import MFCC, AudioFeatures, Chromaprint, audio_features
+from astradup.features.base import (
+    EXTRACTORS,
+    AudioExtractor,
+    Extractor,
+    FrameExtractor,
+    make_extractor,
+)
+from astradup.features.metadata import Metadata
+from astradup.features.phash import PDQ, PHash, hamming_matrix
+from astradup.features.video import VideoFeatures
+
+__all__ = [
+    "EXTRACTORS",
+    "MFCC",
+    "PDQ",
+    "AudioExtractor",
+    "AudioFeatures",
+    "Chromaprint",
+    "Extractor",
+    "FrameExtractor",
+    "Metadata",
+    "PHash",
+    "VideoFeatures",
+    "audio_features",
+    "hamming_matrix",
+    "make_extractor",
+]

@@ -1,0 +1,63 @@
+"""Dask clusters: a LocalCluster by default, any scheduler address, or dask-cuda on GPU hosts.
+
+This is the only package module that imports dask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from astradup.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int | None = None) -> Iterator:
+    """Yield a ``distributed.Client``.
+
+    Args:
+        scheduler: ``None`` for a LocalCluster sized to the machine; ``tcp://HOST:PORT`` for an
+            existing cluster of any size.
+        gpus: start dask-cuda's LocalCUDACluster (one worker per GPU; the ``gpu`` extra).
+        workers: LocalCluster worker processes (default: one per core).
+    """
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler:
+        if gpus:
+            raise ConfigError("--gpus starts a local GPU cluster; it cannot be combined with --scheduler")
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise ConfigError(f"cannot reach Dask scheduler {scheduler} ({exc})") from exc
+    else:
+        if gpus:
+            try:
+                from dask_cuda import LocalCUDACluster
+            except ImportError as exc:
+                raise ConfigError("--gpus needs dask-cuda: pip install 'astradup[gpu]' on a GPU host") from exc
+            cluster = LocalCUDACluster()
+        else:
+            n = workers or default_workers()
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+        client = Client(cluster)
+    try:
+        link = client.dashboard_link
+        log.info("Dask dashboard: %s", link)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,116 @@
+"""Per-video extraction: a pure, module-level function that Dask maps over files.
+
+``extract_video`` is called eagerly in tests and mapped on a cluster in production; it returns
+either the video's features or a :class:`Failure` record, never raising for a bad file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from astradup.config import AstradupConfig
+from astradup.errors import AstradupError, NoAudioStreamError
+from astradup.features.audio import Chromaprint, audio_features
+from astradup.features.base import FrameExtractor, make_extractor
+from astradup.features.embedding import video_descriptor
+from astradup.features.phash import PHash
+from astradup.features.preprocess import trim_borders
+from astradup.features.video import VideoFeatures
+from astradup.media.audio import load_audio
+from astradup.media.decode import sample_frames
+from astradup.media.probe import probe
+
+log = logging.getLogger(__name__)
+
+# Audio beyond this is not fingerprinted (bounds memory for very long files).
+MAX_AUDIO_SECONDS = 3 * 3600
+
+
+@dataclass
+class Failure:
+    """One file that could not be processed, as recorded in the store's ``failures`` table."""
+
+    path: str
+    stage: str
+    error_class: str
+    message: str
+
+
+def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
+    f = cfg.features
+    if not f.embedding:
+        return None
+    params = {"device": f.device, "batch_size": f.batch_size}
+    if f.embedding in ("clip", "dinov2"):
+        params["model"] = f.model
+    return make_extractor(f.embedding, **params)  # type: ignore[return-value]
+
+
+def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
+    """Probe, sample, hash, embed and fingerprint one file. Bad files come back as ``Failure``."""
+    stage = "probe"
+    timings: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        info = probe(path, max_pixels=cfg.sampling.max_pixels)
+        stage = "decode"
+        s = cfg.sampling
+        sample = sample_frames(path, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
+        frames = trim_borders(sample.frames)
+        t1 = time.perf_counter()
+        timings["decode"] = t1 - t0
+        stage = "hash"
+        hasher = PHash(hash_size=cfg.features.hash_size)
+        if cfg.features.hash == "phash":
+            ph, ph_flip = hasher.extract_with_flip(frames)
+        else:
+            ph = make_extractor(cfg.features.hash).extract(frames)  # type: ignore[attr-defined]
+            ph_flip = make_extractor(cfg.features.hash).extract(np.ascontiguousarray(frames[:, :, ::-1]))  # type: ignore[attr-defined]
+        t2 = time.perf_counter()
+        timings["hash"] = t2 - t1
+        stage = "embed"
+        emb = desc = None
+        embedder = _embedder(cfg)
+        if embedder is not None:
+            emb = embedder.extract(frames)
+            desc = video_descriptor(emb)
+        t3 = time.perf_counter()
+        timings["embed"] = t3 - t2
+        stage = "audio"
+        aud = None
+        if cfg.features.audio:
+            if info.has_audio:
+                try:
+                    pcm = load_audio(path, s.audio_rate, MAX_AUDIO_SECONDS)
+                    aud = audio_features(pcm, s.audio_rate, Chromaprint())
+                except NoAudioStreamError:
+                    aud = audio_features(None, s.audio_rate)
+                except AstradupError as exc:
+                    log.warning("%s: audio unusable (%s); audio features marked failed", path, exc)
+                    aud = audio_features(None, s.audio_rate)
+                    aud.status = "failed"
+            else:
+                aud = audio_features(None, s.audio_rate)
+        timings["audio"] = time.perf_counter() - t3
+        return VideoFeatures(
+            path=path,
+            info=info.to_dict(),
+            timestamps=sample.timestamps,
+            phash=ph,
+            phash_flip=ph_flip,
+            embeddings=emb,
+            descriptor=desc,
+            audio=aud,
+            decoder=sample.backend,
+            timings=timings,
+        )
+    except AstradupError as exc:
+        return Failure(path, stage, type(exc).__name__, str(exc))
+    except Exception as exc:  # noqa: BLE001 - any crash on one file is recorded, the run goes on
+        log.debug("unexpected error on %s:\n%s", path, traceback.format_exc())
+        return Failure(path, stage, type(exc).__name__, f"{path}: unexpected {type(exc).__name__} during {stage}: {exc}")

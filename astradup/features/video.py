@@ -1,0 +1,45 @@
+"""The in-memory features of one video, as extracted and as read back from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from astradup.features.audio import AudioFeatures
+
+
+@dataclass
+class VideoFeatures:
+    """Everything the matcher needs about one video.
+
+    Attributes:
+        path: absolute path of the file.
+        info: probe record (``MediaInfo.to_dict()``).
+        timestamps: sampled frame times (seconds).
+        phash, phash_flip: packed frame hashes (N, bits/8) of the frames and their mirror images.
+        embeddings: L2-normalised frame embeddings (N, dim), or ``None`` when disabled.
+        descriptor: video-level embedding (dim,), or ``None``.
+        audio: audio features, or ``None`` when audio extraction is disabled.
+        timings: seconds spent per stage (decode, hash, embed, audio).
+    """
+
+    path: str
+    info: dict[str, Any]
+    timestamps: np.ndarray
+    phash: np.ndarray
+    phash_flip: np.ndarray
+    embeddings: np.ndarray | None = None
+    descriptor: np.ndarray | None = None
+    audio: AudioFeatures | None = None
+    decoder: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def duration(self) -> float:
+        return float(self.info.get("duration") or (self.timestamps[-1] if len(self.timestamps) else 0.0))

@@ -1,0 +1,118 @@
+"""Per-modality similarities between two videos, each in [0, 1] or ``None`` when missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from astradup.config import MatchConfig
+from astradup.features.audio import ITEM_SECONDS, AudioFeatures
+from astradup.features.metadata import Metadata
+from astradup.features.phash import hamming_matrix
+from astradup.features.video import VideoFeatures
+from astradup.scoring.alignment import Alignment, align
+
+
+@dataclass
+class VisualResult:
+    score: float
+    alignment: Alignment | None
+    path_sim: float
+    hash_agreement: float
+    coverage_a: float
+    coverage_b: float
+    background: float
+
+
+def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
+    """1 - Hamming/bits between frames, taking the better of b against a and a-mirrored."""
+    bits = a.phash.shape[1] * 8
+    ham = np.minimum(hamming_matrix(a.phash, b.phash), hamming_matrix(a.phash_flip, b.phash))
+    return 1.0 - ham / bits
+
+
+def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
+    """Frame-to-frame similarity: embedding cosine when both have embeddings, else hash-based
+    (rescaled so unrelated frames, ~50 % agreement, score 0)."""
+    if a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings):
+        return a.embeddings @ b.embeddings.T
+    return np.clip(2.0 * hash_agreement_matrix(a, b) - 1.0, 0.0, 1.0)
+
+
+def _knots(q: float, m: MatchConfig) -> float:
+    xs = [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0]
+    ys = [0.0, 0.70, 0.85, 0.95, 1.0]
+    return float(np.interp(q, xs, ys))
+
+
+def _half_step(ts: np.ndarray) -> float:
+    return float(np.median(np.diff(ts)) / 2) if len(ts) > 1 else 0.5
+
+
+def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> VisualResult:
+    """Align the two videos and turn the aligned path into a visual score.
+
+    The score maps the path's mean similarity through the ``q_*`` knots, then caps it:
+    below "near" when the path does not stand out from the matrix's background or is shorter
+    than ``min_segment``, and below "exact" unless hashes agree and both videos are covered.
+    """
+    sim = frame_similarity(a, b)
+    ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
+    al = align(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
+    if al is None:
+        bg = float(np.median(sim)) if sim.size else 0.0
+        best = float(sim.max()) if sim.size else 0.0
+        return VisualResult(min(_knots(best, m), 0.5), None, best, 0.0, 0.0, 0.0, bg)
+    agree = hash_agreement_matrix(a, b)[al.path[:, 0], al.path[:, 1]]
+    hash_agree = float(agree.mean())
+    cov_a = (al.a_end - al.a_start) / max(a.duration, 1e-9)
+    cov_b = (al.b_end - al.b_start) / max(b.duration, 1e-9)
+    score = _knots(al.path_sim, m)
+    seg = min(al.a_end - al.a_start, al.b_end - al.b_start)
+    short = seg < min(m.min_segment, 0.8 * min(a.duration, b.duration))
+    flat = al.path_sim - al.background < m.distinct_margin and hash_agree < m.exact_hash
+    if short or flat:
+        score = min(score, 0.849)
+    if not (hash_agree >= m.exact_hash and min(cov_a, cov_b) >= m.exact_coverage):
+        score = min(score, 0.949)
+    return VisualResult(score, al, al.path_sim, hash_agree, min(cov_a, 1.0), min(cov_b, 1.0), al.background)
+
+
+def audio_similarity(a: AudioFeatures | None, b: AudioFeatures | None, window: int = 40, min_items: int = 16) -> tuple[float | None, float | None]:
+    """Chromaprint similarity by offset search; ``(None, None)`` when either side lacks audio.
+
+    The shorter fingerprint is cut into windows of ``window`` items (~5 s); each window's best
+    offset in the longer one gives a bit error rate (BER). The score is the median over windows
+    of ``(0.45 - BER) / 0.35`` clipped to [0, 1], so a clip inside a longer track is found and a
+    small speed change only costs a little. Returns (score, offset of b relative to a, seconds).
+    """
+    if a is None or b is None or a.status != "ok" or b.status != "ok":
+        return None, None
+    fa, fb = a.fingerprint, b.fingerprint
+    if len(fa) < min_items or len(fb) < min_items:
+        return None, None
+    swap = len(fa) > len(fb)
+    x, y = (fb, fa) if swap else (fa, fb)
+    w = min(window, len(x))
+    n_win = max(1, len(x) // w)
+    slide = np.lib.stride_tricks.sliding_window_view(y, w)  # (n_off, w)
+    sims, offs = [], []
+    for k in range(n_win):
+        xw = x[k * w : (k + 1) * w]
+        errs = np.bitwise_count(np.bitwise_xor(slide, xw[None, :])).sum(axis=1)
+        o = int(np.argmin(errs))
+        ber = errs[o] / (w * 32)
+        sims.append(float(np.clip((0.45 - ber) / 0.35, 0.0, 1.0)))
+        offs.append(o - k * w)
+    score = float(np.median(sims))
+    offset = float(np.median(offs)) * ITEM_SECONDS * (-1 if swap else 1)
+    return score, offset
+
+
+_META = Metadata()
+
+
+def metadata_similarity(a: VideoFeatures, b: VideoFeatures) -> float | None:
+    s = _META.similarity(_META.extract(a.info), _META.extract(b.info))
+    return None if np.isnan(s) else s

@@ -1,0 +1,340 @@
+"""The feature store: one embedded DuckDB file.
+
+DuckDB sees a single writer (the driver process); every video's rows are written in one
+transaction, so a run killed at any point leaves the store consistent and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astradup.errors import StoreError
+from astradup.features.audio import AudioFeatures
+from astradup.features.video import VideoFeatures
+from astradup.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
+
+log = logging.getLogger(__name__)
+
+_INFO_COLS = (
+    "duration", "avg_fps", "real_fps", "variable_fps", "width", "height", "rotation",
+    "display_aspect", "video_codec", "audio_codec", "has_audio", "sample_rate", "channels",
+    "bit_rate", "file_size", "container", "frame_count",
+)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+
+
+class Store:
+    """A DuckDB feature store. Use as a context manager::
+
+        with Store("corpus.duckdb") as st:
+            st.videos()
+    """
+
+    def __init__(self, path: str | os.PathLike[str], read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        self._con = None
+
+    # -- connection ---------------------------------------------------------------------------
+    def open(self) -> Store:
+        import duckdb
+
+        if self.read_only and not self.path.exists():
+            raise StoreError(f"{self.path}: store does not exist (run `astradup index` first)")
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=self.read_only)
+        except duckdb.IOException as exc:
+            raise StoreError(f"{self.path}: cannot open store ({exc})") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: not a DuckDB store or damaged ({exc})") from exc
+        if not self.read_only:
+            self._migrate()
+        else:
+            v = self.schema_version()
+            if v > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {v} is newer than this AstraDup ({SCHEMA_VERSION})")
+        return self
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def con(self):
+        if self._con is None:
+            self.open()
+        return self._con
+
+    def schema_version(self) -> int:
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except Exception:  # noqa: BLE001 - no meta table yet
+            return 0
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {current} is newer than this AstraDup ({SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for ddl in MIGRATIONS[version]:
+                    self.con.execute(ddl)
+                self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
+                self.con.execute("COMMIT")
+            except Exception as exc:
+                self.con.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: migration to schema {version} failed ({exc})") from exc
+
+    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(query, params or []).df()
+
+    # -- meta -----------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    @property
+    def media_root(self) -> str | None:
+        return self.get_meta("media_root")
+
+    # -- videos ---------------------------------------------------------------------------------
+    def known_files(self) -> pd.DataFrame:
+        """path, size, mtime, content_hash and feature_key of every indexed video."""
+        return self.sql("SELECT video_id, path, size, mtime, content_hash, feature_key FROM videos")
+
+    def _next_id(self) -> int:
+        row = self.con.execute("SELECT coalesce(max(video_id), 0) + 1 FROM videos").fetchone()
+        return int(row[0])
+
+    def write_video(self, vf: VideoFeatures, *, rel_path: str, size: int, mtime: float, content_hash: str,
+                    feature_key: str, run_id: str) -> int:
+        """Replace all rows of ``vf.path`` in one transaction; returns its video_id."""
+        import pyarrow as pa
+
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            old = con.execute("SELECT video_id FROM videos WHERE path = ?", [vf.path]).fetchone()
+            if old:
+                vid = int(old[0])
+                for t in ("frames", "descriptors", "audio", "videos"):
+                    con.execute(f"DELETE FROM {t} WHERE video_id = ?", [vid])
+            else:
+                vid = self._next_id()
+            info = vf.info
+            cols = ["video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *_INFO_COLS,
+                    "n_frames", "decoder", "timings", "run_id", "indexed_at"]
+            vals = [vid, vf.path, rel_path, size, mtime, content_hash, feature_key, *[info.get(c) for c in _INFO_COLS],
+                    vf.n_frames, vf.decoder, json.dumps(vf.timings), run_id, _now()]
+            con.execute(f"INSERT INTO videos ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
+            n = vf.n_frames
+            emb = vf.embeddings
+            if emb is not None and len(emb):
+                values = pa.array(np.ascontiguousarray(emb, dtype=np.float32).reshape(-1))
+                offsets = pa.array(np.arange(0, (n + 1) * emb.shape[1], emb.shape[1], dtype=np.int32))
+                emb_col = pa.ListArray.from_arrays(offsets, values)
+            else:
+                emb_col = pa.nulls(n, type=pa.list_(pa.float32()))
+            frames = pa.table({
+                "video_id": pa.array(np.full(n, vid, dtype=np.int64)),
+                "idx": pa.array(np.arange(n, dtype=np.int32)),
+                "t": pa.array(vf.timestamps.astype(np.float64)),
+                "phash": pa.array([r.tobytes() for r in vf.phash], type=pa.binary()),
+                "phash_flip": pa.array([r.tobytes() for r in vf.phash_flip], type=pa.binary()),
+                "embedding": emb_col,
+            })
+            con.register("_frames_in", frames)
+            con.execute("INSERT INTO frames SELECT * FROM _frames_in")
+            con.unregister("_frames_in")
+            if vf.descriptor is not None:
+                con.execute("INSERT INTO descriptors VALUES (?, ?)", [vid, vf.descriptor.astype(np.float32).tolist()])
+            if vf.audio is not None:
+                a = vf.audio
+                con.execute(
+                    "INSERT INTO audio VALUES (?, ?, ?, ?, ?, ?)",
+                    [vid, a.status, a.fingerprint.astype(np.int64).tolist(), a.mfcc_mean.tolist(), a.mfcc_std.tolist(), a.rms],
+                )
+            con.execute("DELETE FROM failures WHERE path = ?", [vf.path])
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: writing {vf.path} failed ({exc})") from exc
+        return vid
+
+    def remove_missing(self, present: set[str]) -> int:
+        """Forget videos whose files are gone from the media folder (their files are not touched)."""
+        df = self.sql("SELECT video_id, path FROM videos")
+        gone = df[~df["path"].isin(present)]
+        for vid in gone["video_id"]:
+            self.con.execute("BEGIN TRANSACTION")
+            for t in ("frames", "descriptors", "audio", "videos"):
+                self.con.execute(f"DELETE FROM {t} WHERE video_id = ?", [int(vid)])
+            self.con.execute("COMMIT")
+        return len(gone)
+
+    def record_failure(self, run_id: str, path: str, stage: str, error_class: str, message: str) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute("DELETE FROM failures WHERE path = ?", [path])
+        self.con.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)", [run_id, path, stage, error_class, message, _now()])
+        self.con.execute("COMMIT")
+
+    # -- reading --------------------------------------------------------------------------------
+    def videos(self) -> pd.DataFrame:
+        return self.sql("SELECT * EXCLUDE (timings) FROM videos ORDER BY video_id")
+
+    def failures(self) -> pd.DataFrame:
+        return self.sql("SELECT * FROM failures ORDER BY path")
+
+    def pairs(self, run_id: str | None = None) -> pd.DataFrame:
+        if run_id is None:
+            row = self.con.execute("SELECT run_id FROM runs WHERE kind = 'match' AND status = 'ok' ORDER BY started DESC LIMIT 1").fetchone()
+            run_id = row[0] if row else None
+        if run_id is None:
+            return self.sql("SELECT * FROM pairs WHERE false")
+        return self.sql("SELECT * FROM pairs WHERE run_id = ? ORDER BY score DESC, a, b", [run_id])
+
+    def runs(self) -> pd.DataFrame:
+        return self.sql("SELECT * FROM runs ORDER BY started")
+
+    def labels(self) -> pd.DataFrame:
+        return self.sql('SELECT * FROM labels')
+
+    def load_features(self, video_ids: list[int] | None = None) -> dict[int, VideoFeatures]:
+        """Read features back as :class:`VideoFeatures`, keyed by video_id."""
+        where = ""
+        params: list[Any] = []
+        if video_ids is not None:
+            if not video_ids:
+                return {}
+            where = f"WHERE video_id IN ({', '.join('?' * len(video_ids))})"
+            params = [int(v) for v in video_ids]
+        vids = self.con.execute(f"SELECT * FROM videos {where} ORDER BY video_id", params).df()
+        fr = self.con.execute(f"SELECT video_id, t, phash, phash_flip, embedding FROM frames {where} ORDER BY video_id, idx", params).arrow()
+        if hasattr(fr, "read_all"):
+            fr = fr.read_all()
+        desc = self.con.execute(f"SELECT video_id, embedding FROM descriptors {where}", params).df()
+        aud = self.con.execute(f"SELECT * FROM audio {where}", params).df()
+        vid_col = fr.column("video_id").to_numpy()
+        t_col = fr.column("t").to_numpy()
+        ph = np.frombuffer(b"".join(fr.column("phash").to_pylist()), dtype=np.uint8) if len(fr) else np.zeros(0, np.uint8)
+        phf = np.frombuffer(b"".join(fr.column("phash_flip").to_pylist()), dtype=np.uint8) if len(fr) else np.zeros(0, np.uint8)
+        nbytes = len(ph) // max(len(fr), 1)
+        ph = ph.reshape(len(fr), nbytes) if len(fr) else ph.reshape(0, 32)
+        phf = phf.reshape(len(fr), nbytes) if len(fr) else phf.reshape(0, 32)
+        emb_chunks = fr.column("embedding").combine_chunks()
+        has_emb = emb_chunks.null_count < len(emb_chunks) if len(fr) else False
+        if has_emb:
+            flat = emb_chunks.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            dim = len(flat) // len(fr)
+            emb_all = flat.reshape(len(fr), dim)
+        bounds = np.searchsorted(vid_col, vids["video_id"].to_numpy(), side="left"), np.searchsorted(vid_col, vids["video_id"].to_numpy(), side="right")
+        desc_map = {int(r.video_id): np.asarray(r.embedding, dtype=np.float32) for r in desc.itertuples()}
+        aud_map = {
+            int(r.video_id): AudioFeatures(
+                r.status,
+                np.asarray(r.fingerprint if r.fingerprint is not None else [], dtype=np.int64).astype(np.uint32),
+                np.asarray(r.mfcc_mean if r.mfcc_mean is not None else [], dtype=np.float32),
+                np.asarray(r.mfcc_std if r.mfcc_std is not None else [], dtype=np.float32),
+                float(r.rms),
+            )
+            for r in aud.itertuples()
+        }
+        out: dict[int, VideoFeatures] = {}
+        for k, row in enumerate(vids.to_dict("records")):
+            lo, hi = bounds[0][k], bounds[1][k]
+            vid = int(row["video_id"])
+            info = {c: (None if pd.isna(row[c]) else row[c]) for c in _INFO_COLS}
+            info["path"] = row["path"]
+            out[vid] = VideoFeatures(
+                path=row["path"],
+                info=info,
+                timestamps=t_col[lo:hi],
+                phash=ph[lo:hi],
+                phash_flip=phf[lo:hi],
+                embeddings=emb_all[lo:hi] if has_emb else None,
+                descriptor=desc_map.get(vid),
+                audio=aud_map.get(vid),
+                decoder=row["decoder"] or "",
+            )
+        return out
+
+    # -- runs and pairs ---------------------------------------------------------------------------
+    def start_run(self, run_id: str, kind: str, config: dict, versions: dict, media_root: str | None = None,
+                  scheduler: str | None = None) -> None:
+        self.con.execute(
+            "INSERT INTO runs (run_id, kind, config, versions, started, status, media_root, scheduler) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+            [run_id, kind, json.dumps(config), json.dumps(versions), _now(), media_root, scheduler],
+        )
+
+    def end_run(self, run_id: str, status: str, **counts: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in counts)
+        self.con.execute(
+            f"UPDATE runs SET ended = ?, status = ?{', ' + sets if sets else ''} WHERE run_id = ?",
+            [_now(), status, *counts.values(), run_id],
+        )
+
+    def write_pairs(self, run_id: str, pairs: pd.DataFrame) -> None:
+        cols = ["a_id", "b_id", "a", "b", "score", "label", "visual", "audio", "metadata", "confidence",
+                "a_start", "a_end", "b_start", "b_end", "partial", "explanation"]
+        df = pairs[cols].copy()
+        df.insert(0, "run_id", run_id)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("DELETE FROM pairs WHERE run_id = ?", [run_id])
+            self.con.register("_pairs_in", df)
+            self.con.execute("INSERT INTO pairs SELECT * FROM _pairs_in")
+            self.con.unregister("_pairs_in")
+            self.con.execute("COMMIT")
+        except Exception as exc:
+            self.con.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: writing pairs failed ({exc})") from exc
+
+    def write_labels(self, truth: pd.DataFrame, source: str = "generator", reviewer: str | None = None) -> int:
+        cols = ["a", "b", "relation", "transform", "a_start", "a_end", "b_start", "b_end", "group"]
+        df = truth.reindex(columns=cols).copy()
+        df["source"] = source
+        df["reviewer"] = reviewer
+        df["time"] = _now()
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute("DELETE FROM labels WHERE source = ?", [source])
+        self.con.register("_labels_in", df)
+        self.con.execute('INSERT INTO labels SELECT * FROM _labels_in')
+        self.con.unregister("_labels_in")
+        self.con.execute("COMMIT")
+        return len(df)
+
+    def export_parquet(self, out_dir: str | os.PathLike[str]) -> list[Path]:
+        """Write every table as ``<table>.parquet`` in ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for t in TABLES:
+            p = out / f"{t}.parquet"
+            self.con.execute(f"COPY {t} TO '{str(p).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
+            written.append(p)
+        return written
