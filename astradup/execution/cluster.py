@@ -31,6 +31,9 @@ def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int |
     """
     from distributed import Client, LocalCluster
 
+    # the scheduler runs in this process: keep its INFO chatter out of the user's terminal
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.http.proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     cluster = None
     if scheduler:
         if gpus:

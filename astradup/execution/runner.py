@@ -78,13 +78,13 @@ def feature_key(cfg: AstradupConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Iterator:
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool, unit: str = "video") -> Iterator:
     if not enabled:
         yield from iterable
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, total=total, desc=desc, unit="video", dynamic_ncols=True)
+    yield from tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
 
 def _eager_map(fn: Callable, paths: list[str], cfg: AstradupConfig) -> Iterator[tuple[str, Any]]:
@@ -281,7 +281,7 @@ def run_match(
         cand = find_candidates(feats, cfg)
         pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
         rows = []
-        for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress):
+        for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
             rows.extend(score_candidates(chunk, feats, cfg))
         df = pd.DataFrame(rows, columns=[*PAIR_COLUMNS, "a_id", "b_id"]) if rows else pd.DataFrame(columns=[*PAIR_COLUMNS, "a_id", "b_id"])
         if len(df):

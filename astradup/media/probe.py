@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from astradup.errors import (
     CorruptMediaError,
     DecodeError,
@@ -74,6 +76,29 @@ def _looks_like_container(path: str) -> bool:
     )
 
 
+def _irregular_timing(container, vs, max_packets: int = 600) -> bool:
+    """True when the first packets' frame intervals vary (variable frame rate), whatever the
+    container claims as its average rate."""
+    try:
+        container.seek(0, stream=vs)
+        pts = []
+        for pkt in container.demux(vs):
+            if pkt.pts is not None:
+                pts.append(pkt.pts)
+            if len(pts) >= max_packets:
+                break
+    except Exception:  # noqa: BLE001 - a stream that cannot be re-read keeps the header's answer
+        return False
+    if len(pts) < 8:
+        return False
+    d = np.diff(np.unique(np.asarray(pts, dtype=np.int64)))
+    d = d[d > 0]
+    if len(d) < 4:
+        return False
+    lo, hi = np.percentile(d, [5, 95])
+    return bool(hi > 1.5 * lo)
+
+
 def probe(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
     """Read a file's facts; raise a :class:`MediaError` subclass naming the file and the problem.
 
@@ -120,7 +145,7 @@ def probe(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) ->
         dar = float(width * sar / height) if rotation not in (90, 270) else float(width / (height * sar))
         audio = container.streams.audio[0] if container.streams.audio else None
         frames = int(vs.frames) if vs.frames else None
-        variable = bool(avg and real and abs(avg - real) / max(real, 1e-9) > 0.02)
+        variable = bool(avg and real and abs(avg - real) / max(real, 1e-9) > 0.02) or _irregular_timing(container, vs)
         return MediaInfo(
             path=p,
             duration=round(duration, 6),

@@ -234,9 +234,7 @@ class Store:
             where = f"WHERE video_id IN ({', '.join('?' * len(video_ids))})"
             params = [int(v) for v in video_ids]
         vids = self.con.execute(f"SELECT * FROM videos {where} ORDER BY video_id", params).df()
-        fr = self.con.execute(f"SELECT video_id, t, phash, phash_flip, embedding FROM frames {where} ORDER BY video_id, idx", params).arrow()
-        if hasattr(fr, "read_all"):
-            fr = fr.read_all()
+        fr = self.con.sql(f"SELECT video_id, t, phash, phash_flip, embedding FROM frames {where} ORDER BY video_id, idx", params=params).to_arrow_table()
         desc = self.con.execute(f"SELECT video_id, embedding FROM descriptors {where}", params).df()
         aud = self.con.execute(f"SELECT * FROM audio {where}", params).df()
         vid_col = fr.column("video_id").to_numpy()
