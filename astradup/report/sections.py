@@ -1,0 +1,455 @@
+"""The content of the workbench notebooks: loading a run, picking examples, building tables.
+
+The notebooks only call these (one call per cell), so everything here is tested without
+papermill. Loading is the only part that reads files; the selection and table functions take
+plain DataFrames.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astradup.errors import AstradupError
+from astradup.report.display import Html, esc, kv_table, table_html
+
+log = logging.getLogger(__name__)
+
+DUPLICATE = ("exact", "near")
+POSITIVE = ("exact", "near", "partial")
+VERSION_PACKAGES = (
+    "astradup", "numpy", "pandas", "torch", "transformers", "faiss-cpu", "faiss-gpu", "duckdb",
+    "dask", "distributed", "optuna", "av", "plotly", "papermill", "nbconvert", "kaleido",
+)
+#: metrics compared between the default and the tuned config
+TUNE_METRICS = ("micro_ap", "recall_at_p99", "precision", "recall", "f1", "partial_recall", "mean_tiou")
+METRIC_NAMES = {
+    "micro_ap": "micro average precision",
+    "recall_at_p99": "recall at 99% precision",
+    "precision": "precision (exact + near)",
+    "recall": "recall (exact + near)",
+    "f1": "F1",
+    "fpr": "false-positive rate",
+    "fp_per_1000": "false positives per 1000 videos",
+    "partial_recall": "partial-copy recall",
+    "mean_tiou": "mean temporal IoU",
+    "n_videos": "videos in the corpus",
+    "n_pairs_total": "possible pairs",
+    "n_positive": "true copies (truth)",
+    "n_negative": "non-copies",
+    "n_pred_duplicate": "pairs reported as copies",
+}
+
+
+@dataclass
+class RunData:
+    """Everything a report shows about one run, loaded once.
+
+    Attributes:
+        pairs: the reported pairs (``pairs.csv`` contract).
+        truth: the truth table, or None.
+        result: the evaluation (an ``EvalResult``), or None without a truth table.
+        videos, failures, runs: the store's tables (empty when there is no store).
+        config: the ``AstradupConfig`` the run used.
+        store: path of the store ("" when none), media_root: folder video paths are relative to.
+    """
+
+    pairs: pd.DataFrame
+    config: Any
+    truth: pd.DataFrame | None = None
+    result: Any = None
+    videos: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    store: str = ""
+    media_root: str = ""
+
+    @property
+    def joined(self) -> pd.DataFrame:
+        """The evaluation's joined table, or the pairs themselves when there is no truth."""
+        if self.result is not None:
+            return self.result.joined
+        return self.pairs
+
+    @property
+    def operating_threshold(self) -> float:
+        """Score from which a pair is reported as a copy: the ``near`` band."""
+        return float(self.config.fusion.near)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.result.metrics) if self.result is not None else {}
+
+    @property
+    def pr_curve(self) -> pd.DataFrame:
+        return self.result.pr_curve if self.result is not None else pd.DataFrame()
+
+    @property
+    def confusion(self) -> pd.DataFrame:
+        return self.result.confusion if self.result is not None else pd.DataFrame()
+
+    @property
+    def per_transform(self) -> pd.DataFrame:
+        return self.result.per_transform if self.result is not None else pd.DataFrame()
+
+    @property
+    def class_column(self) -> str:
+        """``relation`` (truth class) with a truth table, else ``label`` (predicted band)."""
+        return "relation" if self.result is not None else "label"
+
+    @property
+    def corpus_videos(self) -> list[str] | None:
+        """Every video of the corpus: ``videos.csv`` beside the truth, else the store's videos."""
+        if self.truth is not None and self.truth.attrs.get("videos") is not None:
+            return list(self.truth.attrs["videos"])
+        for col in ("rel_path", "path"):  # pairs name videos relative to the media folder
+            if col in self.videos.columns and len(self.videos) and self.videos[col].notna().all():
+                return self.videos[col].astype(str).tolist()
+        return None
+
+
+def read_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The store's ``videos``, ``failures``, ``runs`` and ``pairs`` tables and its media root."""
+    from astradup.store import Store
+
+    p = Path(path)
+    if not p.exists():
+        raise AstradupError(f"{p}: store does not exist (run `astradup index` first)")
+    with Store(p, read_only=True) as s:
+        return {
+            "videos": s.videos(), "failures": s.failures(), "runs": s.runs(), "pairs": s.pairs(),
+            "media_root": str(getattr(s, "media_root", "") or ""),
+        }
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Any:
+    from astradup.config import AstradupConfig
+
+    return AstradupConfig.from_file(path or None)
+
+
+def load_run(store: str = "", pairs: str = "", truth: str = "", config: str = "") -> RunData:
+    """Load a run for a report: the store's tables, the pairs (file or store), the truth and
+    the evaluation. Empty strings mean "not given"."""
+    from astradup.evaluation import check_pairs, evaluate, load_pairs, load_truth
+
+    tables: dict[str, Any] = {}
+    if store:
+        tables = read_store(store)
+    if pairs:
+        pairs_df = load_pairs(pairs)
+    elif store:
+        pairs_df = check_pairs(tables["pairs"], where=f"{store}: pairs")
+    else:
+        raise AstradupError("no pairs to report: give a store or a pairs CSV")
+    data = RunData(
+        pairs=pairs_df, config=load_config(config), store=str(store),
+        videos=tables.get("videos", pd.DataFrame()), failures=tables.get("failures", pd.DataFrame()),
+        runs=tables.get("runs", pd.DataFrame()), media_root=tables.get("media_root", ""),
+    )
+    if truth:
+        data.truth = load_truth(truth)
+        data.result = evaluate(data.truth, pairs_df, videos=data.corpus_videos)
+    return data
+
+
+def load_corpus(store: str) -> RunData:
+    """The store's tables, without checking or evaluating pairs (a store may not be matched yet)."""
+    tables = read_store(store)
+    return RunData(pairs=tables["pairs"], config=load_config(None), store=str(store),
+                   videos=tables["videos"], failures=tables["failures"], runs=tables["runs"],
+                   media_root=tables["media_root"])
+
+
+def load_report(params: Any) -> RunData:
+    """:func:`load_run` from a :class:`~astradup.report.params.ReportParams`."""
+    return load_run(store=params.store, pairs=params.pairs, truth=params.truth, config=params.config)
+
+
+# -- tables -------------------------------------------------------------------------------------
+def summary(data: RunData) -> Html:
+    """The metrics, or without a truth table a note saying so; then the reported pairs per label."""
+    counts = table_html(label_counts(data.pairs), caption="Reported pairs per label").html
+    if data.result is None:
+        return Html('<p class="astradup-note">No truth table was given: metrics are not computed; '
+                    "the pairs found are shown below.</p>" + counts)
+    return Html(metrics_table(data.metrics).html + counts)
+
+
+def fields_table(obj: Any, caption: str | None = None) -> Html:
+    """A dataclass's (or mapping's) fields as a name/value table, e.g. an ``IndexSummary``."""
+    import dataclasses
+
+    items = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+    return kv_table(items, caption=caption)
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> Html:
+    """Metrics with readable names, in a fixed order (unknown ones after)."""
+    keys = [k for k in METRIC_NAMES if k in metrics] + [k for k in metrics if k not in METRIC_NAMES]
+    rows = []
+    for k in keys:
+        v = metrics[k]
+        shown = "n/a" if isinstance(v, float) and np.isnan(v) else (f"{v:.4f}" if isinstance(v, float) else v)
+        rows.append((METRIC_NAMES.get(k, k), shown))
+    return kv_table(rows, caption="Metrics")
+
+
+def false_positives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """Pairs reported as copies (``exact``/``near``) that the truth says are not, highest score first."""
+    if "positive" not in joined.columns:
+        return joined.iloc[0:0]
+    fp = joined[joined["label"].isin(DUPLICATE) & ~joined["positive"].astype(bool)]
+    return fp.sort_values("score", ascending=False, kind="stable").head(n)
+
+
+def false_negatives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """True copies not reported as copies: the near misses (highest score) first, then the
+    pairs never scored."""
+    if "positive" not in joined.columns:
+        return joined.iloc[0:0]
+    fn = joined[joined["positive"].astype(bool) & ~joined["label"].isin(DUPLICATE)]
+    return fn.sort_values("score", ascending=False, kind="stable", na_position="last").head(n)
+
+
+def top_pairs(pairs: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The highest-scoring reported pairs."""
+    return pairs.sort_values("score", ascending=False, kind="stable").head(n)
+
+
+def label_counts(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Reported pairs per predicted label, in band order."""
+    order = ["exact", "near", "similar", "different"]
+    counts = pairs["label"].value_counts() if len(pairs) else pd.Series(dtype=int)
+    return pd.DataFrame({"label": order, "pairs": [int(counts.get(k, 0)) for k in order]})
+
+
+def _segment_text(row: pd.Series, prefix: str) -> str:
+    cols = [f"{prefix}{c}" for c in ("a_start", "a_end", "b_start", "b_end")]
+    if not all(c in row.index for c in cols):
+        return ""
+    vals = [row[c] for c in cols]
+    if any(v is None or pd.isna(v) for v in vals):
+        return ""
+    a0, a1, b0, b1 = (float(v) for v in vals)
+    return f"a {a0:.1f}-{a1:.1f} s / b {b0:.1f}-{b1:.1f} s"
+
+
+def _thumb_time(row: pd.Series, side: str) -> float:
+    for prefix in ("pred_", "", "true_"):
+        s, e = row.get(f"{prefix}{side}_start"), row.get(f"{prefix}{side}_end")
+        if s is not None and e is not None and pd.notna(s) and pd.notna(e):
+            return float(s + e) / 2.0
+    return 1.0
+
+
+def resolve_media(path: str, media_root: str = "") -> Path:
+    """A video path from the tables as a file: relative paths are under ``media_root``."""
+    p = Path(path)
+    return p if p.is_absolute() or not media_root else Path(media_root) / p
+
+
+def thumbnail_html(path: str | os.PathLike[str], t: float, size: int = 160) -> Html:
+    """An ``<img>`` with a PNG of the frame at ``t`` seconds, inline (base64); a short escaped
+    note when the frame cannot be decoded."""
+    try:
+        from PIL import Image
+
+        from astradup.media import thumbnail
+
+        rgb = thumbnail(path, float(t), size=size)
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        return Html(f'<img alt="{esc(Path(path).name)} at {t:.1f} s" '
+                    f'src="data:image/png;base64,{data}" width="{size}">')
+    except Exception as exc:  # noqa: BLE001 - a missing thumbnail must not sink the report
+        log.info("%s: no thumbnail at %.1f s (%s)", path, t, exc)
+        return Html(f'<span class="astradup-note">no thumbnail ({esc(type(exc).__name__)})</span>')
+
+
+def examples_table(rows: pd.DataFrame, *, media_root: str = "", thumbnails: bool = True,
+                   caption: str | None = None) -> Html:
+    """Pairs with both videos' thumbnails, per-modality scores and aligned segments.
+
+    ``rows`` is a slice of the joined table (or of the pairs); names are escaped.
+    """
+    if len(rows) == 0:
+        return Html(f'<p class="astradup-note">{esc(caption or "pairs")}: none.</p>')
+    out: list[dict[str, Any]] = []
+    for _, r in rows.iterrows():
+        item: dict[str, Any] = {}
+        for side in ("a", "b"):
+            item[side] = r[side]
+            if thumbnails:
+                item[f"{side} frame"] = thumbnail_html(resolve_media(str(r[side]), media_root), _thumb_time(r, side))
+        for c in ("relation", "transform", "label", "score", "visual", "audio", "metadata", "confidence"):
+            if c in r.index:
+                item[c] = r[c]
+        seg = _segment_text(r, "pred_") or _segment_text(r, "")
+        item["matched range"] = seg
+        true_seg = _segment_text(r, "true_")
+        if true_seg:
+            item["true range"] = true_seg
+        if "tiou" in r.index and pd.notna(r["tiou"]):
+            item["tIoU"] = r["tiou"]
+        out.append(item)
+    df = pd.DataFrame(out).astype(object)
+    return table_html(df, caption=caption)
+
+
+def pick_alignment_pairs(data: RunData, n: int = 2) -> list[tuple[str, str]]:
+    """Pairs worth an alignment plot: the best partial copy found, the top false positive, and
+    then the top pairs."""
+    j = data.joined
+    picks: list[tuple[str, str]] = []
+    if "relation" in j.columns and "pred_duplicate" in j.columns:
+        part = j[(j["relation"] == "partial") & j["pred_duplicate"]].sort_values("score", ascending=False)
+        picks += list(zip(part["a"].astype(str), part["b"].astype(str), strict=True))[:1]
+        fp = false_positives(j, 1)
+        picks += list(zip(fp["a"].astype(str), fp["b"].astype(str), strict=True))
+    scored = j[j["score"].notna()] if "score" in j.columns else j.iloc[0:0]
+    for a, b in zip(*(top_pairs(scored, n + len(picks))[k].astype(str) for k in ("a", "b")), strict=True):
+        picks.append((a, b))
+    seen: list[tuple[str, str]] = []
+    for p in picks:
+        if p not in seen:
+            seen.append(p)
+    return seen[:n]
+
+
+def explain(data: RunData, a: str, b: str) -> dict[str, Any] | None:
+    """``explain_pair`` of one pair, or None (with a log line) when the store cannot say."""
+    if not data.store:
+        return None
+    try:
+        from astradup.execution import explain_pair
+
+        return explain_pair(data.store, a, b, config=data.config)
+    except Exception as exc:  # noqa: BLE001 - an explanation is optional in a report
+        log.warning("cannot explain %s vs %s: %s", a, b, exc)
+        return None
+
+
+def top_frames_table(explained: Mapping[str, Any], a: str, b: str, *, media_root: str = "",
+                     thumbnails: bool = True, n: int = 3) -> Html:
+    """The best-matching frame pairs of an explanation, side by side."""
+    rows = []
+    for t_a, t_b, sim in list(explained.get("top_frames") or [])[:n]:
+        item: dict[str, Any] = {"a at (s)": float(t_a), "b at (s)": float(t_b), "similarity": float(sim)}
+        if thumbnails:
+            item["a frame"] = thumbnail_html(resolve_media(a, media_root), float(t_a))
+            item["b frame"] = thumbnail_html(resolve_media(b, media_root), float(t_b))
+        rows.append(item)
+    if not rows:
+        return Html('<p class="astradup-note">no matching frames.</p>')
+    scores = explained.get("scores") or {}
+    cap = f"Best-matching frames of {a} and {b}"
+    if scores:
+        cap += " (" + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()) + ")"
+    return table_html(pd.DataFrame(rows).astype(object), caption=cap)
+
+
+def alignments(data: RunData, n: int = 2, *, thumbnails: bool = True) -> list[Any]:
+    """For up to ``n`` telling pairs: the alignment heat map and the best-matching frames."""
+    from astradup.report import figures
+
+    out: list[Any] = []
+    for a, b in pick_alignment_pairs(data, n):
+        explained = explain(data, a, b)
+        if explained is None:
+            continue
+        out.append(figures.alignment_heatmap(explained, a, b))
+        out.append(top_frames_table(explained, a, b, media_root=data.media_root, thumbnails=thumbnails))
+    if not out:
+        out.append(Html('<p class="astradup-note">No pair alignment to show (no store, or no '
+                        "scored pairs).</p>"))
+    return out
+
+
+def write_tuned(result: Any, path: str) -> Html:
+    """Write a tuning result's config to ``path`` ("" writes nothing) and say where."""
+    if not path:
+        return Html('<p class="astradup-note">No output path given: the tuned config was not written.</p>')
+    result.write_config(path)
+    return Html(f"<p>Tuned config written to <code>{esc(path)}</code>.</p>")
+
+
+def versions(packages: Sequence[str] = VERSION_PACKAGES) -> dict[str, str]:
+    """Installed versions of the libraries a run depends on (from package metadata: nothing is
+    imported)."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def run_info(data: RunData) -> Html:
+    """The run's inputs, its config (as YAML) and the library versions."""
+    import yaml
+
+    inputs = {"store": data.store or "(none)", "media root": data.media_root or "(unknown)",
+              "pairs": f"{len(data.pairs)} reported pairs",
+              "truth": f"{len(data.truth)} labelled pairs" if data.truth is not None else "(none)"}
+    if len(data.runs):
+        last = data.runs.iloc[-1]
+        inputs["last run"] = ", ".join(f"{k} {last[k]}" for k in last.index[:6])
+    cfg = yaml.safe_dump(data.config.to_dict(), sort_keys=False)
+    return Html(
+        kv_table(inputs, caption="Inputs").html
+        + f'<p><b>Config</b></p><pre class="astradup-config">{esc(cfg)}</pre>'
+        + kv_table(versions(), caption="Versions").html
+    )
+
+
+def corpus_summary(videos: pd.DataFrame) -> Html:
+    """Counts and totals of the store's video table."""
+    items: dict[str, Any] = {"videos": len(videos)}
+    if "duration" in videos.columns and len(videos):
+        d = videos["duration"].astype(float)
+        items["total duration (h)"] = round(float(d.sum()) / 3600.0, 3)
+        items["median duration (s)"] = round(float(d.median()), 1)
+    if "file_size" in videos.columns and len(videos):
+        items["total size (GB)"] = round(float(videos["file_size"].astype(float).sum()) / 1e9, 3)
+    if "has_audio" in videos.columns and len(videos):
+        items["with audio"] = int(videos["has_audio"].astype(bool).sum())
+    return kv_table(items, caption="Corpus")
+
+
+def largest(videos: pd.DataFrame, by: str, n: int = 20) -> pd.DataFrame:
+    """The ``n`` videos with the largest ``by`` (e.g. ``duration`` or ``file_size``)."""
+    if by not in videos.columns:
+        return videos.iloc[0:0]
+    cols = [c for c in ("path", "duration", "width", "height", "video_codec", "audio_codec", "file_size")
+            if c in videos.columns]
+    return videos.sort_values(by, ascending=False).head(n)[cols]
+
+
+def video_table(videos: pd.DataFrame, *, media_root: str = "", thumbnails: bool = True,
+                caption: str | None = None) -> Html:
+    """Videos (a slice of the store's table) with a thumbnail from the middle of each."""
+    rows = []
+    for _, r in videos.iterrows():
+        item: dict[str, Any] = {}
+        if thumbnails and "path" in r.index:
+            mid = float(r["duration"]) / 2 if "duration" in r.index and pd.notna(r["duration"]) else 1.0
+            item["frame"] = thumbnail_html(resolve_media(str(r["path"]), media_root), mid)
+        item.update({c: r[c] for c in r.index})
+        rows.append(item)
+    if not rows:
+        return Html(f'<p class="astradup-note">{esc(caption or "videos")}: none.</p>')
+    return table_html(pd.DataFrame(rows).astype(object), caption=caption)
