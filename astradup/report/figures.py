@@ -159,7 +159,7 @@ def confusion_heatmap(confusion: pd.DataFrame, title: str = "Truth vs predicted 
 
 
 def _pct(share: float) -> str:
-    return "&lt;1%" if 0 < share < 0.005 else f"{share:.0%}"
+    return "&lt;1%" if 0 < share < 0.01 else f"{share:.0%}"
 
 
 def transform_recall(per_transform: pd.DataFrame, title: str = "Recall per transform") -> Any:
