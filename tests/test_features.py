@@ -1,0 +1,189 @@
+"""Extractors: one shared contract suite, plus oracles (imagehash) and the transformers path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astradup.errors import MediaError, UnknownBackendError
+from astradup.features import make_extractor
+from astradup.features.audio import Chromaprint, audio_features
+from astradup.features.phash import PHash, hamming_matrix
+from astradup.features.preprocess import border_box, trim_borders
+from astradup.media import load_audio, probe, sample_frames
+
+FRAME_EXTRACTORS = ["phash", "pdq", "mobilenetv2"]
+
+
+def frames_of(path, size=64):
+    return sample_frames(path, probe(path).duration, fps=1.0, size=size).frames
+
+
+@pytest.fixture(scope="module")
+def frames(media_dir):
+    return {n: frames_of(media_dir / n) for n in ("src.mp4", "reencode.mkv", "mirror.mp4", "other.mp4")}
+
+
+def _dist(name, x, y):
+    if x.dtype == np.uint8:  # packed hashes: normalised Hamming distance
+        return hamming_matrix(x, y).diagonal().mean() / (x.shape[1] * 8)
+    return 1.0 - (x * y).sum(axis=1).mean()
+
+
+@pytest.mark.parametrize("name", FRAME_EXTRACTORS)
+class TestFrameExtractorContract:
+    def test_deterministic_shape_dtype(self, name, frames):
+        ex = make_extractor(name)
+        a, b = ex.extract(frames["src.mp4"]), ex.extract(frames["src.mp4"])
+        assert np.array_equal(a, b)
+        assert len(a) == len(frames["src.mp4"])
+        if name == "mobilenetv2":
+            assert a.dtype == np.float32 and a.shape[1] == 1280
+            assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+        else:
+            assert a.dtype == np.uint8 and a.shape[1] == 32
+
+    def test_robust_to_reencode_and_separates_other(self, name, frames):
+        ex = make_extractor(name)
+        src, re, other = (ex.extract(frames[k]) for k in ("src.mp4", "reencode.mkv", "other.mp4"))
+        n = min(len(src), len(re), len(other))
+        d_copy, d_other = _dist(name, src[:n], re[:n]), _dist(name, src[:n], other[:n])
+        assert d_copy < d_other / 2, (d_copy, d_other)
+
+    def test_empty_input(self, name):
+        out = make_extractor(name).extract(np.zeros((0, 64, 64, 3), np.uint8))
+        assert len(out) == 0
+
+
+@pytest.mark.parametrize("name", ["chromaprint", "mfcc"])
+def test_audio_extractor_contract(name, media_dir):
+    ex = make_extractor(name)
+    a = load_audio(media_dir / "src.mp4", 11025)
+    r = load_audio(media_dir / "reencode.mkv", 11025)
+    fa, fb = ex.extract(a, 11025), ex.extract(a, 11025)
+    assert np.array_equal(fa, fb) and len(fa) > 0
+    fr = ex.extract(r, 11025)
+    if name == "chromaprint":
+        n = min(len(fa), len(fr))
+        ber = np.bitwise_count(fa[:n] ^ fr[:n]).sum() / (n * 32)
+        assert fa.dtype == np.uint32 and ber < 0.15
+    else:
+        assert fa.shape == (2, 20) and np.corrcoef(fa[0], fr[0])[0, 1] > 0.95
+
+
+def test_corrupt_file_is_media_error_for_every_extraction_path(tmp_path):
+    from astradup.config import AstradupConfig
+    from astradup.execution import Failure, extract_video
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 500)
+    with pytest.raises(MediaError):
+        probe(bad)
+    res = extract_video(str(bad), AstradupConfig())
+    assert isinstance(res, Failure) and res.stage == "probe" and "bad.mp4" in res.message
+
+
+def test_unknown_extractor_lists_valid():
+    with pytest.raises(UnknownBackendError, match="mobilenetv2"):
+        make_extractor("resnet9000")
+
+
+def test_phash_bits_equal_imagehash(frames):
+    import imagehash
+    from PIL import Image
+
+    f = np.concatenate([frames["src.mp4"], frames["other.mp4"]])
+    ours = PHash(hash_size=16).extract(f)
+    for i, img in enumerate(f):
+        ref = imagehash.phash(Image.fromarray(img), hash_size=16).hash.flatten()
+        assert np.array_equal(np.unpackbits(ours[i]), ref)
+
+
+def test_mirror_hash_equals_hash_of_mirrored_frames(frames):
+    f = frames["src.mp4"]
+    _, mirrored = PHash().extract_with_flip(f)
+    direct = PHash().extract(np.ascontiguousarray(f[:, :, ::-1]))
+    assert np.array_equal(mirrored, direct)
+
+
+def test_embedding_is_mirror_invariant(frames):
+    ex = make_extractor("mobilenetv2")
+    a = ex.extract(frames["src.mp4"])
+    b = ex.extract(np.ascontiguousarray(frames["src.mp4"][:, :, ::-1]))
+    assert (a * b).sum(axis=1).min() > 0.999
+
+
+def test_letterbox_is_trimmed():
+    rng = np.random.default_rng(0)
+    pic = (rng.random((3, 48, 64, 3)) * 200 + 40).astype(np.uint8)
+    boxed = np.zeros((3, 64, 64, 3), np.uint8)
+    boxed[:, 8:56] = pic
+    assert border_box(boxed) == (8, 56, 0, 64)
+    assert trim_borders(boxed).shape == boxed.shape
+    dark_scene = np.zeros((3, 64, 64, 3), np.uint8)
+    dark_scene[0] = 200  # one bright frame: nothing is a bar
+    assert border_box(dark_scene) == (0, 64, 0, 64)
+
+
+def test_silence_and_missing_audio_are_not_matches():
+    silent = audio_features(np.zeros(11025 * 3, np.float32), 11025)
+    missing = audio_features(None, 11025)
+    assert silent.status == "silent" and len(silent.fingerprint) == 0
+    assert missing.status == "missing"
+    from astradup.scoring import audio_similarity
+
+    assert audio_similarity(silent, silent) == (None, None)
+    assert audio_similarity(missing, silent) == (None, None)
+
+
+def test_chromaprint_library_and_ffmpeg_agree(media_dir):
+    from astradup.features.audio import _library_available
+
+    if not _library_available():
+        pytest.skip("libchromaprint1 is not installed (make system-deps installs it)")
+    a = load_audio(media_dir / "src.mp4", 11025)
+    assert np.array_equal(Chromaprint("library").extract(a, 11025), Chromaprint("ffmpeg").extract(a, 11025))
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_models(tmp_path_factory):
+    """Tiny random-init CLIP and DINOv2 vision models saved from configs (no download)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("hf")
+    clip_cfg = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=2, image_size=32, patch_size=8, projection_dim=16)
+    transformers.CLIPVisionModelWithProjection(clip_cfg).save_pretrained(root / "clip")
+    dino_cfg = transformers.Dinov2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, image_size=32, patch_size=8)
+    transformers.Dinov2Model(dino_cfg).save_pretrained(root / "dinov2")
+    return root
+
+
+@pytest.mark.parametrize("name,dim", [("clip", 16), ("dinov2", 32)])
+def test_transformers_embedders_from_local_dir(name, dim, tiny_hf_models, frames):
+    ex = make_extractor(name, model=str(tiny_hf_models / name), device="cpu")
+    e = ex.extract(frames["src.mp4"])
+    assert e.shape == (len(frames["src.mp4"]), dim) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(e, ex.extract(frames["src.mp4"]))
+    assert ex.dim == dim
+
+
+def test_transformers_missing_model_is_config_error(tmp_path):
+    from astradup.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot load"):
+        make_extractor("clip", model=str(tmp_path / "nope")).extract(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+@pytest.mark.gpu
+def test_embeddings_on_gpu_match_cpu(frames):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    cpu = make_extractor("mobilenetv2", device="cpu").extract(frames["src.mp4"])
+    gpu = make_extractor("mobilenetv2", device="cuda").extract(frames["src.mp4"])
+    assert (cpu * gpu).sum(axis=1).min() > 0.999

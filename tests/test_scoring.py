@@ -1,0 +1,134 @@
+"""Scoring: fusion rules and properties (hypothesis), alignment, pair verdicts on real media."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astradup.config import AstradupConfig, FusionConfig
+from astradup.errors import ConfigError
+from astradup.scoring import align, fuse, fuse_arrays
+
+score = st.one_of(st.none(), st.floats(0.0, 1.0))
+weights = st.floats(0.0, 1.0)
+
+
+@st.composite
+def fusion_cfg(draw):
+    w = [draw(weights) for _ in range(3)]
+    if sum(w) == 0:
+        w[0] = 1.0
+    bands = sorted(draw(st.floats(0.0, 1.0)) for _ in range(3))
+    return FusionConfig(w[0], w[1], w[2], exact=bands[2], near=bands[1], similar=bands[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(v=score, a=score, m=score, cfg=fusion_cfg())
+def test_fused_score_in_unit_interval(v, a, m, cfg):
+    f = fuse({"visual": v, "audio": a, "metadata": m}, cfg)
+    assert 0.0 <= f.score <= 1.0 and 0.0 <= f.confidence <= 1.0
+    assert f.label in ("exact", "near", "similar", "different")
+
+
+@settings(max_examples=300, deadline=None)
+@given(v=score, a=score, m=score, which=st.sampled_from(["visual", "audio", "metadata"]), bump=st.floats(0.0, 1.0), cfg=fusion_cfg())
+def test_raising_one_modality_never_lowers_the_score(v, a, m, which, bump, cfg):
+    s = {"visual": v, "audio": a, "metadata": m}
+    if s[which] is None:
+        return
+    before = fuse(s, cfg).score
+    s[which] = min(1.0, s[which] + bump)
+    assert fuse(s, cfg).score >= before - 1e-12
+
+
+def test_missing_modality_is_reweighted_not_zero():
+    f = fuse({"visual": 0.9, "audio": None, "metadata": 0.9})
+    assert f.score == pytest.approx(0.9)
+    assert f.weights == pytest.approx({"visual": 0.65 / 0.75, "metadata": 0.10 / 0.75})
+
+
+def test_shared_soundtrack_over_different_pictures_is_not_a_duplicate():
+    f = fuse({"visual": 0.2, "audio": 1.0, "metadata": 1.0})
+    assert f.label == "different"
+
+
+def test_replaced_soundtrack_keeps_a_picture_copy():
+    assert fuse({"visual": 0.9, "audio": 0.0, "metadata": 0.9}).label == "near"
+
+
+def test_bands_from_environment(monkeypatch):
+    monkeypatch.setenv("DUPLICATE_THRESHOLD", "0.97")
+    monkeypatch.setenv("NEAR_DUPLICATE_THRESHOLD", "0.8")
+    monkeypatch.setenv("SIMILAR_THRESHOLD", "0.6")
+    cfg = AstradupConfig.from_file(None)
+    assert (cfg.fusion.exact, cfg.fusion.near, cfg.fusion.similar) == (0.97, 0.8, 0.6)
+    monkeypatch.setenv("NEAR_DUPLICATE_THRESHOLD", "0.99")
+    with pytest.raises(ConfigError, match="similar <= near <= exact"):
+        AstradupConfig.from_file(None)
+
+
+def test_vectorised_fusion_equals_scalar():
+    rng = np.random.default_rng(0)
+    v, a, m = rng.random((3, 200))
+    a[::3] = np.nan
+    cfg = FusionConfig()
+    s, lab, conf = fuse_arrays(v, a, m, cfg)
+    for i in range(0, 200, 17):
+        f = fuse({"visual": v[i], "audio": None if math.isnan(a[i]) else a[i], "metadata": m[i]}, cfg)
+        assert f.score == pytest.approx(s[i]) and f.label == lab[i] and f.confidence == pytest.approx(conf[i])
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(3, 25), m=st.integers(3, 25), seed=st.integers(0, 1000))
+def test_alignment_is_symmetric(n, m, seed):
+    rng = np.random.default_rng(seed)
+    sim = rng.random((n, m))
+    ta, tb = np.arange(n) + 0.5, np.arange(m) + 0.5
+    x, y = align(sim, ta, tb), align(sim.T, tb, ta)
+    assert (x is None) == (y is None)
+    if x is not None:
+        assert x.path_sim == pytest.approx(y.path_sim, abs=0.05) or abs(x.length - y.length) <= 2
+
+
+def test_alignment_finds_a_clip_with_speed_change():
+    rng = np.random.default_rng(3)
+    sim = rng.random((40, 60)) * 0.5
+    for k in range(20):  # a[10:30] shown 8 % faster in b from 25 s on
+        sim[10 + k, 25 + int(k * 1.08)] = 0.95
+    al = align(sim, np.arange(40) + 0.5, np.arange(60) + 0.5)
+    assert al.a_start == pytest.approx(10, abs=1) and al.a_end == pytest.approx(30, abs=1)
+    assert al.b_start == pytest.approx(25, abs=1) and al.b_end == pytest.approx(46.5, abs=1.5)
+
+
+def test_no_alignment_between_noise():
+    rng = np.random.default_rng(1)
+    assert align(rng.random((10, 10)) * 0.5, np.arange(10.0), np.arange(10.0)) is None
+
+
+@pytest.fixture(scope="module")
+def feats(media_dir):
+    from astradup.execution import extract_video
+
+    cfg = AstradupConfig()
+    return {p.name: extract_video(str(p), cfg) for p in sorted(media_dir.iterdir())}
+
+
+@pytest.mark.slow
+def test_pair_verdicts_on_real_media(feats):
+    from astradup.scoring import score_pair
+
+    cfg = AstradupConfig()
+    s = lambda a, b: score_pair(feats[a], feats[b], cfg)  # noqa: E731
+    assert s("src.mp4", "reencode.mkv").label in ("exact", "near")
+    assert s("src.mp4", "mirror.mp4").label in ("exact", "near")
+    clip = s("src.mp4", "clip.mp4")
+    assert clip.label == "near" and clip.partial
+    assert clip.a_start == pytest.approx(2.0, abs=1.01) and clip.a_end == pytest.approx(5.0, abs=1.01)
+    assert s("src.mp4", "other.mp4").label == "different"
+    # symmetric
+    ab, ba = s("src.mp4", "clip.mp4"), s("clip.mp4", "src.mp4")
+    assert ab.score == pytest.approx(ba.score, abs=0.02) and ab.label == ba.label

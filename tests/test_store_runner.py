@@ -1,0 +1,175 @@
+"""The DuckDB store and the index/match jobs: incremental runs, failures, Parquet export."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from astradup.config import AstradupConfig
+from astradup.errors import StoreError
+from astradup.execution import run_index, run_match
+from astradup.store import SCHEMA_VERSION, Store
+from tests.conftest import make_video
+
+CLI = [sys.executable, "-m", "astradup.cli"]
+
+
+@pytest.fixture(scope="module")
+def indexed(media_dir, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store") / "s.duckdb"
+    summary = run_index(media_dir, store, eager=True, progress=False)
+    return store, summary
+
+
+def test_index_summary_and_tables(indexed, media_dir):
+    store, summary = indexed
+    assert summary.n_files == 5 and summary.n_indexed == 5 and summary.n_failed == 0
+    with Store(store, read_only=True) as st:
+        v = st.videos()
+        assert sorted(v["rel_path"]) == sorted(p.name for p in media_dir.iterdir())
+        assert st.schema_version() == SCHEMA_VERSION
+        n_frames = st.sql("SELECT count(*) AS n FROM frames")["n"][0]
+        assert n_frames == v["n_frames"].sum() > 0
+        runs = st.runs()
+        assert runs["status"].tolist() == ["ok"] and json.loads(runs["config"][0])["sampling"]["fps"] == 1.0
+
+
+def test_features_round_trip(indexed, media_dir):
+    from astradup.execution import extract_video
+
+    store, _ = indexed
+    with Store(store, read_only=True) as st:
+        feats = st.load_features()
+    by_path = {f.path: f for f in feats.values()}
+    fresh = extract_video(str(media_dir / "src.mp4"), AstradupConfig())
+    back = by_path[str(media_dir / "src.mp4")]
+    assert np.array_equal(back.phash, fresh.phash) and np.array_equal(back.phash_flip, fresh.phash_flip)
+    assert np.allclose(back.embeddings, fresh.embeddings, atol=1e-5)
+    assert np.array_equal(back.timestamps, fresh.timestamps)
+    assert back.audio.status == "ok" and np.array_equal(back.audio.fingerprint, fresh.audio.fingerprint)
+
+
+def test_second_run_skips_unchanged_and_redoes_changed(media_dir, tmp_path):
+    corpus = tmp_path / "c"
+    shutil.copytree(media_dir, corpus)
+    store = tmp_path / "s.duckdb"
+    run_index(corpus, store, eager=True, progress=False)
+    again = run_index(corpus, store, eager=True, progress=False)
+    assert (again.n_indexed, again.n_skipped) == (0, 5)
+    make_video(corpus / "other.mp4", "cellauto", seconds=3, seed=9)  # replaced content
+    (corpus / "clip.mp4").unlink()
+    third = run_index(corpus, store, eager=True, progress=False)
+    assert (third.n_indexed, third.n_skipped, third.n_removed) == (1, 3, 1)
+    with Store(store, read_only=True) as st:
+        v = st.videos()
+        assert len(v) == 4 and v.loc[v.rel_path == "other.mp4", "duration"].iloc[0] == pytest.approx(3.0, abs=0.1)
+        assert st.sql("SELECT count(*) n FROM (SELECT DISTINCT video_id FROM frames)")["n"][0] == 4
+
+
+def test_match_writes_contract_columns_and_explanations(indexed, tmp_path):
+    store, _ = indexed
+    out = tmp_path / "pairs.csv"
+    df = run_match(store, out=out, min_score=0.0, progress=False)
+    on_disk = pd.read_csv(out)
+    assert list(on_disk.columns[:13]) == ["a", "b", "score", "label", "visual", "audio", "metadata", "confidence",
+                                          "a_start", "a_end", "b_start", "b_end", "partial"]
+    assert (on_disk["a"] < on_disk["b"]).all() and on_disk["score"].between(0, 1).all()
+    best = {tuple(sorted((r.a, r.b))): r for r in df.itertuples()}
+    assert best[("mirror.mp4", "src.mp4")].label in ("exact", "near")
+    clip = best[("clip.mp4", "src.mp4")]
+    assert clip.partial and clip.label == "near"
+    ex = json.loads(clip.explanation)
+    assert ex["top_frames"] and ex["band"] == "near" and "path_sim" in ex["visual"]
+    with Store(store, read_only=True) as st:
+        assert len(st.pairs()) == len(df)
+
+
+def test_parquet_export(indexed, tmp_path):
+    import pyarrow.parquet as pq
+
+    store, _ = indexed
+    r = subprocess.run([*CLI, "export", "--store", str(store), "--parquet", str(tmp_path / "pq")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert pq.read_table(tmp_path / "pq" / "videos.parquet").num_rows == 5
+    assert pq.read_table(tmp_path / "pq" / "frames.parquet").num_rows > 5
+
+
+def test_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "none.duckdb", read_only=True).open()
+    bad = tmp_path / "bad.duckdb"
+    bad.write_text("not a database")
+    with pytest.raises(StoreError, match="bad.duckdb"):
+        Store(bad).open()
+
+
+def test_zoo_folder_indexes_with_exit_0_and_lists_every_failure(tmp_path):
+    from tests.test_media import ZOO
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    expected = set()
+    for case, (make, _exc, _pat) in ZOO.items():
+        sub = zoo / case
+        sub.mkdir()
+        p = make(sub)
+        if case != "missing":
+            expected.add(str(p))
+    make_video(zoo / "good one.mp4", seconds=2)
+    before = sorted((str(p), p.lstat().st_size, p.lstat().st_mtime_ns) for p in zoo.rglob("*") if not p.is_symlink())
+    store = tmp_path / "zoo.duckdb"
+    r = subprocess.run([*CLI, "index", str(zoo), "--store", str(store), "--eager", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with Store(store, read_only=True) as st:
+        fails = st.failures()
+        assert set(fails["path"]) == expected
+        assert all(Path(p).name in m for p, m in zip(fails["path"], fails["message"]))
+        # the zoo's makers leave their intact originals (full*.mp4) beside the damaged copies
+        assert sorted(Path(p).name for p in st.videos()["path"]) == ["full.mp4", "full2.mp4", "good one.mp4"]
+    after = sorted((str(p), p.lstat().st_size, p.lstat().st_mtime_ns) for p in zoo.rglob("*") if not p.is_symlink())
+    assert before == after
+
+
+def test_cli_help_everywhere():
+    for cmd in ([], ["index"], ["match"], ["eval"], ["synth"], ["tune"], ["report"], ["pipeline", "run"], ["demo"], ["export"]):
+        r = subprocess.run([*CLI, *cmd, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and "Usage" in r.stdout, (cmd, r.stderr)
+
+
+def test_config_errors_are_clear(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("sampling:\n  fps: -1\n")
+    r = subprocess.run([*CLI, "config", "--config", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "sampling.fps must be > 0, but got -1" in r.stderr
+    bad.write_text("fusion:\n  viusal: 1\n")
+    r = subprocess.run([*CLI, "config", "--config", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "viusal" in r.stderr and "visual" in r.stderr
+
+
+@pytest.mark.slow
+def test_local_cluster_equals_eager(media_dir, indexed, tmp_path):
+    store_eager, _ = indexed
+    store_dask = tmp_path / "d.duckdb"
+    s = run_index(media_dir, store_dask, workers=2, progress=False)
+    assert s.n_indexed == 5
+    _assert_same_features(store_eager, store_dask)
+
+
+def _assert_same_features(s1: Path, s2: Path) -> None:
+    with Store(s1, read_only=True) as a, Store(s2, read_only=True) as b:
+        fa = {f.path: f for f in a.load_features().values()}
+        fb = {f.path: f for f in b.load_features().values()}
+    assert sorted(fa) == sorted(fb)
+    for p in fa:
+        x, y = fa[p], fb[p]
+        assert np.array_equal(x.timestamps, y.timestamps) and np.array_equal(x.phash, y.phash), p
+        assert np.allclose(x.embeddings, y.embeddings, atol=1e-4), p
+        assert x.audio.status == y.audio.status and np.array_equal(x.audio.fingerprint, y.audio.fingerprint), p
