@@ -66,6 +66,14 @@ def _fmt(value: Any, digits: int) -> str:
     return esc(value)
 
 
+def _td(value: Any, digits: int) -> str:
+    text = _fmt(value, digits)
+    # long text (paths, messages) may wrap; numbers and short labels stay on one line
+    if not isinstance(value, Html) and len(text) > 24:
+        return f'<td class="astradup-wrap">{text}</td>'
+    return f"<td>{text}</td>"
+
+
 def table_html(
     df: pd.DataFrame,
     *,
@@ -81,14 +89,14 @@ def table_html(
     body = []
     for idx, row in rows.iterrows():
         cells = [f"<th>{esc(idx)}</th>"] if index else []
-        cells += [f"<td>{_fmt(row[c], digits)}</td>" for c in cols]
+        cells += [_td(row[c], digits) for c in cols]
         body.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     more = (f'<p class="astradup-note">{len(df) - max_rows} more rows not shown.</p>'
             if len(df) > max_rows else "")
     return Html(
-        f'<table class="astradup-table">{cap}<thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>{more}'
+        f'<div class="astradup-scroll"><table class="astradup-table">{cap}<thead><tr>{head}</tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table></div>{more}'
     )
 
 

@@ -362,17 +362,22 @@ def failures_table(failures: pd.DataFrame, title: str = "Files that could not be
     if failures is None or len(failures) == 0:
         return _empty(title, "no failures: every file was indexed")
     df = failures.head(max_rows)
+    values = [_texts(df[c].astype(object).where(df[c].notna(), "")) for c in df.columns]
+    # column widths follow the longest text (capped), so paths and messages get the room
+    widths = [min(60, max([len(str(c))] + [len(v) for v in col])) + 4 for c, col in zip(df.columns, values, strict=True)]
     fig = go.Figure(
         go.Table(
+            columnwidth=widths,
             header={"values": [f"<b>{plotly_text(c)}</b>" for c in df.columns], "align": "left",
-                    "fill_color": "#e8e8e8"},
-            cells={"values": [_texts(df[c].astype(object).where(df[c].notna(), "")) for c in df.columns],
-                   "align": "left"},
+                    "fill_color": "#e8e8e8", "height": 28},
+            cells={"values": values, "align": "left", "height": 26},
         )
     )
     more = f" (first {max_rows} of {len(failures)})" if len(failures) > max_rows else f" ({len(failures)})"
+    lines = sum(max(1, -(-max(len(v) for v in row) // 60)) for row in zip(*values, strict=True))
     fig.update_layout(title=title + more, template=TEMPLATE,
-                      height=min(900, 120 + 32 * len(df)), margin={"l": 10, "r": 10})
+                      height=min(1200, 110 + 28 + 22 * lines + 4 * len(df)),
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
 

@@ -51,6 +51,7 @@ class DedupRunParams:
         scheduler: Dask scheduler address (``tcp://host:8786``); ``""`` starts a local cluster.
         out: where to write ``pairs.csv``; ``""`` keeps the pairs in the store only.
         gpus: use one Dask worker per visible GPU.
+        workers: local Dask workers; 0 lets the cluster choose (ignored with ``scheduler``).
     """
 
     media_dir: str = "data/demo/corpus"
@@ -59,10 +60,12 @@ class DedupRunParams:
     scheduler: str = ""
     out: str = ""
     gpus: bool = False
+    workers: int = 0
 
     def __post_init__(self) -> None:
         _require(bool(self.media_dir), "media_dir must name a folder of videos, but got ''")
         _require(bool(self.store), "store must name a DuckDB store file, but got ''")
+        _require(self.workers >= 0, f"workers must be >= 0 (0 = automatic), but got {self.workers}")
 
 
 @dataclass(frozen=True)

@@ -357,7 +357,7 @@ def top_frames_table(explained: Mapping[str, Any], a: str, b: str, *, media_root
     scores = explained.get("scores") or {}
     cap = f"Best-matching frames of {a} and {b}"
     if scores:
-        cap += " (" + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()) + ")"
+        cap += " (" + ", ".join(f"{k} {_score_text(v)}" for k, v in scores.items()) + ")"
     return table_html(pd.DataFrame(rows).astype(object), caption=cap)
 
 
@@ -384,6 +384,12 @@ def write_tuned(result: Any, path: str) -> Html:
         return Html('<p class="astradup-note">No output path given: the tuned config was not written.</p>')
     result.write_config(path)
     return Html(f"<p>Tuned config written to <code>{esc(path)}</code>.</p>")
+
+
+def _score_text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def versions(packages: Sequence[str] = VERSION_PACKAGES) -> dict[str, str]:
