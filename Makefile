@@ -54,6 +54,10 @@ test-fast: setup ## Run the tests not marked slow
 lint: setup ## ruff check
 	$(BIN)/ruff check astradup tests benchmarks
 
+report: setup ## Render the HTML report for the demo corpus (after make demo)
+	$(BIN)/astradup report --store $(DEMO_DIR)/astradup.duckdb --truth $(DEMO_DIR)/corpus/ground_truth.csv \
+	  --pairs $(DEMO_DIR)/pairs.csv --out $(DEMO_DIR)/report
+
 bench: setup ## Run the benchmarks and update benchmarks/RESULTS.md
 	$(PY) benchmarks/run_all.py
 
