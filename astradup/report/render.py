@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from astradup.errors import AstradupError
+from astradup.errors import AstradupError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def find_notebook(name: str | os.PathLike[str]) -> Path:
     found = notebooks_dir() / f"{stem}.ipynb"
     if not found.is_file():
         have = sorted(q.stem for q in notebooks_dir().glob("*.ipynb"))
-        raise AstradupError(f"notebook {os.fspath(name)!r} not found; choose one of {have}")
+        raise ConfigError(f"notebook {os.fspath(name)!r} not found; choose one of {have}")
     return found
 
 
