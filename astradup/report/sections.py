@@ -191,7 +191,8 @@ def fields_table(obj: Any, caption: str | None = None) -> Html:
     """A dataclass's (or mapping's) fields as a name/value table, e.g. an ``IndexSummary``."""
     import dataclasses
 
-    items = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+    is_instance = dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+    items = dataclasses.asdict(obj) if is_instance else dict(obj)
     return kv_table(items, caption=caption)
 
 
@@ -266,7 +267,7 @@ def thumbnail_html(path: str | os.PathLike[str], t: float, size: int = 160) -> H
     try:
         from PIL import Image
 
-        from astradup.media import thumbnail
+        from astradup.media import thumbnail  # type: ignore[attr-defined,unused-ignore]
 
         rgb = thumbnail(path, float(t), size=size)
         buf = io.BytesIO()
