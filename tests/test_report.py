@@ -332,6 +332,10 @@ def test_thumbnail_failure_is_a_note(monkeypatch):
 
 def test_summary_without_truth(pairs):
     data = sections.RunData(pairs=pairs, config=AstradupConfig())
+    assert sections.false_positives(data.joined) is None
+    assert "Top false positives: needs a truth table." in sections.examples_table(
+        sections.false_positives(data.joined), caption="Top false positives").html
+    assert "FN: none." in sections.examples_table(pairs.iloc[0:0], caption="FN").html
     out = sections.summary(data).html
     assert "No truth table" in out
     assert "<td>near</td><td>4</td>" in out and "<td>exact</td><td>1</td>" in out

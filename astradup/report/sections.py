@@ -207,19 +207,20 @@ def metrics_table(metrics: Mapping[str, Any]) -> Html:
     return kv_table(rows, caption="Metrics")
 
 
-def false_positives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """Pairs reported as copies (``exact``/``near``) that the truth says are not, highest score first."""
+def false_positives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame | None:
+    """Pairs reported as copies (``exact``/``near``) that the truth says are not, highest score
+    first; None without a truth table (``joined`` is then the bare pairs)."""
     if "positive" not in joined.columns:
-        return joined.iloc[0:0]
+        return None
     fp = joined[joined["label"].isin(DUPLICATE) & ~joined["positive"].astype(bool)]
     return fp.sort_values("score", ascending=False, kind="stable").head(n)
 
 
-def false_negatives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+def false_negatives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame | None:
     """True copies not reported as copies: the near misses (highest score) first, then the
-    pairs never scored."""
+    pairs never scored; None without a truth table."""
     if "positive" not in joined.columns:
-        return joined.iloc[0:0]
+        return None
     fn = joined[joined["positive"].astype(bool) & ~joined["label"].isin(DUPLICATE)]
     return fn.sort_values("score", ascending=False, kind="stable", na_position="last").head(n)
 
@@ -280,12 +281,15 @@ def thumbnail_html(path: str | os.PathLike[str], t: float, size: int = 160) -> H
         return Html(f'<span class="astradup-note">no thumbnail ({esc(type(exc).__name__)})</span>')
 
 
-def examples_table(rows: pd.DataFrame, *, media_root: str = "", thumbnails: bool = True,
+def examples_table(rows: pd.DataFrame | None, *, media_root: str = "", thumbnails: bool = True,
                    caption: str | None = None) -> Html:
     """Pairs with both videos' thumbnails, per-modality scores and aligned segments.
 
-    ``rows`` is a slice of the joined table (or of the pairs); names are escaped.
+    ``rows`` is a slice of the joined table (or of the pairs); names are escaped. ``None``
+    (false positives without a truth table) says that a truth table is needed.
     """
+    if rows is None:
+        return Html(f'<p class="astradup-note">{esc(caption or "pairs")}: needs a truth table.</p>')
     if len(rows) == 0:
         return Html(f'<p class="astradup-note">{esc(caption or "pairs")}: none.</p>')
     out: list[dict[str, Any]] = []
@@ -319,7 +323,8 @@ def pick_alignment_pairs(data: RunData, n: int = 2) -> list[tuple[str, str]]:
         part = j[(j["relation"] == "partial") & j["pred_duplicate"]].sort_values("score", ascending=False)
         picks += list(zip(part["a"].astype(str), part["b"].astype(str), strict=True))[:1]
         fp = false_positives(j, 1)
-        picks += list(zip(fp["a"].astype(str), fp["b"].astype(str), strict=True))
+        if fp is not None:
+            picks += list(zip(fp["a"].astype(str), fp["b"].astype(str), strict=True))
     scored = j[j["score"].notna()] if "score" in j.columns else j.iloc[0:0]
     for a, b in zip(*(top_pairs(scored, n + len(picks))[k].astype(str) for k in ("a", "b")), strict=True):
         picks.append((a, b))
