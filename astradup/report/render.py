@@ -47,10 +47,11 @@ class NotebookError(AstradupError):
 
 
 def notebooks_dir() -> Path:
-    """Folder of the workbench notebooks: ``$ASTRADUP_NOTEBOOKS``, else the checkout's ``notebooks/``."""
+    """Folder of the workbench notebooks: ``$ASTRADUP_NOTEBOOKS``, else the checkout's
+    ``notebooks/`` (editable install), else ``./notebooks``."""
     env = os.environ.get("ASTRADUP_NOTEBOOKS", "").strip()
     candidates = [Path(env)] if env else []
-    candidates += [Path.cwd() / "notebooks", Path(__file__).resolve().parents[2] / "notebooks"]
+    candidates += [Path(__file__).resolve().parents[2] / "notebooks", Path.cwd() / "notebooks"]
     for c in candidates:
         if (c / "04_evaluation_report.ipynb").is_file():
             return c
