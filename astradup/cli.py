@@ -150,18 +150,28 @@ def tune(
     max_fpr: Annotated[float | None, typer.Option(help="Constraint: maximum false-positive rate.")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL or file [default: beside --out].")] = None,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    fusion_only: Annotated[bool, typer.Option("--fusion-only", help="Search only fusion weights and bands (not the visual calibration knots).")] = False,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Tune fusion weights and class bands on a train split; report validation figures."""
+    """Tune fusion weights, class bands and the visual calibration on a train split (grouped by
+    source); report validation figures only and write a config that `astradup match --config` takes."""
     from astradup.evaluation import load_pairs, load_truth
+    from astradup.scoring.pair import rescore_pairs
     from astradup.tuning import tune as run_tune
+    from astradup.tuning.space import MATCH_SPACE, default_search_space
 
     try:
         st = storage or f"sqlite:///{out.with_suffix('.optuna.db').resolve()}"
-        res = run_tune(load_pairs(pairs), load_truth(truth), base=_load_config(config), objective=objective,
+        table = load_pairs(pairs)
+        space = default_search_space(objective)
+        rescore = None
+        if not fusion_only and "explanation" in table.columns:
+            space = {**space, **MATCH_SPACE}
+            rescore = lambda c: rescore_pairs(table, c)  # noqa: E731
+        res = run_tune(table, load_truth(truth), base=_load_config(config), objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
-                       progress=not quiet)
+                       search_space=space, rescore=rescore, progress=not quiet)
         res.write_config(out)
     except AstradupError as exc:
         _fail(exc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -90,6 +89,22 @@ def test_match_writes_contract_columns_and_explanations(indexed, tmp_path):
     assert ex["top_frames"] and ex["band"] == "near" and "path_sim" in ex["visual"]
     with Store(store, read_only=True) as st:
         assert len(st.pairs()) == len(df)
+
+
+def test_rescore_from_explanations_reproduces_matching(indexed):
+    """Tuning rescored pairs from their explanations; that must equal a real re-match."""
+    from astradup.scoring.pair import rescore_pairs
+
+    store, _ = indexed
+    base = run_match(store, min_score=0.0, progress=False)
+    again = rescore_pairs(base, AstradupConfig())
+    assert (again["label"] == base["label"]).all()
+    assert np.allclose(again["score"], base["score"], atol=1e-3)
+    other = AstradupConfig().replace(**{"match.q_near": 0.93, "match.q_exact": 0.99, "fusion.near": 0.9})
+    rematched = run_match(store, other, min_score=0.0, progress=False).set_index(["a", "b"])
+    fast = rescore_pairs(base, other).set_index(["a", "b"]).loc[rematched.index]
+    assert (fast["label"] == rematched["label"]).all()
+    assert np.allclose(fast["score"], rematched["score"], atol=1e-3)
 
 
 def test_parquet_export(indexed, tmp_path):

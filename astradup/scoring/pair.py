@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
-from astradup.scoring.fusion import Fused, band_labels, fuse
+from astradup.scoring.fusion import fuse, fuse_arrays
 from astradup.scoring.similarity import audio_similarity, metadata_similarity, visual_similarity
 
 
@@ -47,17 +48,12 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
     vis = visual_similarity(a, b, cfg.match)
     aud, offset = audio_similarity(a.audio, b.audio)
     meta = metadata_similarity(a, b)
-    fused = fuse({"visual": vis.score, "audio": aud, "metadata": meta}, cfg.fusion)
-    if vis.score < 0.95 and fused.score >= cfg.fusion.exact:
-        # "exact" is a claim about the pictures: audio and metadata may not lift a pair into it
-        fused = Fused(min(fused.score, cfg.fusion.exact - 1e-6), band_labels(np.array([cfg.fusion.exact - 1e-6]), cfg.fusion)[0],
-                      fused.confidence, fused.weights)
     al = vis.alignment
-    partial = bool(
-        al is not None
-        and fused.label in ("exact", "near")
-        and min(vis.coverage_a, vis.coverage_b) < cfg.match.partial_coverage
-    )
+    is_partial = al is not None and min(vis.coverage_a, vis.coverage_b) < cfg.match.partial_coverage
+    if is_partial:
+        meta = None  # durations of a clip and its source differ by design: not evidence either way
+    fused = fuse({"visual": vis.score, "audio": aud, "metadata": meta}, cfg.fusion)
+    partial = bool(is_partial and fused.label in ("exact", "near"))
     band = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(fused.label)
     explanation = {
         "weights": {k: round(v, 4) for k, v in fused.weights.items()},
@@ -71,7 +67,10 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
             "coverage_a": _r(vis.coverage_a),
             "coverage_b": _r(vis.coverage_b),
             "aligned_frames": 0 if al is None else al.length,
+            "segment_s": 0.0 if al is None else _r(min(al.a_end - al.a_start, al.b_end - al.b_start), 3),
+            "min_duration_s": _r(min(a.duration, b.duration), 3),
         },
+        "metadata_raw": _r(metadata_similarity(a, b)),
         "audio": {
             "status_a": a.audio.status if a.audio else "disabled",
             "status_b": b.audio.status if b.audio else "disabled",
@@ -93,3 +92,32 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
         partial=partial,
         explanation=explanation,
     )
+
+
+def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
+    """Recompute visual, metadata, score, label and partial from the explanations' statistics.
+
+    Vectorised and exact for every ``match.*`` field that does not change the alignment itself
+    (the ``q_*`` knots, ``exact_hash``, ``exact_coverage``, ``distinct_margin``, ``min_segment``,
+    ``partial_coverage``) and for all of ``fusion``, so Optuna can tune them without re-matching.
+    """
+    from astradup.scoring.similarity import visual_from_stats
+
+    ex = pairs["explanation"].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
+    vis = pd.DataFrame([e.get("visual", {}) for e in ex], index=pairs.index)
+    get = lambda c, d=0.0: pd.to_numeric(vis.get(c, pd.Series(d, index=pairs.index)), errors="coerce").fillna(d).to_numpy()  # noqa: E731
+    aligned = get("aligned_frames") > 0
+    cov_a, cov_b = get("coverage_a"), get("coverage_b")
+    visual = visual_from_stats(get("path_sim"), get("background"), get("hash_agreement"), cov_a, cov_b,
+                               get("segment_s"), get("min_duration_s", 1.0), aligned, cfg.match)
+    meta_raw = pd.to_numeric(pd.Series([e.get("metadata_raw") for e in ex], index=pairs.index), errors="coerce").to_numpy(dtype=float)
+    is_partial = aligned & (np.minimum(cov_a, cov_b) < cfg.match.partial_coverage)
+    meta = np.where(is_partial, np.nan, meta_raw)
+    out = pairs.copy()
+    out["visual"] = np.round(visual, 4)
+    out["metadata"] = meta
+    audio = pd.to_numeric(out["audio"], errors="coerce").to_numpy(dtype=float)
+    score, label, conf = fuse_arrays(out["visual"].to_numpy(dtype=float), audio, meta, cfg.fusion)
+    out["score"], out["label"], out["confidence"] = score, label, conf
+    out["partial"] = is_partial & np.isin(label, ["exact", "near"])
+    return out

@@ -40,10 +40,33 @@ def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     return np.clip(2.0 * hash_agreement_matrix(a, b) - 1.0, 0.0, 1.0)
 
 
-def _knots(q: float, m: MatchConfig) -> float:
-    xs = [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0]
-    ys = [0.0, 0.70, 0.85, 0.95, 1.0]
-    return float(np.interp(q, xs, ys))
+def visual_from_stats(
+    path_sim: np.ndarray,
+    background: np.ndarray,
+    hash_agree: np.ndarray,
+    coverage_a: np.ndarray,
+    coverage_b: np.ndarray,
+    segment: np.ndarray,
+    min_duration: np.ndarray,
+    aligned: np.ndarray,
+    m: MatchConfig,
+) -> np.ndarray:
+    """The visual score from alignment statistics (vectorised; used by matching and tuning).
+
+    The aligned path's mean similarity maps through the ``q_*`` knots to 0 / 0.70 / 0.85 / 0.95 /
+    1.0. Caps: below "near" when the path does not stand out from the matrix's background, or is
+    shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
+    covered; at most 0.5 when nothing aligned (``aligned`` false; ``path_sim`` is then the best
+    single frame pair).
+    """
+    q = np.asarray(path_sim, dtype=np.float64)
+    score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, 0.70, 0.85, 0.95, 1.0])
+    short = np.asarray(segment) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration))
+    flat = (q - np.asarray(background) < m.distinct_margin) & (np.asarray(hash_agree) < m.exact_hash)
+    score = np.where(short | flat, np.minimum(score, 0.849), score)
+    exact_ok = (np.asarray(hash_agree) >= m.exact_hash) & (np.minimum(coverage_a, coverage_b) >= m.exact_coverage)
+    score = np.where(exact_ok, score, np.minimum(score, 0.949))
+    return np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, 0.5))
 
 
 def _half_step(ts: np.ndarray) -> float:
@@ -51,32 +74,24 @@ def _half_step(ts: np.ndarray) -> float:
 
 
 def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> VisualResult:
-    """Align the two videos and turn the aligned path into a visual score.
-
-    The score maps the path's mean similarity through the ``q_*`` knots, then caps it:
-    below "near" when the path does not stand out from the matrix's background or is shorter
-    than ``min_segment``, and below "exact" unless hashes agree and both videos are covered.
-    """
+    """Align the two videos and turn the aligned path into a visual score (see
+    :func:`visual_from_stats`)."""
     sim = frame_similarity(a, b)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
     al = align(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
+    min_dur = min(a.duration, b.duration)
     if al is None:
         bg = float(np.median(sim)) if sim.size else 0.0
         best = float(sim.max()) if sim.size else 0.0
-        return VisualResult(min(_knots(best, m), 0.5), None, best, 0.0, 0.0, 0.0, bg)
+        score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m)
+        return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg)
     agree = hash_agreement_matrix(a, b)[al.path[:, 0], al.path[:, 1]]
     hash_agree = float(agree.mean())
-    cov_a = (al.a_end - al.a_start) / max(a.duration, 1e-9)
-    cov_b = (al.b_end - al.b_start) / max(b.duration, 1e-9)
-    score = _knots(al.path_sim, m)
+    cov_a = min((al.a_end - al.a_start) / max(a.duration, 1e-9), 1.0)
+    cov_b = min((al.b_end - al.b_start) / max(b.duration, 1e-9), 1.0)
     seg = min(al.a_end - al.a_start, al.b_end - al.b_start)
-    short = seg < min(m.min_segment, 0.8 * min(a.duration, b.duration))
-    flat = al.path_sim - al.background < m.distinct_margin and hash_agree < m.exact_hash
-    if short or flat:
-        score = min(score, 0.849)
-    if not (hash_agree >= m.exact_hash and min(cov_a, cov_b) >= m.exact_coverage):
-        score = min(score, 0.949)
-    return VisualResult(score, al, al.path_sim, hash_agree, min(cov_a, 1.0), min(cov_b, 1.0), al.background)
+    score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m)
+    return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background)
 
 
 def audio_similarity(a: AudioFeatures | None, b: AudioFeatures | None, window: int = 40, min_items: int = 16) -> tuple[float | None, float | None]:

@@ -36,6 +36,17 @@ DEFAULT_SEARCH_SPACE: dict[str, Any] = {
 }
 BANDS = ("fusion.near", "fusion.exact", "fusion.similar")
 
+#: The visual calibration (``match`` fields that rescoring from explanations can change). The
+#: knots' ranges do not overlap, so every trial keeps ``q_low < q_similar <= q_near <= q_exact``.
+MATCH_SPACE: dict[str, Any] = {
+    "match.q_low": [0.3, 0.7],
+    "match.q_similar": [0.7, 0.85],
+    "match.q_near": [0.85, 0.93],
+    "match.q_exact": [0.93, 0.995],
+    "match.distinct_margin": [0.0, 0.1],
+    "match.exact_hash": [0.7, 0.98],
+}
+
 
 class InfeasibleTrial(Exception):
     """The sampled values cannot form a valid config (e.g. exact's range lies below near)."""
