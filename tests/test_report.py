@@ -151,6 +151,34 @@ def test_transform_recall_bars(result):
     assert list(fig.layout.yaxis.categoryarray)[0] == "speed"
 
 
+def test_many_transforms_are_counted_per_part():
+    rows = [(f"t{i}+t{j}", "near", 2, (i + j) % 3) for i in range(8) for j in range(i + 1, 8)]
+    rows += [(f"t{i}", "near", 2, 2) for i in range(8)]
+    pt = pd.DataFrame(rows, columns=["transform", "relation", "n", "recalled"])
+    pt["recall"] = pt["recalled"] / pt["n"]
+    parts = figures.by_component(pt)
+    t0 = parts.set_index("transform").loc["t0"]
+    # t0 alone (2/2) and in 7 pairs with t1..t7: recalled (0+j) % 3 for j = 1..7
+    assert t0["n"] == 2 + 7 * 2 and t0["recalled"] == 2 + sum(j % 3 for j in range(1, 8))
+    fig = figures.transform_recall(pt, max_bars=10)
+    assert "composites counted under each part" in fig.layout.title.text
+    assert sorted(fig.data[0].y) == [f"t{i}" for i in range(8)]
+    assert len(figures.transform_recall(pt, max_bars=100).data[0].y) == len(pt)
+
+
+def test_transform_matrix_cells():
+    pt = pd.DataFrame({"transform": ["crop", "hflip", "crop+hflip", "crop+blur+hflip"], "relation": ["near"] * 4,
+                       "n": [4, 4, 2, 2], "recalled": [4, 2, 1, 0]})
+    pt["recall"] = pt["recalled"] / pt["n"]
+    hm = figures.transform_matrix(pt).data[0]
+    assert list(hm.x) == ["blur", "crop", "hflip"]
+    z = np.asarray(hm.z, dtype=float)
+    assert z[1, 1] == 1.0 and z[2, 2] == 0.5  # alone
+    assert z[1, 2] == z[2, 1] == pytest.approx(1 / 4)  # crop with hflip: 1/2 and 0/2
+    assert z[0, 1] == 0.0 and np.isnan(z[0, 0])  # blur only inside the triple
+    assert hm.text[1][2] == "1/4"
+
+
 def test_transform_names_are_escaped():
     pt = pd.DataFrame({"transform": ["<b>crop</b>"], "relation": ["near"], "n": [2], "recalled": [1], "recall": [0.5]})
     fig = figures.transform_recall(pt)

@@ -162,23 +162,56 @@ def _pct(share: float) -> str:
     return "&lt;1%" if 0 < share < 0.01 else f"{share:.0%}"
 
 
-def transform_recall(per_transform: pd.DataFrame, title: str = "Recall per transform") -> Any:
-    """Recall of each transform (how a copy was made), one bar colour per truth relation."""
-    import plotly.graph_objects as go
-
-    if per_transform is None or len(per_transform) == 0:
-        return _empty(title, "the truth table names no transforms")
-    _require_columns(per_transform, ("transform", "recall", "n"), "transform_recall")
+def _per_transform(per_transform: pd.DataFrame) -> pd.DataFrame:
+    _require_columns(per_transform, ("transform", "recall", "n"), "per-transform recall")
     df = per_transform.copy()
     if "relation" not in df.columns:
         df["relation"] = "near"
     if "recalled" not in df.columns:
         df["recalled"] = (df["recall"] * df["n"]).round().astype(int)
     df["transform"] = df["transform"].fillna("").astype(str).replace("", "(none)")
-    order = df.groupby("transform")["recall"].mean().sort_values().index.tolist()
+    df["relation"] = df["relation"].astype(str)
+    return df
+
+
+def by_component(per_transform: pd.DataFrame, sep: str = "+") -> pd.DataFrame:
+    """Recall per elementary transform: a composite ``crop+hflip`` counts under ``crop`` and
+    under ``hflip``. Columns ``transform, relation, n, recalled, recall``.
+
+    >>> pt = pd.DataFrame({"transform": ["crop", "crop+hflip"], "relation": ["near", "near"],
+    ...                    "n": [2, 2], "recalled": [2, 0], "recall": [1.0, 0.0]})
+    >>> by_component(pt)[["transform", "n", "recalled"]].values.tolist()
+    [['crop', 4, 2], ['hflip', 2, 0]]
+    """
+    df = _per_transform(per_transform)
+    parts = df.assign(transform=df["transform"].str.split(sep, regex=False)).explode("transform")
+    parts["transform"] = parts["transform"].str.strip().replace("", "(none)")
+    out = parts.groupby(["transform", "relation"], sort=True)[["n", "recalled"]].sum().reset_index()
+    out["recall"] = np.where(out["n"] > 0, out["recalled"] / out["n"].where(out["n"] > 0, 1), np.nan)
+    return out
+
+
+def transform_recall(per_transform: pd.DataFrame, title: str = "Recall per transform",
+                     max_bars: int = 40, sep: str = "+") -> Any:
+    """Recall of each transform (how a copy was made), one bar colour per truth relation.
+
+    With more than ``max_bars`` distinct transforms, composites (``crop+hflip``) are counted
+    under each of their parts (see :func:`by_component`); :func:`transform_matrix` then shows
+    the combinations. The weakest transforms are listed first, at the top.
+    """
+    import plotly.graph_objects as go
+
+    if per_transform is None or len(per_transform) == 0:
+        return _empty(title, "the truth table names no transforms")
+    df = _per_transform(per_transform)
+    if df["transform"].nunique() > max_bars:
+        df = by_component(df, sep)
+        title = f"{title} (composites counted under each part)"
+    totals = df.groupby("transform")[["recalled", "n"]].sum()
+    order = (totals["recalled"] / totals["n"].where(totals["n"] > 0, 1)).sort_values(kind="stable").index.tolist()
     fig = go.Figure()
-    for rel in _ordered(df["relation"].astype(str)):
-        part = df[df["relation"].astype(str) == rel]
+    for rel in _ordered(df["relation"]):
+        part = df[df["relation"] == rel]
         fig.add_trace(
             go.Bar(
                 y=_texts(part["transform"]), x=part["recall"], orientation="h",
@@ -188,12 +221,50 @@ def transform_recall(per_transform: pd.DataFrame, title: str = "Recall per trans
                 hovertemplate="%{y}<br>recall %{x:.2f} (%{text})<extra>" + plotly_text(rel) + "</extra>",
             )
         )
+    n_bars = len(df)
     fig.update_layout(
-        title=title, template=TEMPLATE, barmode="group",
-        height=max(300, 60 + 28 * len(order) * max(1, df["relation"].nunique())),
-        xaxis={"title": "recall", "range": [0, 1.12]},
-        yaxis={"categoryorder": "array", "categoryarray": _texts(order)},
+        title=title, template=TEMPLATE, barmode="group", bargap=0.15,
+        height=max(300, 130 + 18 * n_bars + 6 * len(order)),
+        xaxis={"title": "recall", "range": [0, 1.12], "side": "top"},
+        yaxis={"categoryorder": "array", "categoryarray": _texts(order), "autorange": "reversed"},
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
     )
+    return fig
+
+
+def transform_matrix(per_transform: pd.DataFrame, title: str = "Recall of transform combinations",
+                     sep: str = "+") -> Any:
+    """Recall of every pair of elementary transforms applied together (diagonal: applied alone
+    or, for three or more parts, every pair inside the composite counts)."""
+    import plotly.graph_objects as go
+
+    if per_transform is None or len(per_transform) == 0:
+        return _empty(title, "the truth table names no transforms")
+    df = _per_transform(per_transform)
+    parts = [sorted({p.strip() or "(none)" for p in t.split(sep)}) for t in df["transform"]]
+    names = sorted({p for ps in parts for p in ps})
+    if len(names) < 2:
+        return _empty(title, "a single transform: nothing to combine")
+    idx = {p: i for i, p in enumerate(names)}
+    n = np.zeros((len(names), len(names)))
+    k = np.zeros_like(n)
+    for ps, rows, got in zip(parts, df["n"].to_numpy(), df["recalled"].to_numpy(), strict=True):
+        cells = [(p, p) for p in ps] if len(ps) == 1 else [(p, q) for p in ps for q in ps if p != q]
+        for p, q in cells:
+            n[idx[p], idx[q]] += rows
+            k[idx[p], idx[q]] += got
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
+    text = [[f"{int(kk)}/{int(nn)}" if nn else "" for kk, nn in zip(rk, rn, strict=True)]
+            for rk, rn in zip(k, n, strict=True)]
+    labels = _texts(names)
+    fig = go.Figure(
+        go.Heatmap(z=recall, x=labels, y=labels, text=text, colorscale="RdYlGn", zmin=0, zmax=1,
+                   colorbar={"title": "recall"}, hoverongaps=False,
+                   hovertemplate="%{y} + %{x}<br>recall %{z:.2f} (%{text})<extra></extra>")
+    )
+    fig.update_layout(title=title, template=TEMPLATE, height=max(420, 160 + 26 * len(names)),
+                      xaxis={"tickangle": -45}, yaxis={"autorange": "reversed"})
     return fig
 
 
