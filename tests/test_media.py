@@ -233,3 +233,14 @@ def test_unreadable_file():
             f.chmod(0o644)
             f.unlink()
         d.rmdir()
+
+
+def test_thumbnail_at_time(media_dir):
+    from astradup.media import thumbnail
+
+    img = thumbnail(media_dir / "src.mp4", 3.0, size=48)
+    assert img.shape == (32, 48, 3) and img.dtype == np.uint8  # 96x64 source, aspect kept
+    early, late = thumbnail(media_dir / "src.mp4", 0.5, size=48), thumbnail(media_dir / "src.mp4", 5.5, size=48)
+    assert np.abs(early.astype(int) - late.astype(int)).mean() > 3  # the picture changes over time
+    with pytest.raises(MissingFileError):
+        thumbnail(media_dir / "nope.mp4", 1.0)

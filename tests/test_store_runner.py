@@ -56,6 +56,27 @@ def test_features_round_trip(indexed, media_dir):
     assert back.audio.status == "ok" and np.array_equal(back.audio.fingerprint, fresh.audio.fingerprint)
 
 
+def test_frame_index_is_kept_beside_the_store_and_extended(media_dir, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for name in ("src.mp4", "mirror.mp4", "other.mp4"):
+        shutil.copy(media_dir / name, corpus / name)
+    store = tmp_path / "s.duckdb"
+    run_index(corpus, store, eager=True, progress=False)
+    first = run_match(store, min_score=0.0, progress=False)
+    assert first.attrs["frame_index"] == "built" and Path(f"{store}.frames.faiss").exists()
+    assert run_match(store, min_score=0.0, progress=False).attrs["frame_index"] == "reused"
+    shutil.copy(media_dir / "clip.mp4", corpus / "clip.mp4")
+    run_index(corpus, store, eager=True, progress=False)
+    extended = run_match(store, min_score=0.0, progress=False)
+    assert extended.attrs["frame_index"] == "extended"
+    Path(f"{store}.frames.faiss").unlink()
+    rebuilt = run_match(store, min_score=0.0, progress=False)
+    assert rebuilt.attrs["frame_index"] == "built"
+    cols = ["a", "b", "label"]
+    pd.testing.assert_frame_equal(extended[cols], rebuilt[cols])
+
+
 def test_second_run_skips_unchanged_and_redoes_changed(media_dir, tmp_path):
     corpus = tmp_path / "c"
     shutil.copytree(media_dir, corpus)

@@ -226,7 +226,51 @@ def _stack(features: dict[int, VideoFeatures]) -> dict[str, np.ndarray]:
     return out
 
 
-def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig) -> pd.DataFrame:
+def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, frame_video: np.ndarray,
+                frame_vecs: np.ndarray) -> tuple[Any, str]:
+    """The FAISS frame index, kept beside the store (``<store>.frames.faiss``) and extended
+    incrementally: when the indexed videos are a prefix of the current ones (new videos get higher
+    ids), only the new rows are added; otherwise it is rebuilt. Returns (index, "reused" |
+    "extended" | "built")."""
+    from astradup.index import VectorIndex
+
+    rows = np.arange(len(frame_vecs), dtype=np.int64)
+    counts = np.bincount(np.searchsorted(ids, frame_video), minlength=len(ids)).tolist()
+    state = {"ids": ids.tolist(), "counts": counts, "dim": int(frame_vecs.shape[1])}
+    if store_path is None:
+        idx = VectorIndex(frame_vecs.shape[1])
+        idx.add(frame_vecs, rows)
+        return idx, "built"
+    path = Path(f"{store_path}.frames.faiss")
+    manifest = Path(f"{path}.json")
+    how = "built"
+    idx = None
+    if path.exists() and manifest.exists():
+        try:
+            old = json.loads(manifest.read_text())
+            n_old = len(old["ids"])
+            if old["dim"] == state["dim"] and old["ids"] == state["ids"][:n_old] and old["counts"] == counts[:n_old]:
+                idx = VectorIndex.load(path)
+                start = int(sum(old["counts"]))
+                if start < len(frame_vecs):
+                    idx.add(frame_vecs[start:], rows[start:])
+                    how = "extended"
+                else:
+                    how = "reused"
+        except (OSError, ValueError, KeyError, AstradupError) as exc:
+            log.warning("%s: cannot reuse the frame index (%s); rebuilding", path, exc)
+            idx = None
+    if idx is None:
+        idx = VectorIndex(frame_vecs.shape[1])
+        idx.add(frame_vecs, rows)
+    if how != "reused":
+        idx.save(path)
+        manifest.write_text(json.dumps(state))
+    return idx, how
+
+
+def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
+                    store_path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Candidate pairs (a, b video ids) from FAISS: frame neighbours, video descriptors, hashes."""
     from astradup.index import candidate_pairs
 
@@ -235,8 +279,13 @@ def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig) -> 
     kwargs: dict[str, Any] = {"k": m.k, "min_sim": m.min_candidate_sim, "hash_codes": s["hash_codes"],
                               "hash_video": s["hash_video"], "hash_radius": m.hash_radius}
     if "frame_vecs" in s:
-        kwargs.update(frame_vecs=s["frame_vecs"], frame_video=s["frame_video"], video_vecs=s["video_vecs"], video_ids=s["ids"])
-        return candidate_pairs(**kwargs)
+        index, how = frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"])
+        log.info("frame index %s (%d vectors)", how, index.ntotal)
+        kwargs.update(frame_vecs=s["frame_vecs"], frame_video=s["frame_video"], video_vecs=s["video_vecs"],
+                      video_ids=s["ids"], index=index)
+        out = candidate_pairs(**kwargs)
+        out.attrs["frame_index"] = how
+        return out
     # hash-only mode: the hash index alone proposes candidates
     d = s["hash_codes"].shape[1] * 8
     zeros = np.zeros((len(s["hash_video"]), 1), dtype=np.float32)
@@ -278,7 +327,7 @@ def run_match(
             raise StoreError(f"{store_path}: {len(feats)} indexed video(s); matching needs at least 2")
         vids = st.videos().set_index("video_id")
         st.start_run(run_id, "match", cfg.to_dict(), versions(), st.media_root)
-        cand = find_candidates(feats, cfg)
+        cand = find_candidates(feats, cfg, store_path)
         pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
         rows = []
         for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
@@ -302,6 +351,7 @@ def run_match(
         result.to_csv(out, index=False)
     result.attrs["run_id"] = run_id
     result.attrs["n_candidates"] = len(pairs)
+    result.attrs["frame_index"] = cand.attrs.get("frame_index", "built")
     return result
 
 

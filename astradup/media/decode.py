@@ -199,3 +199,32 @@ def sample_frames(
     except Exception as exc:  # noqa: BLE001 - decord/torchcodec raise their own types
         log.warning("%s: %s decoder failed (%s: %s); falling back to pyav", p, backend, type(exc).__name__, exc)
         return PyAVDecoder(fps=fps, size=size, max_frames=max_frames).sample(p, duration, rotation)
+
+
+def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.ndarray:
+    """The frame shown at ``t`` seconds as RGB uint8, ``size`` pixels wide (aspect kept, rotation
+    applied): for reports and notebooks. Seeks to the keyframe before ``t`` and decodes forward."""
+    from astradup.media.probe import probe
+
+    p = os.fspath(path)
+    info = probe(p)
+    container = _open(p)
+    try:
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        tb = float(vs.time_base)
+        start = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+        container.seek(max(0, int((max(t, 0.0) + start) / tb)), stream=vs, backward=True, any_frame=False)
+        w, h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+        height = max(2, int(round(size * h / max(w, 1))))
+        best = None
+        for frame in container.decode(vs):
+            best = frame
+            if frame.pts is not None and frame.pts * tb - start >= t - 1e-3:
+                break
+        if best is None:
+            raise DecodeError(p, f"no frame could be decoded near {t:.2f} s")
+        img = best.to_ndarray(width=size, height=height, format="rgb24")
+        return _rotate(img[None], info.rotation)[0]
+    finally:
+        container.close()
