@@ -130,7 +130,7 @@ class MatchConfig:
         exact_hash: mean hash agreement (1 - Hamming/bits) along the path needed for "exact".
         exact_coverage: share of both videos the path must cover for "exact".
         distinct_margin: a path must beat the matrix's median similarity by this much to be a
-            copy rather than similar content; otherwise the visual score stays below "near".
+            copy rather than similar content; otherwise the visual score is capped at 0.80.
         partial_coverage: a copy covering less than this share of either video is "partial".
     """
 
@@ -147,7 +147,7 @@ class MatchConfig:
     q_exact: float = 0.97
     exact_hash: float = 0.90
     exact_coverage: float = 0.90
-    distinct_margin: float = 0.03
+    distinct_margin: float = 0.012
     partial_coverage: float = 0.80
 
     def __post_init__(self) -> None:

@@ -146,7 +146,7 @@ def main() -> None:
     cfg0 = AstradupConfig()
     space = {**default_search_space("f1"), **MATCH_SPACE}
     tr_pairs = restrict(pairs, train)
-    res = tune(tr_pairs, truth[truth["a"].isin(train) & truth["b"].isin(train)], videos=sorted(train), base=cfg0,
+    res = tune(tr_pairs, truth[truth["a"].isin(train) & truth["b"].isin(train)].copy(), videos=sorted(train), base=cfg0,
                objective="f1", n_trials=args.trials, seed=args.seed, search_space=space,
                rescore=lambda c: rescore_pairs(tr_pairs, c), val_fraction=0.3)
     tuned = res.best_config
@@ -157,7 +157,8 @@ def main() -> None:
 
     base_h = vpdq_hashes([corpus / v for v in videos])
     bp = vpdq_pairs(base_h)
-    th = best_threshold(restrict(bp, train), truth, sorted(train))
+    train_truth = truth[truth["a"].isin(train) & truth["b"].isin(train)]
+    th = best_threshold(restrict(bp, train), train_truth, sorted(train))
     bte = restrict(bp, test).assign(label=lambda d: np.where(d["score"] >= th, "near", "different"))
     m_base = evaluate(test_truth, bte, videos=sorted(test))
 

@@ -171,9 +171,28 @@ def fetch_packages(
 
 
 def sources_dir(cache_dir: str | os.PathLike[str] = CACHE) -> Path:
-    """The folder of extracted original videos, fetched if needed: a ``sources_dir`` for synth."""
+    """A folder of the extracted original videos, fetched if needed: a ``sources_dir`` for synth.
+
+    It holds symbolic links to the originals, less the second file of each pair in
+    :data:`KNOWN_DUPLICATES`: two copies among the sources would be labelled unrelated.
+    """
     fetch_packages(VIDEO_PACKAGES, cache_dir)
-    return Path(cache_dir) / "extracted"
+    extracted = Path(cache_dir) / "extracted"
+    out = Path(cache_dir) / "sources"
+    skip = {str(extracted / dup) for _keep, dup in KNOWN_DUPLICATES}
+    wanted = {}
+    for f in sorted(extracted.rglob("*")):
+        if f.suffix.lower() in VIDEO_SUFFIXES and f.is_file() and str(f) not in skip:
+            wanted[str(f.relative_to(extracted)).replace(os.sep, "__")] = f.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for link in out.iterdir():
+        if link.name not in wanted:
+            link.unlink()
+    for name, target in wanted.items():
+        link = out / name
+        if not link.is_symlink():
+            link.symlink_to(target)
+    return out
 
 
 def fetch_music(cache_dir: str | os.PathLike[str] = CACHE) -> list[Path]:

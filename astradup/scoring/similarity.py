@@ -32,12 +32,36 @@ def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     return 1.0 - ham / bits
 
 
+def informative_hashes(codes: np.ndarray, slack: float = 0.25) -> np.ndarray:
+    """True for hashes of frames with structure. pHash thresholds at the median, so a real frame
+    sets about half of its bits; flat frames (black, fades, solid colour) set far fewer and would
+    collide across unrelated videos."""
+    bits = codes.shape[1] * 8 if codes.ndim == 2 and codes.shape[1] else 1
+    ones = np.bitwise_count(codes).sum(axis=1) if len(codes) else np.zeros(0)
+    return np.abs(ones / bits - 0.5) <= slack
+
+
+def hash_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
+    """Hash-based frame similarity rescaled so unrelated frames (~50 % agreement) score 0 and
+    identical ones 1; pairs involving an uninformative (flat) frame score 0."""
+    s = np.clip(2.0 * hash_agreement_matrix(a, b) - 1.0, 0.0, 1.0)
+    ok = informative_hashes(a.phash)[:, None] & informative_hashes(b.phash)[None, :]
+    return np.where(ok, s, 0.0)
+
+
 def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
-    """Frame-to-frame similarity: embedding cosine when both have embeddings, else hash-based
-    (rescaled so unrelated frames, ~50 % agreement, score 0)."""
+    """Frame-to-frame similarity: the better of the embedding cosine and the hash similarity.
+
+    Embeddings carry crops, overlays and mirror images; hashes carry photometric changes (grey,
+    colour, blur, noise, low bit rate) that move ImageNet features. Without embeddings, hashes only.
+    """
+    hs = hash_similarity(a, b)
     if a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings):
-        return a.embeddings @ b.embeddings.T
-    return np.clip(2.0 * hash_agreement_matrix(a, b) - 1.0, 0.0, 1.0)
+        return np.maximum(a.embeddings @ b.embeddings.T, hs)
+    return hs
+
+
+FLAT_CAP = 0.80  # visual score ceiling of a path that does not stand out from its background
 
 
 def visual_from_stats(
@@ -54,16 +78,20 @@ def visual_from_stats(
     """The visual score from alignment statistics (vectorised; used by matching and tuning).
 
     The aligned path's mean similarity maps through the ``q_*`` knots to 0 / 0.70 / 0.85 / 0.95 /
-    1.0. Caps: below "near" when the path does not stand out from the matrix's background, or is
-    shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
+    1.0. Caps: at 0.80 when the path does not stand out from the matrix's background by
+    ``distinct_margin`` (static content: other moments look the same, so only audio agreement can
+    make it a copy); below "near" when it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
     covered; at most 0.5 when nothing aligned (``aligned`` false; ``path_sim`` is then the best
     single frame pair).
     """
     q = np.asarray(path_sim, dtype=np.float64)
     score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, 0.70, 0.85, 0.95, 1.0])
     short = np.asarray(segment) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration))
-    flat = (q - np.asarray(background) < m.distinct_margin) & (np.asarray(hash_agree) < m.exact_hash)
-    score = np.where(short | flat, np.minimum(score, 0.849), score)
+    flat = q - np.asarray(background) < m.distinct_margin
+    score = np.where(short, np.minimum(score, 0.849), score)
+    # a path no better than the rest of the matrix: static or repetitive content, where other
+    # moments of the same material look the same; pictures alone cannot call it a copy
+    score = np.where(flat, np.minimum(score, FLAT_CAP), score)
     exact_ok = (np.asarray(hash_agree) >= m.exact_hash) & (np.minimum(coverage_a, coverage_b) >= m.exact_coverage)
     score = np.where(exact_ok, score, np.minimum(score, 0.949))
     return np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, 0.5))
