@@ -1,0 +1,258 @@
+"""Shared helpers of the index stage: lazy faiss import, GPU choice, input checks.
+
+faiss is imported here, inside functions, so ``import astradup.index`` works without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from astradup.errors import ConfigError, IndexError_
+
+GPU_CHOICES = ("auto", "cpu", "gpu")
+
+log = logging.getLogger(__name__)
+
+
+def load_faiss() -> Any:
+    """Import faiss (faiss-cpu or faiss-gpu: same module) or raise a clear error."""
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss is a hard dependency
+        raise IndexError_(
+            "faiss is not importable; install faiss-cpu (or faiss-gpu on CUDA hosts)"
+        ) from exc
+    return faiss
+
+
+def gpu_available(faiss: Any) -> bool:
+    """True when this faiss build has GPU support and sees at least one GPU."""
+    if not hasattr(faiss, "StandardGpuResources") or not hasattr(faiss, "get_num_gpus"):
+        return False
+    try:
+        return int(faiss.get_num_gpus()) > 0
+    except Exception:  # noqa: BLE001 - a broken CUDA runtime means "no GPU", not a crash
+        return False
+
+
+def check_use_gpu(use_gpu: str | bool) -> str:
+    """Normalise ``use_gpu`` to ``"auto"``, ``"cpu"`` or ``"gpu"`` (True/False are accepted)."""
+    if use_gpu is True:
+        return "gpu"
+    if use_gpu is False:
+        return "cpu"
+    if use_gpu not in GPU_CHOICES:
+        raise ConfigError(
+            f"use_gpu must be one of {list(GPU_CHOICES)} or a bool, but got {use_gpu!r}"
+        )
+    return str(use_gpu)
+
+
+def resolve_gpu(use_gpu: str, faiss: Any) -> bool:
+    """Whether to put an index on the GPU: ``"gpu"`` insists, ``"auto"`` uses one when present."""
+    if use_gpu == "cpu":
+        return False
+    available = gpu_available(faiss)
+    if use_gpu == "gpu" and not available:
+        raise IndexError_("use_gpu='gpu' but faiss has no GPU support or sees no GPU")
+    return available
+
+
+def as_vectors(x: Any, dim: int, what: str, copy: bool = True) -> np.ndarray:
+    """Check a float matrix of shape (n, dim) with finite values; return it as float32.
+
+    With ``copy=False`` a float32 C-contiguous input is returned as is (read it, never write it).
+
+    Raises:
+        IndexError_: wrong type, dtype, shape or a NaN/inf value (the message names the row).
+    """
+    if not isinstance(x, np.ndarray):
+        raise IndexError_(
+            f"{what} must be a numpy array of shape (n, {dim}), but got {type(x).__name__}"
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        raise IndexError_(f"{what} must have a float dtype (float32 expected), but got {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise IndexError_(f"{what} must have shape (n, {dim}), but got {x.shape}")
+    if copy or x.dtype != np.float32 or not x.flags.c_contiguous:
+        out = np.array(x, dtype=np.float32, order="C", copy=True)
+    else:
+        out = x
+    step = max(1, (1 << 24) // max(dim, 1))  # check in chunks: no n x dim boolean temporary
+    for start in range(0, out.shape[0], step):
+        finite = np.isfinite(out[start : start + step]).all(axis=1)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite)[0])
+            raise IndexError_(f"{what} row {row} contains NaN or inf; features must be finite")
+    return out
+
+
+def normalise_rows(x: np.ndarray, what: str) -> np.ndarray:
+    """L2-normalise rows in place (float32); a zero row raises, since it has no direction."""
+    norms = np.linalg.norm(x, axis=1)
+    zero = norms == 0
+    if zero.any():
+        row = int(np.flatnonzero(zero)[0])
+        raise IndexError_(f"{what} row {row} is all zeros; a zero vector has no cosine similarity")
+    x /= norms[:, None].astype(np.float32)
+    return x
+
+
+def as_codes(x: Any, nbytes: int, what: str) -> np.ndarray:
+    """Check packed binary codes: uint8 of shape (n, nbytes); return a C-contiguous copy."""
+    if not isinstance(x, np.ndarray):
+        raise IndexError_(
+            f"{what} must be a numpy uint8 array of shape (n, {nbytes}), but got {type(x).__name__}"
+        )
+    if x.dtype != np.uint8:
+        raise IndexError_(f"{what} must be packed bits of dtype uint8, but got {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != nbytes:
+        raise IndexError_(
+            f"{what} must have shape (n, {nbytes}) ({nbytes * 8} bits), but got {x.shape}"
+        )
+    return np.ascontiguousarray(x)
+
+
+def as_ids(ids: Any, n: int, what: str) -> np.ndarray:
+    """Check ids: integer, 1-D, length n, >= 0 (-1 marks a missing result), unique."""
+    if not isinstance(ids, np.ndarray) or ids.ndim != 1:
+        raise IndexError_(f"{what} must be a 1-D numpy integer array of length {n}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise IndexError_(
+            f"{what} must have an integer dtype (int64 expected), but got {ids.dtype}"
+        )
+    if ids.shape[0] != n:
+        raise IndexError_(f"{what} must have one id per vector ({n}), but got {ids.shape[0]}")
+    out = ids.astype(np.int64, copy=True)
+    if n and out.min() < 0:
+        raise IndexError_(
+            f"{what} must be >= 0 (-1 marks missing results), but got {int(out.min())}"
+        )
+    if np.unique(out).shape[0] != n:
+        raise IndexError_(f"{what} contains duplicate ids")
+    return out
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise IndexError_(f"k must be an integer >= 1, but got {k!r}")
+    return int(k)
+
+
+class IdChunks:
+    """Ids in insertion order, kept as chunks so repeated ``add`` calls stay O(n) overall."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._seen: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return sum(c.shape[0] for c in self._chunks)
+
+    def array(self) -> np.ndarray:
+        if len(self._chunks) != 1:
+            self._chunks = [np.concatenate(self._chunks) if self._chunks else np.empty(0, np.int64)]
+        return self._chunks[0]
+
+    def append(self, ids: np.ndarray, what: str) -> None:
+        if self._chunks:
+            dup = np.isin(ids, self.array())
+            if dup.any():
+                raise IndexError_(
+                    f"{what}: id {int(ids[np.flatnonzero(dup)[0]])} is already in the index"
+                )
+        self._chunks.append(ids)
+
+    def lookup(self, positions: np.ndarray) -> np.ndarray:
+        """Map faiss positions (-1 = missing) to ids (-1 stays -1)."""
+        table = self.array()
+        out = np.full(positions.shape, -1, dtype=np.int64)
+        ok = positions >= 0
+        out[ok] = table[positions[ok]]
+        return out
+
+
+def meta_path(path: str | os.PathLike[str]) -> Path:
+    """The sidecar beside an index file: ids and parameters (``<index>.meta.npz``)."""
+    p = Path(path)
+    return p.with_name(p.name + ".meta.npz")
+
+
+def write_meta(path: str | os.PathLike[str], ids: np.ndarray, params: dict[str, Any]) -> None:
+    target = meta_path(path)
+    tmp = target.with_name(target.name + ".tmp.npz")
+    np.savez(tmp, ids=ids, params=np.array(json.dumps(params)))
+    os.replace(tmp, target)
+
+
+def read_meta(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    p = Path(path)
+    m = meta_path(p)
+    if not p.is_file():
+        raise IndexError_(f"{p}: index file does not exist")
+    if not m.is_file():
+        raise IndexError_(f"{m}: index sidecar (ids and parameters) does not exist")
+    try:
+        with np.load(m, allow_pickle=False) as data:
+            ids = data["ids"].astype(np.int64)
+            params = json.loads(str(data["params"]))
+    except Exception as exc:  # noqa: BLE001 - any read error means an unusable sidecar
+        raise IndexError_(f"{m}: cannot read index sidecar ({exc})") from exc
+    return ids, params
+
+
+GPU_MAX_K = 2048  # faiss GPU indexes return at most this many neighbours per query
+
+
+def range_via_knn(
+    search: Any, queries: np.ndarray, ntotal: int, keep: Any, k0: int = 64, k_max: int | None = None
+) -> tuple:
+    """Range search for indexes without one (GPU): k-NN with k grown until the tail fails ``keep``.
+
+    ``search(q, k) -> (dist, labels)`` sorted best first; ``keep(dist) -> bool mask`` says which
+    results are inside the range; ``k_max`` caps k (a query with more results in range keeps its
+    ``k_max`` best, with a warning). Returns faiss' CSR triplet ``(lims, dist, labels)``.
+    """
+    nq = queries.shape[0]
+    if ntotal == 0 or nq == 0:
+        return np.zeros(nq + 1, np.int64), np.empty(0, np.float32), np.empty(0, np.int64)
+    cap = ntotal if k_max is None else min(ntotal, k_max)
+    per_row_d: list[np.ndarray] = [np.empty(0, np.float32)] * nq
+    per_row_l: list[np.ndarray] = [np.empty(0, np.int64)] * nq
+    todo = np.arange(nq)
+    k = min(k0, cap)
+    while todo.size:
+        d, lab = search(queries[todo], k)
+        inside = keep(d) & (lab >= 0)
+        full = inside[:, -1] & (k < cap)
+        if k == cap and cap < ntotal and inside[:, -1].any():
+            log.warning(
+                "range search truncated to %d results for %d queries", cap, int(inside[:, -1].sum())
+            )
+        for j, row in enumerate(todo):
+            if not full[j]:
+                per_row_d[row] = d[j][inside[j]]
+                per_row_l[row] = lab[j][inside[j]]
+        todo = todo[full]
+        k = min(k * 4, cap)
+    lims = np.zeros(nq + 1, np.int64)
+    lims[1:] = np.cumsum([r.shape[0] for r in per_row_l])
+    return lims, np.concatenate(per_row_d), np.concatenate(per_row_l).astype(np.int64)
+
+
+def filter_csr(lims: np.ndarray, dist: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> tuple:
+    """Drop the results where ``keep`` is False from a CSR triplet."""
+    if keep.all():
+        return lims, dist, labels
+    nq = lims.shape[0] - 1
+    row = np.repeat(np.arange(nq), np.diff(lims))
+    counts = np.bincount(row[keep], minlength=nq)
+    new_lims = np.zeros(nq + 1, np.int64)
+    np.cumsum(counts, out=new_lims[1:])
+    return new_lims, dist[keep], labels[keep]

@@ -1,0 +1,412 @@
+"""Candidate video pairs from FAISS neighbours: the only place pairs are proposed for verification.
+
+No step compares all pairs. Three sources vote, each an index search processed in query batches:
+
+- frames: each frame's ``k`` nearest frames of *other* videos with cosine ``>= min_sim`` (one vote
+  per hit, both directions counted);
+- video descriptors: each video's ``video_k`` nearest other videos (candidate when cosine
+  ``>= video_min_sim``);
+- frame hashes: codes within ``hash_radius`` bits in another video (one hit per pair of codes,
+  both directions counted). A Hamming range search at pHash radii (48 of 256 bits) is exact only
+  by brute force (:class:`BinaryHashIndex` stays flat up to 5M codes), so this source grows as
+  n^2: fine for keyframe hashes of ~1M frames, not for every frame of a million videos.
+
+Per batch the hits become int64 pair keys ``a * n_videos + b`` (dense video numbers, ``a < b``) that
+are reduced with a sort; batch results are merged the same way, so memory follows the number of
+distinct candidate pairs, never ``n_videos ** 2``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astradup.errors import IndexError_
+from astradup.index._common import as_codes, as_vectors, normalise_rows
+from astradup.index.binary import BinaryHashIndex
+from astradup.index.vector import VectorIndex
+
+log = logging.getLogger(__name__)
+
+PAIR_COLUMNS = ("a", "b", "votes", "max_sim", "video_sim", "hash_hits")
+
+# An all-pairs search costs n^2 * d on a flat index but ~ n^1.5 * d on IVF, so the indexes built
+# here switch to IVF far earlier than VectorIndex's default (measured at 88k 64-d keyframes on one
+# core: flat 41 CPU-s, IVF 9 CPU-s including its build, 3 of 7,392 candidate pairs lost).
+ALL_PAIRS_FLAT_MAX = 20_000
+
+
+def _as_video_ids(x: Any, n: int, what: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray) or x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
+        raise IndexError_(f"{what} must be a 1-D numpy integer array (video ids), one per row")
+    if x.shape[0] != n:
+        raise IndexError_(f"{what} must have one video id per row ({n}), but got {x.shape[0]}")
+    return x.astype(np.int64, copy=False)
+
+
+def _reduce(
+    keys: np.ndarray, counts: np.ndarray, best: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group by key: sum of counts, max of best."""
+    if keys.size == 0:
+        return keys, counts, best
+    order = np.argsort(keys, kind="stable")
+    keys, counts, best = keys[order], counts[order], best[order]
+    start = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[start], np.add.reduceat(counts, start), np.maximum.reduceat(best, start)
+
+
+class _PairAccumulator:
+    """Collects (key, count, best) per batch and merges them before they use much memory."""
+
+    def __init__(self, merge_every: int = 8_000_000):
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending = 0
+        self.merge_every = merge_every
+
+    def add(self, keys: np.ndarray, counts: np.ndarray, best: np.ndarray) -> None:
+        if keys.size == 0:
+            return
+        self.parts.append(_reduce(keys, counts, best))
+        self.pending += self.parts[-1][0].size
+        if self.pending > self.merge_every and len(self.parts) > 1:
+            self.parts = [self.result()]
+            self.pending = self.parts[0][0].size
+            self.merge_every = max(self.merge_every, 2 * self.pending)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return _reduce(*(np.concatenate(c) for c in zip(*self.parts, strict=True)))
+
+
+def _pair_keys(va: np.ndarray, vb: np.ndarray, n_videos: int) -> np.ndarray:
+    lo = np.minimum(va, vb)
+    hi = np.maximum(va, vb)
+    return lo * np.int64(n_videos) + hi
+
+
+def _check_prebuilt(index: VectorIndex, vecs: np.ndarray, name: str, what: str) -> None:
+    if index.dim != vecs.shape[1] or index.ntotal != vecs.shape[0]:
+        raise IndexError_(
+            f"{name} holds {index.ntotal} vectors of dim {index.dim}, but {what} is {vecs.shape}; "
+            f"pass the index built on exactly these rows"
+        )
+    if vecs.shape[0] and not np.array_equal(index.ids, np.arange(vecs.shape[0])):
+        raise IndexError_(f"{name} ids must be the row numbers 0..{vecs.shape[0] - 1} of {what}")
+
+
+def _frame_votes(
+    vecs: np.ndarray,
+    vid: np.ndarray,
+    n_videos: int,
+    k: int,
+    min_sim: float,
+    index: VectorIndex,
+    batch_size: int,
+    queries: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Votes and best similarity per pair from each query frame's top-k other-video neighbours."""
+    n = vecs.shape[0]
+    acc = _PairAccumulator()
+    ntotal = index.ntotal
+    if n == 0 or ntotal < 2:
+        return acc.result()
+    # Same-video frames take neighbour slots, so ask for more than k and widen where needed.
+    per_video = np.bincount(vid).max()
+    cap = ntotal if index.max_k is None else min(ntotal, index.max_k)
+    k0 = int(min(cap, k + min(per_video - 1, k) + 1))
+    for start in range(0, queries.size, batch_size):
+        rows = queries[start : start + batch_size]
+        todo = rows
+        kk = k0
+        while todo.size:
+            sims, nbrs = index.search(vecs[todo], kk)
+            qv = vid[todo][:, None]
+            nv = np.where(nbrs >= 0, vid[np.maximum(nbrs, 0)], -1)
+            valid = (nbrs >= 0) & (nv != qv) & (sims >= min_sim)
+            keep = valid & (np.cumsum(valid, axis=1) <= k)
+            # A row may hide more other-video hits behind its same-video neighbours when it
+            # kept fewer than k, its last slot still passes min_sim and the index has more.
+            widen = (
+                (keep.sum(axis=1) < k) & (sims[:, -1] >= min_sim) & (nbrs[:, -1] >= 0) & (kk < cap)
+            )
+            done = ~widen
+            r, c = np.nonzero(keep & done[:, None])
+            if r.size:
+                keys = _pair_keys(np.broadcast_to(qv, keep.shape)[r, c], nv[r, c], n_videos)
+                acc.add(keys, np.ones(r.size, np.int64), sims[r, c].astype(np.float32))
+            todo = todo[widen]
+            kk = int(min(cap, kk * 2))
+    return acc.result()
+
+
+def _video_sims(
+    vecs: np.ndarray,
+    vid: np.ndarray,
+    n_videos: int,
+    k: int,
+    batch_size: int,
+    index: VectorIndex | None,
+    index_kw: dict[str, Any],
+    queries: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best cosine per pair among each video's ``k`` nearest other videos (all retrieved pairs)."""
+    acc = _PairAccumulator()
+    n = vecs.shape[0]
+    if n < 2:
+        keys, _, best = acc.result()
+        return keys, best
+    if index is None:
+        index = VectorIndex(vecs.shape[1], **{"flat_max": ALL_PAIRS_FLAT_MAX, **index_kw})
+        index.add(vecs, np.arange(n, dtype=np.int64))
+    else:
+        _check_prebuilt(index, vecs, "video_index", "video_vecs")
+    kk = int(min(n, k + 1))
+    for start in range(0, queries.size, batch_size):
+        rows = queries[start : start + batch_size]
+        sims, nbrs = index.search(vecs[rows], kk)
+        ok = (nbrs >= 0) & (nbrs != rows[:, None])
+        ok &= vid[np.maximum(nbrs, 0)] != vid[rows][:, None]
+        ok &= np.cumsum(ok, axis=1) <= k
+        r, c = np.nonzero(ok)
+        keys = _pair_keys(vid[rows][r], vid[nbrs[r, c]], n_videos)
+        acc.add(keys, np.ones(r.size, np.int64), sims[r, c].astype(np.float32))
+    keys, _, best = acc.result()
+    return keys, best
+
+
+def _hash_hits(
+    codes: np.ndarray,
+    vid: np.ndarray,
+    n_videos: int,
+    radius: int,
+    batch_size: int,
+    queries: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Count of code pairs within ``radius`` bits per video pair (each direction counted)."""
+    acc = _PairAccumulator()
+    n = codes.shape[0]
+    if n < 2:
+        keys, counts, _ = acc.result()
+        return keys, counts
+    index = BinaryHashIndex(nbits=codes.shape[1] * 8)
+    index.add(codes, np.arange(n, dtype=np.int64))
+    for start in range(0, queries.size, batch_size):
+        rows = queries[start : start + batch_size]
+        lims, _, nbrs = index.range_search(codes[rows], radius)
+        qv = np.repeat(vid[rows], np.diff(lims))
+        nv = vid[nbrs]
+        other = qv != nv
+        keys = _pair_keys(qv[other], nv[other], n_videos)
+        acc.add(keys, np.ones(keys.size, np.int64), np.zeros(keys.size, np.float32))
+    keys, counts, _ = acc.result()
+    return keys, counts
+
+
+def candidate_pairs(
+    frame_vecs: np.ndarray,
+    frame_video: np.ndarray,
+    k: int = 20,
+    min_sim: float = 0.75,
+    video_vecs: np.ndarray | None = None,
+    video_ids: np.ndarray | None = None,
+    video_k: int = 20,
+    video_min_sim: float = 0.8,
+    hash_codes: np.ndarray | None = None,
+    hash_video: np.ndarray | None = None,
+    hash_radius: int = 48,
+    index: VectorIndex | None = None,
+    batch_size: int = 8192,
+    video_index: VectorIndex | None = None,
+    index_kw: dict[str, Any] | None = None,
+    video_index_kw: dict[str, Any] | None = None,
+    query_videos: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Unordered video pairs worth verifying, with the evidence that proposed them.
+
+    Args:
+        frame_vecs: (n_frames, d) float frame embeddings (normalised here; may have 0 rows).
+        frame_video: (n_frames,) int64 video id of each frame row.
+        k: other-video neighbours kept per frame.
+        min_sim: cosine a frame neighbour must reach to vote.
+        video_vecs, video_ids: optional (n_videos, D) video descriptors and their video ids.
+        video_k: neighbours retrieved per video descriptor.
+        video_min_sim: descriptor cosine that makes a pair a candidate on its own.
+        hash_codes, hash_video: optional packed uint8 frame hashes (n, nbits // 8) and video ids.
+        hash_radius: Hamming radius in bits (inclusive) for a hash hit.
+        index: a :class:`VectorIndex` already holding ``frame_vecs`` with ids ``0..n_frames-1``
+            (row numbers), e.g. loaded from beside the store; built here from ``index_kw`` if None.
+        batch_size: queries per FAISS call (bounds memory).
+        video_index: a :class:`VectorIndex` holding ``video_vecs`` with ids ``0..n_videos-1``
+            (row numbers); built here from ``video_index_kw`` if None.
+        index_kw, video_index_kw: parameters of the frame and descriptor :class:`VectorIndex`
+            built here; both default to ``kind="auto"`` with ``flat_max=ALL_PAIRS_FLAT_MAX``.
+        query_videos: video ids whose frames, descriptor and hashes are the queries (default:
+            all). Incremental matching passes the newly added videos: every pair involving one
+            of them is found against the whole library, but only their side votes.
+
+    Returns:
+        DataFrame with one row per unordered pair, sorted by (a, b): ``a < b`` (int64 video ids),
+        ``votes`` (frame neighbour hits between the two videos, both directions), ``max_sim`` (best
+        frame cosine among those hits, NaN without votes), ``video_sim`` (descriptor cosine when
+        one video retrieved the other, else NaN) and ``hash_hits``. A pair is a candidate when it
+        has a frame vote, a descriptor cosine ``>= video_min_sim`` or a hash hit.
+
+    Raises:
+        IndexError_: mismatched lengths, bad dtypes or shapes, NaNs, or an index that does not
+        hold ``frame_vecs``.
+    """
+    if not isinstance(frame_vecs, np.ndarray) or frame_vecs.ndim != 2:
+        raise IndexError_("frame_vecs must be a 2-D numpy float array (n_frames, d)")
+    # no copy: the index normalises each query batch itself
+    fv = as_vectors(frame_vecs, frame_vecs.shape[1], "frame_vecs", copy=False)
+    fvid = _as_video_ids(frame_video, fv.shape[0], "frame_video")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise IndexError_(f"k must be an integer >= 1, but got {k!r}")
+    if batch_size < 1:
+        raise IndexError_(f"batch_size must be >= 1, but got {batch_size}")
+    parts = [fvid]
+    vv = vvid = hc = hvid = None
+    if (video_vecs is None) != (video_ids is None):
+        raise IndexError_("video_vecs and video_ids must be given together")
+    if video_vecs is not None:
+        if not isinstance(video_vecs, np.ndarray) or video_vecs.ndim != 2:
+            raise IndexError_("video_vecs must be a 2-D numpy float array (n_videos, D)")
+        vv = as_vectors(video_vecs, video_vecs.shape[1], "video_vecs", copy=False)
+        vvid = _as_video_ids(video_ids, vv.shape[0], "video_ids")
+        if np.unique(vvid).shape[0] != vvid.shape[0]:
+            raise IndexError_("video_ids must be unique (one descriptor per video)")
+        parts.append(vvid)
+    if (hash_codes is None) != (hash_video is None):
+        raise IndexError_("hash_codes and hash_video must be given together")
+    if hash_codes is not None:
+        if not isinstance(hash_codes, np.ndarray) or hash_codes.ndim != 2:
+            raise IndexError_("hash_codes must be a 2-D numpy uint8 array (n, nbits // 8)")
+        hc = as_codes(hash_codes, hash_codes.shape[1], "hash_codes")
+        hvid = _as_video_ids(hash_video, hc.shape[0], "hash_video")
+        parts.append(hvid)
+
+    universe = np.unique(np.concatenate(parts))
+    n_videos = max(int(universe.shape[0]), 1)
+    if query_videos is not None:
+        query_videos = _as_video_ids(
+            query_videos, np.asarray(query_videos).shape[0], "query_videos"
+        )
+
+    def query_rows(owner: np.ndarray) -> np.ndarray:
+        if query_videos is None:
+            return np.arange(owner.shape[0], dtype=np.int64)
+        return np.flatnonzero(np.isin(owner, query_videos)).astype(np.int64)
+
+    def dense(x: np.ndarray) -> np.ndarray:
+        return np.searchsorted(universe, x).astype(np.int64)
+
+    # frames
+    if index is None:
+        index = VectorIndex(fv.shape[1], **{"flat_max": ALL_PAIRS_FLAT_MAX, **(index_kw or {})})
+        if fv.shape[0]:
+            index.add(fv, np.arange(fv.shape[0], dtype=np.int64))
+    else:
+        _check_prebuilt(index, fv, "index", "frame_vecs")
+    f_keys, f_votes, f_best = _frame_votes(
+        fv, dense(fvid), n_videos, int(k), float(min_sim), index, batch_size, query_rows(fvid)
+    )
+
+    # video descriptors
+    v_keys = np.empty(0, np.int64)
+    v_best = np.empty(0, np.float32)
+    if vv is not None and vvid is not None:
+        v_keys, v_best = _video_sims(
+            vv,
+            dense(vvid),
+            n_videos,
+            int(video_k),
+            batch_size,
+            video_index,
+            video_index_kw or {},
+            query_rows(vvid),
+        )
+
+    # hashes
+    h_keys = np.empty(0, np.int64)
+    h_hits = np.empty(0, np.int64)
+    if hc is not None and hvid is not None:
+        h_keys, h_hits = _hash_hits(
+            hc, dense(hvid), n_videos, int(hash_radius), batch_size, query_rows(hvid)
+        )
+
+    keys = np.unique(np.concatenate([f_keys, v_keys[v_best >= video_min_sim], h_keys]))
+    votes = np.zeros(keys.size, np.int64)
+    max_sim = np.full(keys.size, np.nan, np.float64)
+    video_sim = np.full(keys.size, np.nan, np.float64)
+    hits = np.zeros(keys.size, np.int64)
+    if f_keys.size:
+        pos = np.searchsorted(keys, f_keys)
+        votes[pos] = f_votes
+        max_sim[pos] = f_best
+    if v_keys.size and keys.size:
+        pos = np.minimum(np.searchsorted(keys, v_keys), keys.size - 1)
+        found = keys[pos] == v_keys
+        video_sim[pos[found]] = v_best[found]
+    if h_keys.size:
+        hits[np.searchsorted(keys, h_keys)] = h_hits
+    return pd.DataFrame(
+        {
+            "a": universe[keys // n_videos].astype(np.int64),
+            "b": universe[keys % n_videos].astype(np.int64),
+            "votes": votes,
+            "max_sim": max_sim,
+            "video_sim": video_sim,
+            "hash_hits": hits,
+        },
+        columns=list(PAIR_COLUMNS),
+    )
+
+
+def select_keyframes(
+    frame_vecs: np.ndarray, frame_video: np.ndarray, max_sim: float = 0.95
+) -> np.ndarray:
+    """Row numbers of the frames worth indexing: drop frames nearly identical to the last kept one.
+
+    Frames sampled at 1 fps repeat within a shot; indexing one frame per run of near-identical
+    frames cuts the frame index (and the all-pairs search) several-fold while every shot keeps a
+    representative. The first frame of each video is always kept; frame ``t`` is kept when its cosine
+    to the last kept frame of its video is ``< max_sim``. Rows of one video must be in time order
+    (videos may be interleaved).
+
+    Returns:
+        Sorted int64 row numbers into ``frame_vecs``.
+    """
+    if not isinstance(frame_vecs, np.ndarray) or frame_vecs.ndim != 2:
+        raise IndexError_("frame_vecs must be a 2-D numpy float array (n_frames, d)")
+    x = as_vectors(frame_vecs, frame_vecs.shape[1], "frame_vecs")
+    vid = _as_video_ids(frame_video, x.shape[0], "frame_video")
+    n = x.shape[0]
+    if n == 0:
+        return np.empty(0, np.int64)
+    normalise_rows(x, "frame_vecs")
+    order = np.argsort(vid, kind="stable")
+    sv = vid[order]
+    first = np.concatenate([[True], sv[1:] != sv[:-1]])
+    group = np.cumsum(first) - 1
+    pos = np.arange(n) - np.flatnonzero(first)[group]
+    last = np.zeros((int(group[-1]) + 1, x.shape[1]), np.float32)
+    keep = np.zeros(n, bool)
+    # One vectorised step per frame position (at most max frames per video steps).
+    for t in range(int(pos.max()) + 1):
+        at = np.flatnonzero(pos == t)
+        rows = order[at]
+        g = group[at]
+        if t == 0:
+            take = np.ones(at.size, bool)
+        else:
+            take = np.einsum("ij,ij->i", x[rows], last[g]) < max_sim
+        keep[rows[take]] = True
+        last[g[take]] = x[rows[take]]
+    return np.flatnonzero(keep).astype(np.int64)
