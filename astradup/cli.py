@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -94,6 +95,27 @@ def match(
     counts = df["label"].value_counts().to_dict() if len(df) else {}
     typer.echo(f"{df.attrs.get('n_candidates', 0)} candidates -> {len(df)} pairs written to {out}")
     typer.echo("  " + ", ".join(f"{k}: {counts.get(k, 0)}" for k in ("exact", "near", "similar", "different")))
+
+
+@app.command()
+def query(
+    video: Annotated[Path, typer.Argument(help="A video to look up (it is not added to the store).")],
+    store: StoreOpt,
+    top: Annotated[int, typer.Option(help="Most matches to print.")] = 10,
+    min_score: Annotated[float, typer.Option(help="Smallest fused score to print.")] = 0.5,
+    config: ConfigOpt = None,
+) -> None:
+    """Is this video already in the library? Prints its matches with scores and segments."""
+    from astradup.execution import run_query
+
+    t = time.perf_counter()
+    try:
+        df = run_query(video, store, _load_config(config), top=top, min_score=min_score)
+    except AstradupError as exc:
+        _fail(exc)
+    cols = ["b", "score", "label", "visual", "audio", "metadata", "a_start", "a_end", "b_start", "b_end"]
+    typer.echo(df[cols].to_string(index=False) if len(df) else "no match")
+    typer.echo(f"({time.perf_counter() - t:.2f} s, extraction included)", err=True)
 
 
 @app.command("eval")

@@ -128,6 +128,19 @@ def test_rescore_from_explanations_reproduces_matching(indexed):
     assert np.allclose(fast["score"], rematched["score"], atol=1e-3)
 
 
+def test_query_finds_the_source_of_a_new_copy(indexed, media_dir, tmp_path):
+    from tests.conftest import transcode
+
+    store, _ = indexed
+    copy = transcode(media_dir / "src.mp4", tmp_path / "new copy.mp4",
+                     ["-vf", "crop=iw*0.85:ih*0.85,scale=96:64", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+    r = subprocess.run([*CLI, "query", str(copy), "--store", str(store)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[1].split()[0] in ("src.mp4", "reencode.mkv", "mirror.mp4")
+    assert "other.mp4" not in r.stdout
+
+
 def test_parquet_export(indexed, tmp_path):
     import pyarrow.parquet as pq
 

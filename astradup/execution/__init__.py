@@ -7,7 +7,8 @@ from astradup.execution.runner import (
     feature_key,
     run_index,
     run_match,
+    run_query,
     versions,
 )
 
-__all__ = ["Failure", "IndexSummary", "explain_pair", "extract_video", "feature_key", "run_index", "run_match", "versions"]
+__all__ = ["Failure", "IndexSummary", "explain_pair", "extract_video", "feature_key", "run_index", "run_match", "run_query", "versions"]

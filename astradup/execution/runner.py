@@ -390,3 +390,48 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
         "top_frames": [tuple(x) for x in ps.explanation.get("top_frames", [])],
         "explanation": ps.explanation,
     }
+
+
+def run_query(
+    path: str | os.PathLike[str],
+    store_path: str | os.PathLike[str],
+    config: AstradupConfig | None = None,
+    top: int = 10,
+    min_score: float = 0.5,
+) -> pd.DataFrame:
+    """Is this video already in the library? Extract one file, search the frame index kept beside
+    the store (built first if missing), verify the best candidates, and return matches like
+    pairs.csv rows (``a`` = the query, ``b`` = the library video), best first."""
+    from astradup.index import VectorIndex
+
+    cfg = config or AstradupConfig()
+    res = extract_video(os.fspath(path), cfg)
+    if isinstance(res, Failure):
+        raise MediaError(res.path, res.message.split(": ", 1)[-1])
+    if res.embeddings is None:
+        raise AstradupError("query needs frame embeddings (features.embedding is empty)")
+    index_path = Path(f"{store_path}.frames.faiss")
+    manifest = Path(f"{index_path}.json")
+    with Store(store_path, read_only=True) as st:
+        if not (index_path.exists() and manifest.exists()):
+            feats = st.load_features()
+            s = _stack(feats)
+            frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"])
+        state = json.loads(manifest.read_text())
+        owner = np.repeat(np.asarray(state["ids"], dtype=np.int64), state["counts"])
+        idx = VectorIndex.load(index_path)
+        sims, rows = idx.search(res.embeddings, cfg.match.k)
+        ok = (rows >= 0) & (sims >= cfg.match.min_candidate_sim)
+        votes = pd.Series(owner[rows[ok]]).value_counts()
+        cand = [int(v) for v in votes.index[: max(top * 3, top)]]
+        feats = st.load_features(cand)
+        vids = st.videos().set_index("video_id")
+    rows_out = []
+    for vid in cand:
+        ps = score_pair(res, feats[vid], cfg)
+        if ps.score >= min_score:
+            row = ps.row()
+            row["a"], row["b"] = os.fspath(path), vids.loc[vid, "rel_path"]
+            rows_out.append(row)
+    df = pd.DataFrame(rows_out, columns=PAIR_COLUMNS)
+    return df.sort_values("score", ascending=False).head(top).reset_index(drop=True)

@@ -122,7 +122,7 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> Vis
     return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background)
 
 
-def audio_similarity(a: AudioFeatures | None, b: AudioFeatures | None, window: int = 40, min_items: int = 16) -> tuple[float | None, float | None]:
+def audio_similarity(a: AudioFeatures | None, b: AudioFeatures | None, window: int = 40, min_items: int = 8) -> tuple[float | None, float | None]:
     """Chromaprint similarity by offset search; ``(None, None)`` when either side lacks audio.
 
     The shorter fingerprint is cut into windows of ``window`` items (~5 s); each window's best
