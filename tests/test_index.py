@@ -652,6 +652,22 @@ def test_candidate_pairs_invariant_to_row_order():
     pd.testing.assert_frame_equal(a[["a", "b", "votes"]], b[["a", "b", "votes"]])
 
 
+def test_candidate_pairs_without_frames_uses_hashes_and_descriptors():
+    rng = np.random.default_rng(39)
+    codes = rng.integers(0, 256, (6, 32), dtype=np.uint8)
+    codes[3] = codes[0]
+    hv = np.array([7, 7, 8, 8, 9, 9])
+    df = candidate_pairs(None, None, hash_codes=codes, hash_video=hv, hash_radius=0)
+    check_pair_frame(df)
+    assert df[["a", "b", "votes", "hash_hits"]].values.tolist() == [[7, 8, 0, 2]]
+    desc = unit(rng.standard_normal((3, 8)))
+    desc[2] = desc[0]
+    df = candidate_pairs(None, None, video_vecs=desc, video_ids=np.array([7, 8, 9]), video_k=1)
+    assert df[["a", "b"]].values.tolist() == [[7, 9]] and df.video_sim.iloc[0] == pytest.approx(1)
+    with pytest.raises(IndexError_, match="together"):
+        candidate_pairs(None, hv)
+
+
 def test_candidate_pairs_empty_and_single_video():
     df = candidate_pairs(np.ones((4, 8), np.float32), np.zeros(4, np.int64))
     assert df.empty and list(df.columns) == list(PAIR_COLUMNS)

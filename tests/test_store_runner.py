@@ -222,3 +222,14 @@ def _assert_same_features(s1: Path, s2: Path) -> None:
         assert np.array_equal(x.timestamps, y.timestamps) and np.array_equal(x.phash, y.phash), p
         assert np.allclose(x.embeddings, y.embeddings, atol=1e-4), p
         assert x.audio.status == y.audio.status and np.array_equal(x.audio.fingerprint, y.audio.fingerprint), p
+
+
+def test_hash_only_mode(media_dir, tmp_path):
+    """Without an embedder, hashes alone index, retrieve and match (and catch the re-encode)."""
+    cfg = AstradupConfig().replace(**{"features.embedding": ""})
+    store = tmp_path / "h.duckdb"
+    run_index(media_dir, store, cfg, eager=True, progress=False)
+    df = run_match(store, cfg, min_score=0.0, progress=False)
+    pairs = {tuple(sorted((r.a, r.b))): r.label for r in df.itertuples()}
+    assert pairs.get(("reencode.mkv", "src.mp4")) in ("exact", "near")
+    assert pairs.get(("other.mp4", "src.mp4"), "different") == "different"

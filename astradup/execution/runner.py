@@ -232,13 +232,13 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
     incrementally: when the indexed videos are a prefix of the current ones (new videos get higher
     ids), only the new rows are added; otherwise it is rebuilt. Returns (index, "reused" |
     "extended" | "built")."""
-    from astradup.index import VectorIndex
+    from astradup.index import ALL_PAIRS_FLAT_MAX, VectorIndex
 
     rows = np.arange(len(frame_vecs), dtype=np.int64)
     counts = np.bincount(np.searchsorted(ids, frame_video), minlength=len(ids)).tolist()
     state = {"ids": ids.tolist(), "counts": counts, "dim": int(frame_vecs.shape[1])}
     if store_path is None:
-        idx = VectorIndex(frame_vecs.shape[1])
+        idx = VectorIndex(frame_vecs.shape[1], flat_max=ALL_PAIRS_FLAT_MAX)
         idx.add(frame_vecs, rows)
         return idx, "built"
     path = Path(f"{store_path}.frames.faiss")
@@ -261,7 +261,7 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
             log.warning("%s: cannot reuse the frame index (%s); rebuilding", path, exc)
             idx = None
     if idx is None:
-        idx = VectorIndex(frame_vecs.shape[1])
+        idx = VectorIndex(frame_vecs.shape[1], flat_max=ALL_PAIRS_FLAT_MAX)
         idx.add(frame_vecs, rows)
     if how != "reused":
         idx.save(path)
@@ -286,12 +286,8 @@ def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
         out = candidate_pairs(**kwargs)
         out.attrs["frame_index"] = how
         return out
-    # hash-only mode: the hash index alone proposes candidates
-    d = s["hash_codes"].shape[1] * 8
-    zeros = np.zeros((len(s["hash_video"]), 1), dtype=np.float32)
-    kwargs.update(frame_vecs=zeros, frame_video=s["hash_video"], min_sim=2.0)
-    _ = d
-    return candidate_pairs(**kwargs)
+    # hash-only mode (no embedder configured): the hash index alone proposes candidates
+    return candidate_pairs(None, None, **kwargs)
 
 
 def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:

@@ -210,8 +210,8 @@ def _hash_hits(
 
 
 def candidate_pairs(
-    frame_vecs: np.ndarray,
-    frame_video: np.ndarray,
+    frame_vecs: np.ndarray | None,
+    frame_video: np.ndarray | None,
     k: int = 20,
     min_sim: float = 0.75,
     video_vecs: np.ndarray | None = None,
@@ -231,7 +231,8 @@ def candidate_pairs(
     """Unordered video pairs worth verifying, with the evidence that proposed them.
 
     Args:
-        frame_vecs: (n_frames, d) float frame embeddings (normalised here; may have 0 rows).
+        frame_vecs: (n_frames, d) float frame embeddings (normalised per query batch; may have
+            0 rows), or None with ``frame_video=None`` when only descriptors or hashes are used.
         frame_video: (n_frames,) int64 video id of each frame row.
         k: other-video neighbours kept per frame.
         min_sim: cosine a frame neighbour must reach to vote.
@@ -262,6 +263,12 @@ def candidate_pairs(
         IndexError_: mismatched lengths, bad dtypes or shapes, NaNs, or an index that does not
         hold ``frame_vecs``.
     """
+    if (frame_vecs is None) != (frame_video is None):
+        raise IndexError_("frame_vecs and frame_video must be given together (or both None)")
+    if frame_vecs is None:
+        if index is not None:
+            raise IndexError_("an index was passed without the frame_vecs it holds")
+        frame_vecs, frame_video = np.empty((0, 1), np.float32), np.empty(0, np.int64)
     if not isinstance(frame_vecs, np.ndarray) or frame_vecs.ndim != 2:
         raise IndexError_("frame_vecs must be a 2-D numpy float array (n_frames, d)")
     # no copy: the index normalises each query batch itself

@@ -1,0 +1,35 @@
+"""Run every benchmark and update benchmarks/RESULTS.md (``make bench``).
+
+Each benchmark measures its reference in the same run and reports ratios; see the modules:
+accuracy.py (real Debian clips, vs a vPDQ-style baseline), throughput.py (vs bare ffmpeg decode
+and vPDQ-style hashing), scale.py (synthetic features, 10k-1M videos).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STEPS = [
+    ["throughput.py"],
+    ["accuracy.py"],
+    ["scale.py", "--sizes", "10000,100000"],
+]
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    steps = [["scale.py", "--quick"]] if quick else STEPS
+    for step in steps:
+        print(f"== {' '.join(step)}", flush=True)
+        r = subprocess.run([sys.executable, str(HERE / step[0]), *step[1:]])
+        if r.returncode != 0:
+            print(f"{step[0]} failed with exit status {r.returncode}", file=sys.stderr)
+            return r.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

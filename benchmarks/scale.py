@@ -1,0 +1,477 @@
+"""Scale benchmark of candidate retrieval (astradup.index) on synthetic features.
+
+Design (what makes 1M videos x 60 frames plausible on 2 cores and 16 GB):
+
+- Frames are indexed as 64-d PCA-reduced embeddings (``--frame-dim``; the feature stage projects
+  with :class:`astradup.index.PCAReducer`), and only *keyframes*: a frame nearly identical
+  (cosine >= ``--keyframe-sim``) to the last kept frame of its video is dropped
+  (:func:`astradup.index.select_keyframes`). 60 frames at 1 fps in shots of ~8 s leave ~8 keyframes
+  per video, so 1M videos index ~8M vectors (2 GB) instead of 60M (15 GB at 64-d, 300 GB at 1280-d).
+- Video descriptors are ``--dim`` (1280) floats, projected to ``--video-index-dim`` (128) with a
+  PCA fitted on the first batch, and searched for ``--video-k`` neighbours.
+- Both indexes are ``VectorIndex(kind="auto", flat_max=ALL_PAIRS_FLAT_MAX)``: exact flat up to 20k
+  vectors, IVF above (``nprobe`` of ~4 sqrt(n) lists scanned): for an all-pairs search IVF costs
+  ~ n^1.5 where flat costs n^2. Candidate search is batched and reduces pairs with a sort on int64
+  keys, so memory follows the number of candidate pairs, never n^2.
+
+Synthetic library (seeded): 85% of families are single videos, 15% a source with 1 + Geometric(0.5)
+copies; a copy is the whole source re-encoded (60%, per-frame cosine ~0.9) or a 10-30 s excerpt of
+it inside new footage (40%). Videos are shots (mean 8 frames) around a topic (10k topics), so
+unrelated videos of one topic are alike (cosine ~0.35) but far below the copy threshold.
+
+Each size runs in its own process so peak RSS (``ru_maxrss``) belongs to that size alone.
+
+Usage:
+    python benchmarks/scale.py --quick                 # 10k videos, CI smoke
+    python benchmarks/scale.py --sizes 10000,100000    # prints a table, updates RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from astradup.index import ALL_PAIRS_FLAT_MAX  # noqa: E402 - after the sys.path line
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+FRAMES = 60
+N_TOPICS = 10_000
+
+
+# -- synthetic library ---------------------------------------------------------------------------
+def _unit(x: np.ndarray) -> np.ndarray:
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    return x
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Gaussian noise of expected norm ``sigma`` along the last axis."""
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma / math.sqrt(shape[-1]))
+
+
+def _videos(rng: np.random.Generator, topics: np.ndarray, n: int, frames: int) -> np.ndarray:
+    """``n`` original videos: (n, frames, d) unit frame vectors in shots around a topic."""
+    d = topics.shape[1]
+    t = rng.integers(0, topics.shape[0], n)
+    cut = rng.random((n, frames)) < 1 / 8
+    cut[:, 0] = False
+    shot = np.cumsum(cut, axis=1)  # shot number of each frame, per video
+    n_shots = shot[:, -1] + 1
+    first = np.concatenate([[0], np.cumsum(n_shots)[:-1]])
+    centres = _unit(
+        np.repeat(topics[t], n_shots, axis=0) + _noise(rng, (int(n_shots.sum()), d), 2.3)
+    )
+    x = centres[first[:, None] + shot]
+    x += _noise(rng, x.shape, 0.25)  # frames of one shot: cosine ~0.94 to each other
+    return _unit(x)
+
+
+def generate(n_videos: int, frame_dim: int, frames: int, seed: int, batch_families: int = 4096):
+    """Yield batches ``(video_ids, frames (b, frames, d), truth [(src, copy, kind)])``."""
+    rng = np.random.default_rng(seed)
+    topics = _unit(rng.standard_normal((N_TOPICS, frame_dim), dtype=np.float32))
+    next_id = 0
+    while next_id < n_videos:
+        nf = batch_families
+        n_copies = np.where(rng.random(nf) < 0.15, 1 + rng.geometric(0.5, nf), 0)
+        sizes = 1 + n_copies
+        stop = np.searchsorted(np.cumsum(sizes), n_videos - next_id, side="right")
+        sizes, n_copies = sizes[: max(stop, 1)], n_copies[: max(stop, 1)]
+        sizes[-1] = min(sizes[-1], n_videos - next_id - int(sizes[:-1].sum()))
+        n_copies = sizes - 1
+        nf = sizes.size
+        src = _videos(rng, topics, nf, frames)
+        fam = np.repeat(np.arange(nf), n_copies)
+        partial = rng.random(fam.size) < 0.4
+        # a re-encode shifts every frame the same way (crop, colour, logo) plus a little
+        # per-frame noise: cosine ~0.9 to the source, shots stay coherent
+        copies = src[fam] + _noise(rng, (fam.size, 1, frame_dim), 0.4)
+        copies += _noise(rng, copies.shape, 0.15)
+        n_part = int(partial.sum())
+        if n_part:
+            filler = _videos(rng, topics, n_part, frames)
+            length = rng.integers(10, 31, n_part)
+            s_off = rng.integers(0, frames - length + 1)
+            d_off = rng.integers(0, frames - length + 1)
+            t = np.arange(frames)
+            take = (t >= d_off[:, None]) & (t < (d_off + length)[:, None])
+            src_t = np.clip(t - d_off[:, None] + s_off[:, None], 0, frames - 1)
+            rows = np.flatnonzero(partial)
+            excerpt = copies[rows[:, None], src_t]
+            copies[rows] = np.where(take[:, :, None], excerpt, filler)
+        copies = _unit(copies)
+        # order: each source followed by its copies
+        ids = next_id + np.arange(sizes.sum())
+        start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        src_ids = next_id + start
+        copy_pos = np.concatenate(
+            [s + 1 + np.arange(c) for s, c in zip(start, n_copies, strict=True)] or [[]]
+        )
+        batch = np.empty((ids.size, frames, frame_dim), np.float32)
+        batch[start] = src
+        batch[copy_pos.astype(np.int64)] = copies
+        truth = np.column_stack([src_ids[fam], next_id + copy_pos, partial]).astype(np.int64)
+        yield ids.astype(np.int64), batch, truth
+        next_id += int(sizes.sum())
+
+
+def lift(mean_frames: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Video descriptors of dimension ``w.shape[1]``: the mean frame lifted, plus noise."""
+    x = mean_frames @ w
+    x += _noise(rng, x.shape, 0.2)
+    return _unit(x)
+
+
+# -- one size, in its own process ------------------------------------------------------------------
+class Stage:
+    """Adds wall and process CPU seconds (all threads) of a block to ``clock[name]``."""
+
+    def __init__(self, clock: dict[str, list[float]], name: str):
+        self.clock, self.name = clock, name
+
+    def __enter__(self) -> Stage:
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        acc = self.clock.setdefault(self.name, [0.0, 0.0])
+        acc[0] += time.perf_counter() - self.t0
+        acc[1] += time.process_time() - self.c0
+
+
+def run_one(args: argparse.Namespace, n: int) -> dict:
+    import faiss
+
+    from astradup.index import PCAReducer, VectorIndex, candidate_pairs, select_keyframes
+
+    t_all = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    rng = np.random.default_rng(args.seed + 1)
+    w = rng.standard_normal((args.frame_dim, args.dim), dtype=np.float32) / np.sqrt(args.frame_dim)
+    key_vecs, key_video, desc_parts, truth_parts, vid_parts = [], [], [], [], []
+    pca = None
+    clock = {"keyframes": [0.0, 0.0], "pca": [0.0, 0.0]}
+    n_frames = 0
+    for ids, frames, truth in generate(n, args.frame_dim, args.frames, args.seed):
+        flat = frames.reshape(-1, args.frame_dim)
+        fvid = np.repeat(ids, args.frames)
+        desc = lift(frames.mean(axis=1), w, rng)
+        with Stage(clock, "keyframes"):
+            keep = select_keyframes(flat, fvid, max_sim=args.keyframe_sim)
+        with Stage(clock, "pca"):
+            if pca is None:
+                pca = PCAReducer(args.video_index_dim, sample_max=50_000).fit(desc)
+            desc_parts.append(pca.transform(desc))
+        key_vecs.append(flat[keep])
+        key_video.append(fvid[keep])
+        truth_parts.append(truth)
+        vid_parts.append(ids)
+        n_frames += flat.shape[0]
+        del frames, flat, fvid, desc
+    t_gen_wall = time.perf_counter() - t_all
+    kv = np.concatenate(key_vecs)
+    kvid = np.concatenate(key_video)
+    video_vecs = np.concatenate(desc_parts)
+    video_ids = np.concatenate(vid_parts)
+    truth = np.concatenate(truth_parts)
+    del key_vecs, key_video, desc_parts
+
+    with Stage(clock, "build"):
+        findex = VectorIndex(args.frame_dim, nprobe=args.nprobe, flat_max=args.flat_max)
+        findex.add(kv, np.arange(kv.shape[0], dtype=np.int64))
+        findex.build()
+        vindex = VectorIndex(args.video_index_dim, nprobe=args.nprobe, flat_max=args.flat_max)
+        vindex.add(video_vecs, np.arange(video_vecs.shape[0], dtype=np.int64))
+        vindex.build()
+
+    frac = args.query_sample if n >= args.sample_from else 1.0
+    queries = None
+    if frac < 1.0:
+        pick = np.random.default_rng(args.seed + 2).random(video_ids.size) < frac
+        queries = video_ids[pick]
+    with Stage(clock, "search"):
+        pairs = candidate_pairs(
+            kv,
+            kvid,
+            k=args.k,
+            min_sim=args.min_sim,
+            index=findex,
+            video_vecs=video_vecs,
+            video_ids=video_ids,
+            video_k=args.video_k,
+            video_min_sim=args.video_min_sim,
+            video_index=vindex,
+            batch_size=args.batch_size,
+            query_videos=queries,
+        )
+    if queries is not None:
+        # per-query work is uniform, so the full search costs the sample's time / frac;
+        # recall is measured on the planted pairs with a video in the sample
+        clock["search"] = [v / frac for v in clock["search"]]
+        covered = np.isin(truth[:, 0], queries) | np.isin(truth[:, 1], queries)
+        truth = truth[covered]
+
+    found = set(zip(pairs["a"].to_numpy().tolist(), pairs["b"].to_numpy().tolist(), strict=True))
+    hit = np.array([(int(a), int(b)) in found for a, b in truth[:, :2]], bool)
+    part = truth[:, 2].astype(bool)
+    by_frames = int((pairs["votes"] > 0).sum())
+    by_video = int((pairs["video_sim"] >= args.video_min_sim).sum())
+    return {
+        "videos": n,
+        "frames": n_frames,
+        "keyframes": int(kv.shape[0]),
+        "frame_index": findex.built_kind,
+        "video_index": vindex.built_kind,
+        "nlist_frames": int(findex._index.nlist) if findex.built_kind == "ivf" else None,
+        "generate_wall_s": round(t_gen_wall, 2),
+        **{f"{k}_s": round(v[0], 2) for k, v in clock.items()},
+        **{f"{k}_cpu_s": round(v[1], 2) for k, v in clock.items()},
+        "pipeline_s": round(sum(v[0] for v in clock.values()), 2),
+        "pipeline_cpu_s": round(sum(v[1] for v in clock.values()), 2),
+        "total_s": round(time.perf_counter() - t_all, 2),
+        "query_sample": frac,
+        # with sampled queries the count only covers pairs a sampled video found: not reported
+        "candidates": int(len(pairs)) if frac == 1.0 else None,
+        "by_frames": by_frames,
+        "by_video": by_video,
+        "copy_pairs": int(truth.shape[0]),
+        "recall_full": round(float(hit[~part].mean()), 4) if (~part).any() else None,
+        "recall_partial": round(float(hit[part].mean()), 4) if part.any() else None,
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "threads": faiss.omp_get_max_threads(),
+        "load_avg": [round(load_start, 1), round(os.getloadavg()[0], 1)],
+    }
+
+
+# -- driver ------------------------------------------------------------------------------------------
+def machine() -> str:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {mem:.0f} GiB RAM"
+
+
+def slope(xs: list[float], ys: list[float]) -> float | None:
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    lx, ly = np.array(pts).T
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| videos | frames | keyframes indexed | frame index | build s (CPU s) | search s (CPU s) "
+        "| pipeline s (CPU s) | candidates | cand./video | copy recall full / partial "
+        "| peak RSS GB | threads, load avg |"
+    )
+    out = [head, "|" + "---|" * 12]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['videos']:,} | | | | | | | | | | | {r['error']} |")
+            continue
+        idx = r["frame_index"] + (f" ({r['nlist_frames']} lists)" if r["nlist_frames"] else "")
+        star = "*" if r.get("query_sample", 1.0) < 1.0 else ""
+        cand = f"{r['candidates']:,}" if r["candidates"] is not None else "n/a*"
+        per_video = (
+            f"{r['candidates'] / r['videos']:.2f}" if r["candidates"] is not None else "n/a*"
+        )
+        out.append(
+            f"| {r['videos']:,} | {r['frames']:,} | {r['keyframes']:,} | {idx} "
+            f"| {r['build_s']:.1f} ({r['build_cpu_s']:.1f}) "
+            f"| {r['search_s']:.1f} ({r['search_cpu_s']:.1f}){star} "
+            f"| {r['pipeline_s']:.1f} ({r['pipeline_cpu_s']:.1f}){star} | {cand} "
+            f"| {per_video} | {r['recall_full']:.3f} / {r['recall_partial']:.3f} "
+            f"| {r['peak_rss_gb']:.2f} | {r['threads']}, {r['load_avg'][0]}-{r['load_avg'][1]} |"
+        )
+    sampled = sorted({r["query_sample"] for r in rows if r.get("query_sample", 1.0) < 1.0})
+    if sampled:
+        out.append("")
+        out.append(
+            f"\\* Search run with {', '.join(f'{100 * f:g}%' for f in sampled)} of the videos as "
+            "queries against the full indexes; its time is scaled to all videos (per-query work "
+            "is uniform), recall is over the planted pairs it covers, and the candidate count of "
+            "a partial search is not reported."
+        )
+    ok = [r for r in rows if "error" not in r]
+    if len(ok) >= 2:
+        n = [r["videos"] for r in ok]
+        parts = []
+        for col, name in (
+            ("build_cpu_s", "build CPU"),
+            ("search_cpu_s", "search CPU"),
+            ("pipeline_cpu_s", "pipeline CPU"),
+            ("pipeline_s", "pipeline wall"),
+            ("peak_rss_gb", "peak RSS"),
+            ("candidates", "candidates"),
+        ):
+            vals = [r[col] for r in ok]
+            if any(v is None for v in vals):
+                continue
+            s = slope(n, vals)
+            if s is not None:
+                parts.append(f"{name} {s:.2f}")
+        out.append("")
+        out.append(
+            "Growth exponent (log-log slope over the sizes above): " + ", ".join(parts) + "."
+        )
+    return "\n".join(out)
+
+
+def write_results(section: str, path: Path) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## Scale\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text)
+    else:
+        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated video counts")
+    p.add_argument("--quick", action="store_true", help="10k videos only (CI smoke)")
+    p.add_argument(
+        "--dim", type=int, default=1280, help="video descriptor dimension (MobileNetV2: 1280)"
+    )
+    p.add_argument(
+        "--video-index-dim", type=int, default=128, help="PCA dimension of indexed descriptors"
+    )
+    p.add_argument(
+        "--frame-dim", type=int, default=64, help="indexed frame embedding dimension (after PCA)"
+    )
+    p.add_argument("--frames", type=int, default=FRAMES, help="sampled frames per video")
+    p.add_argument(
+        "--keyframe-sim",
+        type=float,
+        default=0.9,
+        help="drop frames this similar to the last kept one",
+    )
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--min-sim", type=float, default=0.75)
+    p.add_argument("--video-k", type=int, default=20)
+    p.add_argument("--video-min-sim", type=float, default=0.8)
+    p.add_argument("--nprobe", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8192)
+    p.add_argument(
+        "--flat-max", type=int, default=ALL_PAIRS_FLAT_MAX, help="flat_max of both indexes (auto)"
+    )
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="BLAS/OpenMP threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--query-sample",
+        type=float,
+        default=1.0,
+        help="fraction of videos used as queries at sizes >= --sample-from; search time and "
+        "candidate count are scaled to the full library (1 = full search)",
+    )
+    p.add_argument("--sample-from", type=int, default=1_000_000)
+    p.add_argument(
+        "--include", type=Path, action="append", default=[], help="rows of an earlier --json run"
+    )
+    p.add_argument("--time-limit", type=float, default=1800, help="seconds allowed per size")
+    p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    p.add_argument("--json", type=Path, help="also write the raw rows as JSON")
+    p.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.one_size:
+        print(json.dumps(run_one(args, args.one_size)))
+        return 0
+    sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--quick"]
+    passthrough = [
+        a
+        for i, a in enumerate(passthrough)
+        if a != "--include" and (i == 0 or passthrough[i - 1] != "--include")
+    ]
+    passthrough = [
+        a
+        for i, a in enumerate(passthrough)
+        if a != "--sizes" and (i == 0 or passthrough[i - 1] != "--sizes")
+    ]
+    rows = []
+    for extra in args.include:
+        rows.extend(json.loads(extra.read_text(encoding="utf-8")))
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--one-size", str(n), *passthrough]
+        t0 = time.perf_counter()
+        try:
+            env = dict(os.environ)
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[var] = str(args.threads)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=args.time_limit, env=env
+            )
+        except subprocess.TimeoutExpired:
+            rows.append({"videos": n, "error": f"over the {args.time_limit:.0f} s limit"})
+            print(f"{n:,} videos: over the {args.time_limit:.0f} s limit", file=sys.stderr)
+            continue
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
+            rows.append({"videos": n, "error": f"failed: {tail[0][:80]}"})
+            print(proc.stderr, file=sys.stderr)
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row["cmd"] = "python benchmarks/scale.py " + " ".join(
+            a for a in (argv if argv is not None else sys.argv[1:])
+        )
+        rows.append(row)
+        print(
+            f"{n:,} videos: {time.perf_counter() - t0:.0f} s wall, {json.dumps(row)}",
+            file=sys.stderr,
+        )
+    rows.sort(key=lambda r: r["videos"])
+    md = table(rows)
+    print(md)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    if not args.no_write:
+        section = "\n".join(
+            [
+                "## Scale",
+                "",
+                f"Measured on {machine()}; finished {date.today().isoformat()}. Rows come from:",
+                *[f"- `{c}`" for c in dict.fromkeys(r.get("cmd", "?") for r in rows)],
+                "",
+                "Wall seconds depend on what else runs (the load average while each size ran is in "
+                "the last column); CPU seconds are the process's own user + system time, summed over "
+                "its threads. Sizes not in the table were not run.",
+                "",
+                f"Synthetic library: {args.frames} frames per video, frames indexed as {args.frame_dim}-d "
+                f"keyframes (cosine < {args.keyframe_sim} to the last kept frame), {args.dim}-d video "
+                f"descriptors PCA-reduced to {args.video_index_dim}-d; k={args.k}, min_sim={args.min_sim}, "
+                f"video_k={args.video_k}, video_min_sim={args.video_min_sim}, nprobe={args.nprobe}. "
+                "Pipeline = keyframe selection + descriptor PCA + index build + candidate search "
+                "(data generation excluded). Recall: planted source/copy pairs among the candidates.",
+                "",
+                md,
+            ]
+        )
+        write_results(section, args.results)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
