@@ -308,7 +308,7 @@ def show_config(config: ConfigOpt = None) -> None:
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo corpus, store and outputs go.")] = Path("data/demo"),
     seed: Annotated[int, typer.Option(help="Corpus seed.")] = 0,
-    n_sources: Annotated[int, typer.Option(help="Procedural source videos.")] = 6,
+    n_sources: Annotated[int, typer.Option(help="Procedural source videos.")] = 4,
     report_: Annotated[bool, typer.Option("--report/--no-report", help="Render the HTML report at the end.")] = True,
     quiet: QuietOpt = False,
 ) -> None:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def run_demo(
     workdir: str | Path = "data/demo",
     seed: int = 0,
-    n_sources: int = 6,
+    n_sources: int = 4,
     render: bool = True,
     progress: bool = True,
     config: AstradupConfig | None = None,
