@@ -146,15 +146,24 @@ def synth(
     duration: Annotated[float, typer.Option(help="Seconds per source clip.")] = 8.0,
     width: Annotated[int, typer.Option(help="Frame width of generated videos.")] = 320,
     height: Annotated[int, typer.Option(help="Frame height of generated videos.")] = 180,
-    transforms: Annotated[str | None, typer.Option(help="Comma-separated transform names (default: all).")] = None,
+    transforms: Annotated[str | None, typer.Option(help="Comma-separated transform names (default: all; see --list).")] = None,
+    n_distractors: Annotated[int, typer.Option(help="Unrelated videos added as negatives.")] = 2,
+    n_partial: Annotated[int | None, typer.Option(help="Sources that get partial copies [default: all].")] = None,
+    n_similar: Annotated[int | None, typer.Option(help="Sources that get a similar (non-copy) video [default: all].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel ffmpeg processes.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the transforms and exit.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a labelled set: videos plus ground_truth.csv and videos.csv."""
-    from astradup.synth import generate
+    from astradup.synth import generate, list_transforms
 
+    if list_:
+        typer.echo("\n".join(list_transforms()))
+        return
     try:
         truth = generate(out_dir, sources_dir=sources, n_sources=n_sources, seed=seed, duration=duration,
                          width=width, height=height, transforms=transforms.split(",") if transforms else None,
+                         n_distractors=n_distractors, n_partial=n_partial, n_similar=n_similar, workers=workers,
                          progress=not quiet)
     except AstradupError as exc:
         _fail(exc)
