@@ -38,7 +38,7 @@ def corpus(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cluster_corpus")
     kinds = ["mandelbrot", "life", "cellauto", "testsrc2"]
     for i in range(12):
-        make_video(d / f"v{i:02d}.mp4", kinds[i % 4], seconds=3, seed=i, vf="hue=h={}".format(i * 25))
+        make_video(d / f"v{i:02d}.mp4", kinds[i % 4], seconds=3, seed=i, vf=f"hue=h={i * 25}")
     return d
 
 
