@@ -131,6 +131,7 @@ class MatchConfig:
         exact_coverage: share of both videos the path must cover for "exact".
         distinct_margin: a path must beat the matrix's median similarity by this much to be a
             copy rather than similar content; otherwise the visual score is capped at 0.80.
+        partial_margin: the same margin for a path that covers under ``partial_coverage`` of a video.
         partial_coverage: a copy covering less than this share of either video is "partial".
     """
 
@@ -148,6 +149,7 @@ class MatchConfig:
     exact_hash: float = 0.90
     exact_coverage: float = 0.90
     distinct_margin: float = 0.012
+    partial_margin: float = 0.05
     partial_coverage: float = 0.80
 
     def __post_init__(self) -> None:

@@ -60,6 +60,6 @@ def media_dir(tmp_path_factory) -> Path:
     src = make_video(d / "src.mp4", "mandelbrot", seconds=6, seed=1)
     transcode(src, d / "reencode.mkv", ["-c:v", "mpeg4", "-q:v", "5", "-c:a", "libopus"])
     transcode(src, d / "mirror.mp4", ["-vf", "hflip", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy"])
-    transcode(src, d / "clip.mp4", ["-ss", "2", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+    transcode(src, d / "clip.mp4", ["-ss", "1", "-t", "4.5", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
     make_video(d / "other.mp4", "life", seconds=6, seed=5)
     return d

@@ -79,15 +79,17 @@ def visual_from_stats(
 
     The aligned path's mean similarity maps through the ``q_*`` knots to 0 / 0.70 / 0.85 / 0.95 /
     1.0. Caps: at 0.80 when the path does not stand out from the matrix's background by
-    ``distinct_margin`` (static content: other moments look the same, so only audio agreement can
-    make it a copy); below "near" when it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
+    ``distinct_margin`` (``partial_margin`` for a path covering only part of a video, where a
+    stretch of repetitive content in two segments of one long recording is the usual impostor)
+    (static content: other moments look the same, so only audio agreement can make it a copy); below "near" when it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
     covered; at most 0.5 when nothing aligned (``aligned`` false; ``path_sim`` is then the best
     single frame pair).
     """
     q = np.asarray(path_sim, dtype=np.float64)
     score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, 0.70, 0.85, 0.95, 1.0])
     short = np.asarray(segment) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration))
-    flat = q - np.asarray(background) < m.distinct_margin
+    partial = np.minimum(coverage_a, coverage_b) < m.partial_coverage
+    flat = q - np.asarray(background) < np.where(partial, m.partial_margin, m.distinct_margin)
     score = np.where(short, np.minimum(score, 0.849), score)
     # a path no better than the rest of the matrix: static or repetitive content, where other
     # moments of the same material look the same; pictures alone cannot call it a copy

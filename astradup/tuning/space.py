@@ -44,6 +44,7 @@ MATCH_SPACE: dict[str, Any] = {
     "match.q_near": [0.85, 0.93],
     "match.q_exact": [0.93, 0.995],
     "match.distinct_margin": [0.0, 0.1],
+    "match.partial_margin": [0.0, 0.15],
     "match.exact_hash": [0.7, 0.98],
 }
 
