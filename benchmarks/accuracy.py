@@ -193,6 +193,9 @@ def main() -> None:
         "Targets (tuned on train, test half):", "", *[f"- {v}" for v in verdict(m_tuned.metrics)], "",
         "Recall per transform (source vs copy; AstraDup defaults vs baseline; test half):", "",
         md_table(["transform", "relation", "pairs", "AstraDup recall", "baseline recall"], pt_rows), "",
+        "False duplicates (defaults, test half) by truth class: "
+        + ", ".join(f"{c} {int(m_default.confusion.loc[c, ['exact', 'near']].sum())}" for c in ("similar", "different"))
+        + " (similar = other segments of the same recording, counted as negatives).", "",
         "Confusion matrix (defaults, test half; rows truth, columns predicted):", "",
         "```", m_default.confusion.to_string(), "```",
     ]
