@@ -187,3 +187,13 @@ def test_embeddings_on_gpu_match_cpu(frames):
     cpu = make_extractor("mobilenetv2", device="cpu").extract(frames["src.mp4"])
     gpu = make_extractor("mobilenetv2", device="cuda").extract(frames["src.mp4"])
     assert (cpu * gpu).sum(axis=1).min() > 0.999
+
+
+def test_mfcc_chunked_equals_whole_track(media_dir):
+    from astradup.features.audio import MFCC
+
+    a = load_audio(media_dir / "src.mp4", 11025)
+    whole = MFCC(chunk_seconds=100).extract(a, 11025)
+    chunked = MFCC(chunk_seconds=3).extract(a, 11025)  # only chunk edges differ (STFT padding)
+    assert np.allclose(whole[0], chunked[0], rtol=0.05, atol=3.0)
+    assert np.allclose(whole[1], chunked[1], rtol=0.1, atol=2.0)

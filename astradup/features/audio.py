@@ -40,7 +40,10 @@ class AudioFeatures:
 
 
 def _to_s16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    out = np.empty(len(audio), dtype="<i2")
+    for i in range(0, len(audio), 1 << 22):  # in blocks: no full-length float temporaries
+        out[i : i + (1 << 22)] = np.clip(audio[i : i + (1 << 22)], -1.0, 1.0) * 32767.0
+    return out.tobytes()
 
 
 def _library_available() -> bool:
@@ -101,16 +104,30 @@ class MFCC(AudioExtractor):
 
     name = "mfcc"
 
-    def __init__(self, n_mfcc: int = 20):
+    def __init__(self, n_mfcc: int = 20, chunk_seconds: float = 60.0):
         self.n_mfcc = n_mfcc
+        self.chunk_seconds = chunk_seconds
 
     def extract(self, audio: np.ndarray, rate: int) -> np.ndarray:
+        """(2, n_mfcc): mean and standard deviation over all frames, computed chunk by chunk so a
+        long track never needs its whole spectrogram in memory."""
         if len(audio) < 2048:
             return np.zeros((2, self.n_mfcc), dtype=np.float32)
         import librosa
 
-        m = librosa.feature.mfcc(y=audio.astype(np.float32), sr=rate, n_mfcc=self.n_mfcc)
-        return np.stack([m.mean(axis=1), m.std(axis=1)]).astype(np.float32)
+        step = max(2048, int(self.chunk_seconds * rate))
+        n, total, total_sq = 0, np.zeros(self.n_mfcc), np.zeros(self.n_mfcc)
+        for start in range(0, len(audio), step):
+            chunk = audio[start : start + step]
+            if len(chunk) < 2048 and n:
+                break
+            m = librosa.feature.mfcc(y=np.ascontiguousarray(chunk, dtype=np.float32), sr=rate, n_mfcc=self.n_mfcc).astype(np.float64)
+            n += m.shape[1]
+            total += m.sum(axis=1)
+            total_sq += np.square(m).sum(axis=1)
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - np.square(mean), 0.0))
+        return np.stack([mean, std]).astype(np.float32)
 
 
 def audio_features(audio: np.ndarray | None, rate: int, chromaprint: Chromaprint | None = None, mfcc: MFCC | None = None) -> AudioFeatures:
