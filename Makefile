@@ -51,8 +51,9 @@ test: setup ## Run the whole test suite (slow tests included)
 test-fast: setup ## Run the tests not marked slow
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: setup ## ruff check
+lint: setup ## ruff and mypy
 	$(BIN)/ruff check astradup tests benchmarks
+	$(BIN)/mypy astradup
 
 report: setup ## Render the HTML report for the demo corpus (after make demo)
 	$(BIN)/astradup report --store $(DEMO_DIR)/astradup.duckdb --truth $(DEMO_DIR)/corpus/ground_truth.csv \

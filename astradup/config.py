@@ -242,7 +242,7 @@ def flat_fields() -> dict[str, Any]:
     """Every config field as ``section.field`` -> default value."""
     out: dict[str, Any] = {}
     for sec in fields(AstradupConfig):
-        default = sec.default_factory()  # type: ignore[misc]
+        default = sec.default_factory()  # type: ignore[misc,operator]
         for f in fields(default):
             out[f"{sec.name}.{f.name}"] = getattr(default, f.name)
     return out

@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,3 +42,16 @@ def test_torch_is_the_pinned_cpu_build():
     import torch
 
     assert torch.__version__.startswith("2.13.0")
+
+
+def test_ruff_is_clean():
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "astradup", "tests", "benchmarks"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+
+@pytest.mark.slow
+def test_mypy_is_clean():
+    r = subprocess.run([sys.executable, "-m", "mypy", "astradup"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:]

@@ -216,11 +216,11 @@ def run_index(
 def _stack(features: dict[int, VideoFeatures]) -> dict[str, np.ndarray]:
     ids = sorted(features)
     out: dict[str, Any] = {"ids": np.asarray(ids, dtype=np.int64)}
-    emb = [features[i].embeddings for i in ids]
-    if emb and all(e is not None for e in emb):
+    emb = [e for e in (features[i].embeddings for i in ids) if e is not None]
+    if emb and len(emb) == len(ids):
         out["frame_vecs"] = np.concatenate(emb).astype(np.float32)
         out["frame_video"] = np.concatenate([np.full(len(e), i, dtype=np.int64) for i, e in zip(ids, emb)])
-        out["video_vecs"] = np.stack([features[i].descriptor for i in ids]).astype(np.float32)
+        out["video_vecs"] = np.stack([features[i].descriptor for i in ids]).astype(np.float32)  # type: ignore[misc]
     out["hash_codes"] = np.concatenate([features[i].phash for i in ids]) if ids else np.zeros((0, 32), np.uint8)
     out["hash_video"] = np.concatenate([np.full(features[i].n_frames, i, dtype=np.int64) for i in ids]) if ids else np.zeros(0, np.int64)
     return out
@@ -238,13 +238,13 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
     counts = np.bincount(np.searchsorted(ids, frame_video), minlength=len(ids)).tolist()
     state = {"ids": ids.tolist(), "counts": counts, "dim": int(frame_vecs.shape[1])}
     if store_path is None:
-        idx = VectorIndex(frame_vecs.shape[1], flat_max=ALL_PAIRS_FLAT_MAX)
-        idx.add(frame_vecs, rows)
-        return idx, "built"
+        fresh = VectorIndex(frame_vecs.shape[1], flat_max=ALL_PAIRS_FLAT_MAX)
+        fresh.add(frame_vecs, rows)
+        return fresh, "built"
     path = Path(f"{store_path}.frames.faiss")
     manifest = Path(f"{path}.json")
     how = "built"
-    idx = None
+    idx: VectorIndex | None = None
     if path.exists() and manifest.exists():
         try:
             old = json.loads(manifest.read_text())

@@ -44,5 +44,5 @@ def trim_borders(frames: np.ndarray, threshold: int = 24) -> np.ndarray:
 
     out = np.empty_like(frames)
     for i, f in enumerate(frames[:, top:bottom, left:right]):
-        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize((w, h), Image.BILINEAR))
+        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize((w, h), Image.Resampling.BILINEAR))
     return out

@@ -102,7 +102,7 @@ class PyAVDecoder(Decoder):
                     while ti < len(targets) and t >= targets[ti]:
                         # take whichever of prev/current is closer to the target
                         use_prev = prev is not None and abs(prev[0] - targets[ti]) < abs(t - targets[ti])
-                        pt, pf = prev if use_prev else (t, frame)
+                        pt, pf = prev if (use_prev and prev is not None) else (t, frame)
                         if not out_t or pt > out_t[-1]:
                             out_t.append(pt)
                             out_f.append(pf.to_ndarray(width=self.size, height=self.size, format="rgb24"))

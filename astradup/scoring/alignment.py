@@ -79,7 +79,7 @@ def align(
         best = cands.argmax(axis=0)
         d[r, 2:] = m[i] + cands[best, np.arange(nb)]
         ptr[r, 2:] = best
-    r, c = np.unravel_index(int(np.argmax(d)), d.shape)
+    r, c = (int(x) for x in np.unravel_index(int(np.argmax(d)), d.shape))
     if d[r, c] <= 0:
         return None
     path = []

@@ -94,7 +94,7 @@ def fuse(scores: Mapping[str, float | None], cfg: FusionConfig | None = None) ->
 
         raise ConfigError(f"unknown modality {sorted(unknown)}; choose from {list(MODALITIES)}")
     arr = [np.array([np.nan if scores.get(m) is None else float(scores[m])]) for m in MODALITIES]  # type: ignore[arg-type]
-    s, lab, conf = fuse_arrays(*arr, cfg)
+    s, lab, conf = fuse_arrays(arr[0], arr[1], arr[2], cfg)
     raw = {m: getattr(cfg, m) for m in MODALITIES if scores.get(m) is not None and not np.isnan(float(scores[m]))}  # type: ignore[arg-type]
     tot = sum(raw.values()) or 1.0
     return Fused(float(s[0]), str(lab[0]), float(conf[0]), {k: v / tot for k, v in raw.items()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from astradup.config import MatchConfig
 from astradup.features.audio import ITEM_SECONDS, AudioFeatures
@@ -65,14 +66,14 @@ FLAT_CAP = 0.80  # visual score ceiling of a path that does not stand out from i
 
 
 def visual_from_stats(
-    path_sim: np.ndarray,
-    background: np.ndarray,
-    hash_agree: np.ndarray,
-    coverage_a: np.ndarray,
-    coverage_b: np.ndarray,
-    segment: np.ndarray,
-    min_duration: np.ndarray,
-    aligned: np.ndarray,
+    path_sim: ArrayLike,
+    background: ArrayLike,
+    hash_agree: ArrayLike,
+    coverage_a: ArrayLike,
+    coverage_b: ArrayLike,
+    segment: ArrayLike,
+    min_duration: ArrayLike,
+    aligned: ArrayLike,
     m: MatchConfig,
 ) -> np.ndarray:
     """The visual score from alignment statistics (vectorised; used by matching and tuning).

@@ -44,7 +44,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
-        self._con = None
+        self._con: Any = None
 
     # -- connection ---------------------------------------------------------------------------
     def open(self) -> Store:

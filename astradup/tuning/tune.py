@@ -166,7 +166,7 @@ def refuse(pairs: pd.DataFrame, fusion: FusionConfig) -> pd.DataFrame:
         raise TableError(f"pairs need at least one of the columns {list(MODALITY_COLUMNS)} to be re-fused")
     cols = [pd.to_numeric(pairs[c]).to_numpy(dtype=np.float64) if c in pairs.columns
             else np.full(len(pairs), np.nan) for c in MODALITY_COLUMNS]
-    score, label, conf = fuse_arrays(*cols, fusion)
+    score, label, conf = fuse_arrays(cols[0], cols[1], cols[2], fusion)
     return pairs.assign(score=score, label=label, confidence=conf)
 
 
@@ -220,7 +220,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     if feasible:
         return max(feasible, key=lambda t: (t.value, -t.number))
     log.warning("no trial met the constraints; taking the one closest to meeting them")
-    return min(done, key=lambda t: (sum(max(c, 0.0) for c in _constraints(t)), -t.value, t.number))
+    return min(done, key=lambda t: (sum(max(c, 0.0) for c in _constraints(t)), -(t.value or 0.0), t.number))
 
 
 def tune(
