@@ -9,7 +9,6 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 from astradup.config import VIDEO_EXTENSIONS
@@ -87,7 +86,3 @@ def content_hash(path: str | os.PathLike[str], size: int | None = None) -> str:
             h.update(fh.read(_HASH_CHUNK))
     return h.hexdigest()
 
-
-def iter_chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
