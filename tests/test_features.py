@@ -197,3 +197,18 @@ def test_mfcc_chunked_equals_whole_track(media_dir):
     chunked = MFCC(chunk_seconds=3).extract(a, 11025)  # only chunk edges differ (STFT padding)
     assert np.allclose(whole[0], chunked[0], rtol=0.05, atol=3.0)
     assert np.allclose(whole[1], chunked[1], rtol=0.1, atol=2.0)
+
+
+@pytest.mark.parametrize("backend", ["library", "ffmpeg"])
+def test_streamed_audio_features_equal_one_shot(media_dir, backend):
+    from astradup.features.audio import _library_available, stream_audio_features
+
+    if backend == "library" and not _library_available():
+        pytest.skip("libchromaprint1 is not installed (make system-deps installs it)")
+    a = load_audio(media_dir / "src.mp4", 11025)
+    whole = audio_features(a, 11025, Chromaprint(backend))
+    streamed = stream_audio_features((a[i : i + 3000] for i in range(0, len(a), 3000)), 11025, Chromaprint(backend))
+    assert streamed.status == whole.status == "ok"
+    assert np.array_equal(streamed.fingerprint, whole.fingerprint)
+    assert streamed.rms == pytest.approx(whole.rms)
+    assert np.allclose(streamed.mfcc_mean, whole.mfcc_mean, atol=1e-3)

@@ -15,13 +15,13 @@ import numpy as np
 
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, NoAudioStreamError
-from astradup.features.audio import Chromaprint, audio_features
+from astradup.features.audio import Chromaprint, audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import video_descriptor
 from astradup.features.phash import PHash
 from astradup.features.preprocess import trim_borders
 from astradup.features.video import VideoFeatures
-from astradup.media.audio import load_audio
+from astradup.media.audio import iter_audio
 from astradup.media.decode import sample_frames
 from astradup.media.probe import probe
 
@@ -86,8 +86,7 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
         if cfg.features.audio:
             if info.has_audio:
                 try:
-                    pcm = load_audio(path, s.audio_rate, MAX_AUDIO_SECONDS)
-                    aud = audio_features(pcm, s.audio_rate, Chromaprint())
+                    aud = stream_audio_features(iter_audio(path, s.audio_rate, MAX_AUDIO_SECONDS), s.audio_rate, Chromaprint())
                 except NoAudioStreamError:
                     aud = audio_features(None, s.audio_rate)
                 except AstradupError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,29 +75,64 @@ class Chromaprint(AudioExtractor):
     def extract(self, audio: np.ndarray, rate: int) -> np.ndarray:
         if len(audio) < rate:  # Chromaprint needs about a second to produce an item
             return np.zeros(0, dtype=np.uint32)
-        pcm = _to_s16(audio)
-        if self.resolved_backend() == "library":
+        session = self.session(rate)
+        session.feed(audio)
+        return session.finish()
+
+    def session(self, rate: int) -> _ChromaprintSession:
+        """A streaming fingerprinter: ``feed`` chunks, then ``finish`` (same bits as ``extract``)."""
+        return _ChromaprintSession(self.resolved_backend(), rate)
+
+
+class _ChromaprintSession:
+    def __init__(self, backend: str, rate: int):
+        self.backend = backend
+        self.rate = rate
+        self.samples = 0
+        if backend == "library":
             import chromaprint
 
-            fp = chromaprint.Fingerprinter()
-            fp.start(rate, 1)
-            fp.feed(pcm)
-            raw, _version = chromaprint.decode_fingerprint(fp.finish())
+            self._fp = chromaprint.Fingerprinter()
+            self._fp.start(rate, 1)
+        else:
+            import threading
+
+            import imageio_ffmpeg
+
+            cmd = [
+                imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "s16le", "-ar", str(rate), "-ac", "1",
+                "-i", "pipe:0", "-f", "chromaprint", "-fp_format", "raw", "pipe:1",
+            ]
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self._out: list[bytes] = []
+            # read stdout while we write, so a long track cannot fill the pipe and deadlock
+            self._reader = threading.Thread(target=lambda: self._out.append(self._proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+            self._reader.start()
+
+    def feed(self, audio: np.ndarray) -> None:
+        self.samples += len(audio)
+        pcm = _to_s16(audio)
+        if self.backend == "library":
+            self._fp.feed(pcm)
+        else:
+            self._proc.stdin.write(pcm)  # type: ignore[union-attr]
+
+    def finish(self) -> np.ndarray:
+        if self.backend == "library":
+            if self.samples < self.rate:
+                return np.zeros(0, dtype=np.uint32)
+            import chromaprint
+
+            raw, _version = chromaprint.decode_fingerprint(self._fp.finish())
             return np.asarray(raw, dtype=np.int64).astype(np.uint32)
-        return _ffmpeg_chromaprint(pcm, rate)
-
-
-def _ffmpeg_chromaprint(pcm: bytes, rate: int) -> np.ndarray:
-    import imageio_ffmpeg
-
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "s16le", "-ar", str(rate), "-ac", "1",
-        "-i", "pipe:0", "-f", "chromaprint", "-fp_format", "raw", "pipe:1",
-    ]
-    proc = subprocess.run(cmd, input=pcm, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise AstradupError(f"ffmpeg chromaprint failed: {proc.stderr.decode(errors='replace')[-300:]}")
-    return np.frombuffer(proc.stdout, dtype="<u4").copy()
+        self._proc.stdin.close()  # type: ignore[union-attr]
+        self._reader.join()
+        err = self._proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+        if self._proc.wait() != 0:
+            raise AstradupError(f"ffmpeg chromaprint failed: {err[-300:]}")
+        if self.samples < self.rate:
+            return np.zeros(0, dtype=np.uint32)
+        return np.frombuffer(b"".join(self._out), dtype="<u4").copy()
 
 
 class MFCC(AudioExtractor):
@@ -113,33 +149,82 @@ class MFCC(AudioExtractor):
         long track never needs its whole spectrogram in memory."""
         if len(audio) < 2048:
             return np.zeros((2, self.n_mfcc), dtype=np.float32)
+
+        acc = _MFCCStats(self, rate)
+        acc.feed(audio)
+        return acc.finish()
+
+
+class _MFCCStats:
+    """Running MFCC mean/std over blocks of ``chunk_seconds`` (bounded memory)."""
+
+    def __init__(self, mfcc: MFCC, rate: int):
+        self.mfcc, self.rate = mfcc, rate
+        self.step = max(2048, int(mfcc.chunk_seconds * rate))
+        self.buf: list[np.ndarray] = []
+        self.buffered = 0
+        self.n = 0
+        self.total = np.zeros(mfcc.n_mfcc)
+        self.total_sq = np.zeros(mfcc.n_mfcc)
+
+    def _block(self, block: np.ndarray) -> None:
         import librosa
 
-        step = max(2048, int(self.chunk_seconds * rate))
-        n, total, total_sq = 0, np.zeros(self.n_mfcc), np.zeros(self.n_mfcc)
-        for start in range(0, len(audio), step):
-            chunk = audio[start : start + step]
-            if len(chunk) < 2048 and n:
-                break
-            m = librosa.feature.mfcc(y=np.ascontiguousarray(chunk, dtype=np.float32), sr=rate, n_mfcc=self.n_mfcc).astype(np.float64)
-            n += m.shape[1]
-            total += m.sum(axis=1)
-            total_sq += np.square(m).sum(axis=1)
-        mean = total / n
-        std = np.sqrt(np.maximum(total_sq / n - np.square(mean), 0.0))
+        m = librosa.feature.mfcc(y=np.ascontiguousarray(block, dtype=np.float32), sr=self.rate, n_mfcc=self.mfcc.n_mfcc)
+        m = m.astype(np.float64)
+        self.n += m.shape[1]
+        self.total += m.sum(axis=1)
+        self.total_sq += np.square(m).sum(axis=1)
+
+    def feed(self, audio: np.ndarray) -> None:
+        self.buf.append(audio)
+        self.buffered += len(audio)
+        if self.buffered >= self.step:
+            data = np.concatenate(self.buf)
+            cut = (len(data) // self.step) * self.step
+            for start in range(0, cut, self.step):
+                self._block(data[start : start + self.step])
+            self.buf, self.buffered = [data[cut:]], len(data) - cut
+
+    def finish(self) -> np.ndarray:
+        rest = np.concatenate(self.buf) if self.buf else np.zeros(0, np.float32)
+        if len(rest) >= 2048 or (self.n == 0 and len(rest) > 0):
+            if len(rest) >= 2048:
+                self._block(rest)
+        if self.n == 0:
+            return np.zeros((2, self.mfcc.n_mfcc), dtype=np.float32)
+        mean = self.total / self.n
+        std = np.sqrt(np.maximum(self.total_sq / self.n - np.square(mean), 0.0))
         return np.stack([mean, std]).astype(np.float32)
 
 
 def audio_features(audio: np.ndarray | None, rate: int, chromaprint: Chromaprint | None = None, mfcc: MFCC | None = None) -> AudioFeatures:
     """All audio features of one track; ``audio=None`` means the file has no audio stream."""
+    return stream_audio_features(None if audio is None else [audio], rate, chromaprint, mfcc)
+
+
+def stream_audio_features(chunks: Iterable[np.ndarray] | None, rate: int, chromaprint: Chromaprint | None = None,
+                          mfcc: MFCC | None = None) -> AudioFeatures:
+    """Audio features from a stream of mono float32 chunks, never holding the whole track: the
+    fingerprinter and the MFCC statistics are fed chunk by chunk. ``None`` = no audio stream."""
     empty = np.zeros(0, dtype=np.uint32)
     mfcc = mfcc or MFCC()
     zeros = np.zeros(mfcc.n_mfcc, dtype=np.float32)
-    if audio is None:
+    if chunks is None:
         return AudioFeatures("missing", empty, zeros, zeros, 0.0)
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    session = (chromaprint or Chromaprint()).session(rate)
+    stats = _MFCCStats(mfcc, rate)
+    n, sq = 0, 0.0
+    try:
+        for chunk in chunks:
+            n += len(chunk)
+            sq += float(np.square(chunk, dtype=np.float64).sum())
+            session.feed(chunk)
+            stats.feed(chunk)
+    finally:
+        fp = session.finish()
+    rms = float(np.sqrt(sq / n)) if n else 0.0
     if rms < SILENCE_RMS:
         return AudioFeatures("silent", empty, zeros, zeros, rms)
-    fp = (chromaprint or Chromaprint()).extract(audio, rate)
-    stats = mfcc.extract(audio, rate)
-    return AudioFeatures("ok" if len(fp) else "silent", fp, stats[0], stats[1], rms)
+    ms = stats.finish()
+    return AudioFeatures("ok" if len(fp) else "silent", fp, ms[0], ms[1], rms)
