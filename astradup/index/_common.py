@@ -256,3 +256,58 @@ def filter_csr(lims: np.ndarray, dist: np.ndarray, labels: np.ndarray, keep: np.
     new_lims = np.zeros(nq + 1, np.int64)
     np.cumsum(counts, out=new_lims[1:])
     return new_lims, dist[keep], labels[keep]
+
+
+class QueuedIndex:
+    """What both index classes share: ids in insertion order, rows queued by ``add`` until the
+    FAISS structure is built (on first search, save or ``build()``), and the size-based choice
+    between a flat structure and ``large_kind``. Subclasses set ``large_kind`` and ``flat_max``
+    and implement ``_ensure_built``."""
+
+    large_kind = "flat"
+    kind: str
+    flat_max: int
+    _built_kind: str | None
+
+    def _init_queue(self) -> None:
+        self._index: Any = None
+        self._built_kind = None
+        self._on_gpu = False
+        self._ids = IdChunks()
+        self._pending: list[np.ndarray] = []
+
+    @property
+    def ntotal(self) -> int:
+        """Rows added so far (built and pending)."""
+        return len(self._ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids in insertion order (faiss position ``i`` holds ``ids[i]``)."""
+        return self._ids.array()
+
+    @property
+    def built_kind(self) -> str | None:
+        """The structure actually built; None before the first search."""
+        return self._built_kind
+
+    def _queue(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Queue validated ``rows`` with their ``ids`` (checked for count and duplicates)."""
+        i = as_ids(ids, rows.shape[0], "ids")
+        if rows.shape[0] == 0:
+            return
+        self._ids.append(i, "ids")
+        self._pending.append(rows)
+
+    def build(self):  # -> Self
+        """Build (or extend) the FAISS structure now; searches do this implicitly. Returns self."""
+        self._ensure_built()
+        return self
+
+    def _choose_kind(self, n: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if n <= self.flat_max else self.large_kind
+
+    def _ensure_built(self) -> None:
+        raise NotImplementedError

@@ -34,9 +34,8 @@ import numpy as np
 from astradup.errors import ConfigError, IndexError_, UnknownBackendError
 from astradup.index._common import (
     GPU_MAX_K,
-    IdChunks,
+    QueuedIndex,
     as_codes,
-    as_ids,
     check_k,
     check_use_gpu,
     filter_csr,
@@ -52,7 +51,7 @@ log = logging.getLogger(__name__)
 BINARY_KINDS = ("auto", "flat", "hash", "multihash")
 
 
-class BinaryHashIndex:
+class BinaryHashIndex(QueuedIndex):
     """Hamming search on packed uint8 codes, with int64 ids kept beside FAISS.
 
     Args:
@@ -64,6 +63,8 @@ class BinaryHashIndex:
         nflip: bit flips probed per key; ``None`` = exact for range search, 2 for k-NN search.
         use_gpu: ``"auto"``, ``"gpu"`` or ``"cpu"``; only flat codes move to a GPU.
     """
+
+    large_kind = "multihash"
 
     def __init__(
         self,
@@ -103,28 +104,12 @@ class BinaryHashIndex:
         self.hash_bits = int(hash_bits)
         self.nflip = nflip
         self.use_gpu = check_use_gpu(use_gpu)
-        self._index: Any = None
-        self._built_kind: str | None = None
-        self._on_gpu = False
         self._gpu_res: Any = None
-        self._ids = IdChunks()
-        self._pending: list[np.ndarray] = []
+        self._init_queue()
 
     @property
     def nbytes(self) -> int:
         return self.nbits // 8
-
-    @property
-    def ntotal(self) -> int:
-        return len(self._ids)
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self._ids.array()
-
-    @property
-    def built_kind(self) -> str | None:
-        return self._built_kind
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -144,21 +129,7 @@ class BinaryHashIndex:
     def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
         """Queue packed ``codes`` (n, nbits // 8) uint8 with their int64 ``ids``."""
         c = as_codes(codes, self.nbytes, "codes")
-        i = as_ids(ids, c.shape[0], "ids")
-        if c.shape[0] == 0:
-            return
-        self._ids.append(i, "ids")
-        self._pending.append(c)
-
-    def build(self) -> BinaryHashIndex:
-        """Build (or extend) the FAISS structure now; searches do this implicitly. Returns self."""
-        self._ensure_built()
-        return self
-
-    def _choose_kind(self, n: int) -> str:
-        if self.kind != "auto":
-            return self.kind
-        return "flat" if n <= self.flat_max else "multihash"
+        self._queue(c, ids)
 
     def _ensure_built(self) -> None:
         if not self._pending and self._index is not None:

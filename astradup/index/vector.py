@@ -34,8 +34,7 @@ import numpy as np
 from astradup.errors import ConfigError, IndexError_, UnknownBackendError
 from astradup.index._common import (
     GPU_MAX_K,
-    IdChunks,
-    as_ids,
+    QueuedIndex,
     as_vectors,
     check_k,
     check_use_gpu,
@@ -68,7 +67,7 @@ def default_nlist(n: int) -> int:
     return int(max(1, min(4 * math.sqrt(max(n, 1)), n // 39, IVF_MAX_AUTO_NLIST)))
 
 
-class VectorIndex:
+class VectorIndex(QueuedIndex):
     """Inner-product search on L2-normalised float32 vectors, with int64 ids kept beside FAISS.
 
     Args:
@@ -91,6 +90,8 @@ class VectorIndex:
         >>> idx.add(vectors, ids)
         >>> sims, found = idx.search(queries, k=10)   # found == -1 where fewer than k exist
     """
+
+    large_kind = "ivf"
 
     def __init__(
         self,
@@ -136,28 +137,9 @@ class VectorIndex:
         self.nprobe = int(nprobe)
         self.use_gpu = check_use_gpu(use_gpu)
         self.ivf_quantizer = ivf_quantizer
-        self._index: Any = None
-        self._built_kind: str | None = None
-        self._on_gpu = False
-        self._ids = IdChunks()
-        self._pending: list[np.ndarray] = []
+        self._init_queue()
 
     # -- properties ---------------------------------------------------------------------------
-    @property
-    def ntotal(self) -> int:
-        """Vectors added so far (built and pending)."""
-        return len(self._ids)
-
-    @property
-    def ids(self) -> np.ndarray:
-        """The ids in insertion order (faiss position ``i`` holds ``ids[i]``)."""
-        return self._ids.array()
-
-    @property
-    def built_kind(self) -> str | None:
-        """The structure actually built (``"flat"``, ``"ivf"``, ``"hnsw"``), None before the first search."""
-        return self._built_kind
-
     @property
     def on_gpu(self) -> bool:
         return self._on_gpu
@@ -189,21 +171,7 @@ class VectorIndex:
             IndexError_: wrong shape or dtype, NaN/inf, a zero vector, bad or duplicate ids.
         """
         x = normalise_rows(as_vectors(vectors, self.dim, "vectors"), "vectors")
-        i = as_ids(ids, x.shape[0], "ids")
-        if x.shape[0] == 0:
-            return
-        self._ids.append(i, "ids")
-        self._pending.append(x)
-
-    def build(self) -> VectorIndex:
-        """Build (or extend) the FAISS structure now; searches do this implicitly. Returns self."""
-        self._ensure_built()
-        return self
-
-    def _choose_kind(self, n: int) -> str:
-        if self.kind != "auto":
-            return self.kind
-        return "flat" if n <= self.flat_max else "ivf"
+        self._queue(x, ids)
 
     def _stored_vectors(self) -> np.ndarray:
         """Vectors held by a built flat index (to rebuild it as IVF)."""
