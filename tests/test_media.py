@@ -67,9 +67,8 @@ def test_decord_failure_falls_back_to_pyav_with_a_log(tmp_path, caplog):
     av1 = transcode(src, tmp_path / "a.mkv", ["-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "100k"])
     with caplog.at_level("WARNING"):
         s = sample_frames(av1, 2.0, size=32, backend="decord")
-    assert len(s) == 2
-    if s.backend == "pyav":
-        assert any("falling back to pyav" in r.message for r in caplog.records)
+    assert len(s) == 2 and s.backend == "pyav"
+    assert any("falling back to pyav" in r.message and "a.mkv" in r.message for r in caplog.records)
 
 
 def test_audio_mono_float32(media_dir):

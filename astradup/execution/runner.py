@@ -100,14 +100,13 @@ def _dask_map(client, fn: Callable, paths: list[str], cfg: AstradupConfig, in_fl
     todo = list(paths)
     futures = {}
 
-    def submit(p: str) -> None:
+    def submit(p: str):
         fut = client.submit(fn, p, cfg_future, key=f"extract-{hashlib.sha1(p.encode()).hexdigest()}-{uuid.uuid4().hex[:6]}", pure=False)
         futures[fut] = p
+        return fut
 
-    for p in todo[:in_flight]:
-        submit(p)
-    pending = todo[in_flight:]
-    ac = as_completed(list(futures))
+    ac = as_completed([submit(p) for p in todo[:in_flight]])
+    rest = iter(todo[in_flight:])
     for fut in ac:
         p = futures.pop(fut)
         try:
@@ -116,10 +115,9 @@ def _dask_map(client, fn: Callable, paths: list[str], cfg: AstradupConfig, in_fl
             res = Failure(p, "worker", type(exc).__name__, f"{p}: worker failed while extracting ({exc})")
         fut.release()
         yield p, res
-        if pending:
-            nxt = pending.pop(0)
-            submit(nxt)
-            ac.add(next(f for f, q in futures.items() if q == nxt))
+        nxt = next(rest, None)
+        if nxt is not None:
+            ac.add(submit(nxt))
 
 
 def run_index(
