@@ -133,6 +133,14 @@ class MatchConfig:
             copy rather than similar content; otherwise the visual score is capped at 0.80.
         partial_margin: the same margin for a path that covers under ``partial_coverage`` of a video.
         partial_coverage: a copy covering less than this share of either video is "partial".
+        reduce_above: sampled-frame count of the library above which the frame index holds
+            PCA-reduced keyframes instead of every frame's full embedding (0 = always reduce).
+            At or below it nothing changes. Above it, candidate search also skips the all-pairs
+            hash source (a brute-force Hamming range search grows as frames^2); hashes still
+            count when pairs are verified.
+        index_dim: dimension of the reduced frame index (below the embedding dimension).
+        keyframe_sim: reduced index only: a frame whose embedding cosine to the last kept frame
+            of its video is at least this is not indexed (a near repeat within a shot); in (0, 1].
     """
 
     k: int = 20
@@ -151,10 +159,22 @@ class MatchConfig:
     distinct_margin: float = 0.012
     partial_margin: float = 0.05
     partial_coverage: float = 0.80
+    reduce_above: int = 2_000_000
+    index_dim: int = 64
+    keyframe_sim: float = 0.9
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ConfigError(f"match.k must be >= 1, but got {self.k}")
+        if not _is_int(self.reduce_above) or self.reduce_above < 0:
+            raise ConfigError(
+                f"match.reduce_above must be an integer >= 0 (0 = always reduce), but got {self.reduce_above!r}"
+            )
+        if not _is_int(self.index_dim) or self.index_dim < 1:
+            raise ConfigError(f"match.index_dim must be an integer >= 1, but got {self.index_dim!r}")
+        ks = self.keyframe_sim
+        if isinstance(ks, bool) or not isinstance(ks, (int, float)) or not 0 < ks <= 1:
+            raise ConfigError(f"match.keyframe_sim must be a cosine in (0, 1], but got {ks!r}")
         if not 0 <= self.min_score <= 1:
             raise ConfigError(f"match.min_score must be in [0, 1], but got {self.min_score}")
         if not self.q_low < self.q_similar <= self.q_near <= self.q_exact < 1:
@@ -162,6 +182,10 @@ class MatchConfig:
                 "match knots must satisfy q_low < q_similar <= q_near <= q_exact < 1, but got "
                 f"{self.q_low}, {self.q_similar}, {self.q_near}, {self.q_exact}"
             )
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 @dataclass(frozen=True)
