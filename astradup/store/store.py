@@ -10,8 +10,9 @@ import datetime as _dt
 import json
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,20 @@ _INFO_COLS = (
     "display_aspect", "video_codec", "audio_codec", "has_audio", "sample_rate", "channels",
     "bit_rate", "file_size", "container", "frame_count",
 )
+
+
+class EmbeddingBatch(NamedTuple):
+    """Frame embeddings and descriptors of a batch of videos (see :meth:`Store.iter_embeddings`).
+
+    ``frame_video`` and ``embeddings`` hold one row per embedded frame, grouped by video id and in
+    time order within a video; ``descriptor_ids`` names the rows of ``descriptors``.
+    """
+
+    video_ids: np.ndarray
+    frame_video: np.ndarray
+    embeddings: np.ndarray
+    descriptor_ids: np.ndarray
+    descriptors: np.ndarray
 
 
 def _now() -> _dt.datetime:
@@ -280,6 +295,61 @@ class Store:
                 decoder=row["decoder"] or "",
             )
         return out
+
+    def video_ids(self) -> np.ndarray:
+        """Every video id, ascending (int64)."""
+        ids = self.con.execute("SELECT video_id FROM videos ORDER BY video_id").fetchnumpy()["video_id"]
+        return np.asarray(ids, dtype=np.int64)
+
+    def frame_counts(self) -> pd.DataFrame:
+        """video_id and n_frames (sampled frames) of every video, by video_id."""
+        return self.sql("SELECT video_id, n_frames FROM videos ORDER BY video_id")
+
+    def embedded_frame_count(self) -> int:
+        """Sampled frames that carry an embedding: the rows a full frame index would hold."""
+        row = self.con.execute("SELECT count(*) FROM frames WHERE embedding IS NOT NULL").fetchone()
+        return int(row[0]) if row else 0
+
+    def iter_embeddings(self, video_ids: Sequence[int] | np.ndarray | None = None,
+                        batch: int = 1024) -> Iterator[EmbeddingBatch]:
+        """Frame embeddings and descriptors, ``batch`` videos at a time, in video-id order.
+
+        Only embeddings and descriptors are read, so a pass over a large library holds one batch
+        (``batch`` x frames per video x dim floats) at a time, not the whole store.
+
+        Args:
+            video_ids: the videos to read (default: all).
+            batch: videos per yielded batch.
+        """
+        if batch < 1:
+            raise StoreError(f"batch must be >= 1, but got {batch}")
+        ids = self.video_ids() if video_ids is None else np.unique(np.asarray(video_ids, dtype=np.int64))
+        for start in range(0, len(ids), batch):
+            chunk = [int(v) for v in ids[start : start + batch]]
+            # BETWEEN lets DuckDB skip row groups outside the range; IN keeps the batch exact
+            where = f"WHERE video_id BETWEEN ? AND ? AND video_id IN ({', '.join('?' * len(chunk))})"
+            params = [chunk[0], chunk[-1], *chunk]
+            fr = self.con.sql(
+                f"SELECT video_id, embedding FROM frames {where} AND embedding IS NOT NULL ORDER BY video_id, idx",
+                params=params,
+            ).to_arrow_table()
+            fvid = np.asarray(fr.column("video_id").to_numpy(), dtype=np.int64)
+            if len(fr):
+                flat = fr.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                emb = np.asarray(flat, dtype=np.float32).reshape(len(fr), -1)
+            else:
+                emb = np.zeros((0, 0), np.float32)
+            desc = self.con.sql(
+                f"SELECT video_id, embedding FROM descriptors {where} AND embedding IS NOT NULL ORDER BY video_id",
+                params=params,
+            ).to_arrow_table()
+            did = np.asarray(desc.column("video_id").to_numpy(), dtype=np.int64)
+            if len(desc):
+                dflat = desc.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                dvecs = np.asarray(dflat, dtype=np.float32).reshape(len(desc), -1)
+            else:
+                dvecs = np.zeros((0, 0), np.float32)
+            yield EmbeddingBatch(np.asarray(chunk, dtype=np.int64), fvid, emb, did, dvecs)
 
     # -- runs and pairs ---------------------------------------------------------------------------
     def start_run(self, run_id: str, kind: str, config: dict, versions: dict, media_root: str | None = None,
