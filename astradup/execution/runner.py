@@ -8,6 +8,7 @@ import logging
 import os
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from astradup.config import AstradupConfig
-from astradup.errors import AstradupError, MediaError, StoreError
+from astradup.errors import AstradupError, ConfigError, IndexError_, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
 from astradup.features.video import VideoFeatures
 from astradup.media.files import check_file, content_hash, discover
@@ -229,7 +230,8 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
     """The FAISS frame index, kept beside the store (``<store>.frames.faiss``) and extended
     incrementally: when the indexed videos are a prefix of the current ones (new videos get higher
     ids), only the new rows are added; otherwise it is rebuilt. Returns (index, "reused" |
-    "extended" | "built")."""
+    "extended" | "built"). This is the full index (every frame, full dimension) kept up to
+    ``match.reduce_above`` frames; :func:`reduced_frame_index` serves larger libraries."""
     from astradup.index import ALL_PAIRS_FLAT_MAX, VectorIndex
 
     rows = np.arange(len(frame_vecs), dtype=np.int64)
@@ -247,7 +249,10 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
         try:
             old = json.loads(manifest.read_text())
             n_old = len(old["ids"])
-            if old["dim"] == state["dim"] and old["ids"] == state["ids"][:n_old] and old["counts"] == counts[:n_old]:
+            if old.get("mode", "full") != "full":
+                log.warning("%s holds a %s frame index; building the full one (every frame, full dimension)",
+                            path, old["mode"])
+            elif old["dim"] == state["dim"] and old["ids"] == state["ids"][:n_old] and old["counts"] == counts[:n_old]:
                 idx = VectorIndex.load(path)
                 start = int(sum(old["counts"]))
                 if start < len(frame_vecs):
@@ -288,6 +293,245 @@ def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
     return candidate_pairs(None, None, **kwargs)
 
 
+# -- the reduced frame index (large libraries) ---------------------------------------------------
+# Above ``match.reduce_above`` sampled frames the full index (every frame, 1280 floats) no longer
+# fits: a million videos sample ~60M frames, 300 GB. The reduced index holds only keyframes (a
+# frame nearly identical to the last kept one of its video is dropped), projected to
+# ``match.index_dim`` with a PCA fitted once on a sample and saved beside the store. The store is
+# read in video-id batches, so no step holds every video's features.
+
+PCA_SAMPLE_ROWS = 100_000  # frames the PCA is fitted on (1280-d: 0.5 GB float32, 1 GB float64)
+PCA_SEED = 0
+STREAM_VIDEOS = 1024  # videos per store batch while projecting keyframes
+VERIFY_PAIRS = 256  # candidate pairs verified per chunk (features of <= 512 videos in memory)
+
+
+def index_files(store_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """The files kept beside the store: frame index, its JSON manifest, the reduced index's PCA."""
+    index = Path(f"{store_path}.frames.faiss")
+    return index, Path(f"{index}.json"), Path(f"{store_path}.frames.pca.npz")
+
+
+def use_reduced_index(st: Store, cfg: AstradupConfig) -> bool:
+    """Whether the library's frame count calls for the reduced frame index."""
+    return st.embedded_frame_count() > cfg.match.reduce_above
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def project_keyframes(frame_vecs: np.ndarray, frame_video: np.ndarray, pca: Any,
+                      keyframe_sim: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keyframes of full-dimension frame embeddings, projected with a fitted :class:`PCAReducer`.
+
+    Keyframes are chosen on the full vectors (``select_keyframes(..., max_sim=keyframe_sim)``), so
+    the choice does not depend on the PCA. A frame equal to the PCA mean projects to zero and has
+    no direction; it is dropped. Returns (vectors (n, out_dim) float32, their video ids).
+    """
+    from astradup.index import select_keyframes
+
+    if len(frame_vecs) == 0:
+        return np.zeros((0, pca.out_dim), np.float32), np.zeros(0, np.int64)
+    keep = select_keyframes(frame_vecs, frame_video, max_sim=keyframe_sim)
+    y = pca.transform(frame_vecs[keep])
+    ok = np.linalg.norm(y, axis=1) > 0
+    return y[ok], np.asarray(frame_video, dtype=np.int64)[keep][ok]
+
+
+@dataclass
+class ReducedFrames:
+    """One pass over the store for the reduced index: its rows and the projected descriptors.
+
+    Attributes:
+        ids: every video id, ascending.
+        key_vecs: (n_keyframes, index_dim) projected keyframes: the index's rows, in ``ids`` order.
+        key_video: (n_keyframes,) video id of each row.
+        counts: keyframes per video of ``ids`` (with ``ids``, maps index rows back to videos).
+        video_ids, video_vecs: videos with a descriptor and their projected descriptors.
+    """
+
+    ids: np.ndarray
+    key_vecs: np.ndarray
+    key_video: np.ndarray
+    counts: np.ndarray
+    video_ids: np.ndarray
+    video_vecs: np.ndarray
+
+
+def _fit_pca(st: Store, dim: int) -> Any:
+    """Fit the PCA on the frames of a seeded random sample of videos (about PCA_SAMPLE_ROWS frames)."""
+    from astradup.index import PCAReducer
+
+    fc = st.frame_counts()
+    order = np.random.default_rng(PCA_SEED).permutation(len(fc))
+    cum = np.cumsum(fc["n_frames"].fillna(0).to_numpy()[order])
+    chosen = fc["video_id"].to_numpy()[order[: int(np.searchsorted(cum, PCA_SAMPLE_ROWS)) + 1]]
+    parts = [b.embeddings for b in st.iter_embeddings(chosen, STREAM_VIDEOS) if len(b.embeddings)]
+    if not parts:
+        raise IndexError_(f"{st.path}: no frame embeddings to fit the reduced index's PCA on")
+    x = np.concatenate(parts)
+    if dim >= x.shape[1]:
+        raise ConfigError(f"match.index_dim must be below the embedding dimension {x.shape[1]}, but got {dim}")
+    pca = PCAReducer(dim, sample_max=PCA_SAMPLE_ROWS, seed=PCA_SEED).fit(x)
+    log.info("reduced frame index: PCA %d -> %d fitted on %d frames (%.1f%% of the variance)",
+             x.shape[1], dim, min(len(x), PCA_SAMPLE_ROWS), 100 * (pca.explained_variance_ratio_ or 0))
+    return pca
+
+
+def _reduced_rows(st: Store, pca: Any, keyframe_sim: float, progress: bool = False) -> ReducedFrames:
+    ids = st.video_ids()
+    kv, kvid, dv, did = [], [], [], []
+    batches = st.iter_embeddings(ids, STREAM_VIDEOS)
+    for b in _progress(batches, (len(ids) + STREAM_VIDEOS - 1) // STREAM_VIDEOS, "keyframes", progress, unit="batch"):
+        vecs, owner = project_keyframes(b.embeddings, b.frame_video, pca, keyframe_sim)
+        kv.append(vecs)
+        kvid.append(owner)
+        if len(b.descriptors):
+            nonzero = np.linalg.norm(b.descriptors, axis=1) > 0  # a video without frames
+            d = pca.transform(b.descriptors[nonzero])
+            ok = np.linalg.norm(d, axis=1) > 0
+            dv.append(d[ok])
+            did.append(b.descriptor_ids[nonzero][ok])
+    dim = pca.out_dim
+    key_vecs = np.concatenate(kv) if kv else np.zeros((0, dim), np.float32)
+    key_video = np.concatenate(kvid) if kvid else np.zeros(0, np.int64)
+    counts = np.bincount(np.searchsorted(ids, key_video), minlength=len(ids)).astype(np.int64)
+    return ReducedFrames(
+        ids=ids, key_vecs=key_vecs, key_video=key_video, counts=counts,
+        video_ids=np.concatenate(did) if did else np.zeros(0, np.int64),
+        video_vecs=np.concatenate(dv) if dv else np.zeros((0, dim), np.float32),
+    )
+
+
+def _saved_pca(state: dict[str, Any], pca_path: Path, cfg: AstradupConfig | None) -> tuple[Any, str]:
+    """The PCA a reduced manifest vouches for, or (None, why not). ``cfg`` None skips the check
+    that the saved parameters equal the configured ones (a query uses the index as saved)."""
+    from astradup.index import PCAReducer
+
+    if state.get("mode", "full") != "reduced":
+        return None, f"the saved frame index is {state.get('mode', 'full')}, not reduced"
+    if cfg is not None:
+        m = cfg.match
+        if state.get("dim") != m.index_dim or state.get("keyframe_sim") != m.keyframe_sim:
+            return None, (f"the saved reduced index has index_dim={state.get('dim')}, keyframe_sim="
+                          f"{state.get('keyframe_sim')}; the config asks for {m.index_dim}, {m.keyframe_sim}")
+    if not pca_path.is_file():
+        return None, f"{pca_path} is missing"
+    try:
+        if _sha1(pca_path) != state.get("pca_sha1"):
+            return None, f"{pca_path} is not the PCA the index was built with (changed or damaged)"
+        pca = PCAReducer.load(pca_path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, AstradupError) as exc:
+        return None, f"{pca_path} cannot be read ({exc})"
+    if pca.out_dim != state.get("dim") or pca.in_dim != state.get("in_dim"):
+        return None, f"{pca_path} maps {pca.in_dim} -> {pca.out_dim} dimensions, not what the manifest says"
+    return pca, ""
+
+
+def reduced_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: AstradupConfig,
+                        progress: bool = False) -> tuple[Any, str, ReducedFrames]:
+    """The reduced frame index, kept beside the store and extended incrementally.
+
+    Files: ``<store>.frames.faiss`` (the index), ``<store>.frames.faiss.json`` (manifest: mode,
+    index_dim, in_dim, keyframe_sim, the PCA file's SHA-1, and the video ids and keyframe count of
+    each, which map index rows back to videos) and ``<store>.frames.pca.npz`` (the PCA, written
+    atomically). A later run projects every video with the *saved* PCA; when the indexed videos
+    are a prefix of the current ones only the new videos' keyframes are added. A changed mode,
+    ``index_dim`` or ``keyframe_sim``, or a missing, damaged or unvouched PCA file logs a warning
+    and refits the PCA and rebuilds the index; other changes to the library rebuild the index with
+    the saved PCA.
+
+    Returns:
+        (index, "reused" | "extended" | "built", the pass's :class:`ReducedFrames`).
+    """
+    from astradup.index import ALL_PAIRS_FLAT_MAX, VectorIndex
+
+    m = cfg.match
+    index_path, manifest, pca_path = index_files(store_path)
+    old: dict[str, Any] | None = None
+    pca: Any = None
+    if manifest.exists():
+        try:
+            old = json.loads(manifest.read_text())
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            log.warning("%s: cannot read the frame index manifest (%s); rebuilding", manifest, exc)
+            old = None
+    if old is not None:
+        pca, why = _saved_pca(old, pca_path, cfg)
+        if pca is None:
+            log.warning("%s; refitting the PCA and rebuilding the reduced frame index", why)
+    elif pca_path.exists():
+        log.warning("%s has no manifest vouching for it; refitting the PCA and rebuilding", pca_path)
+    fitted = pca is None
+    if fitted:
+        pca = _fit_pca(st, m.index_dim)
+        _write_atomic(pca_path, pca.save)
+    frames = _reduced_rows(st, pca, m.keyframe_sim, progress)
+    state = {"mode": "reduced", "dim": m.index_dim, "in_dim": pca.in_dim, "keyframe_sim": m.keyframe_sim,
+             "pca_sha1": _sha1(pca_path), "ids": frames.ids.tolist(), "counts": frames.counts.tolist()}
+    rows = np.arange(len(frames.key_vecs), dtype=np.int64)
+    how = "built"
+    idx: Any = None
+    if not fitted and old is not None and index_path.exists():
+        try:
+            n_old = len(old["ids"])
+            if old["ids"] == state["ids"][:n_old] and old["counts"] == state["counts"][:n_old]:
+                idx = VectorIndex.load(index_path)
+                start = int(sum(old["counts"]))
+                if idx.dim != m.index_dim or idx.ntotal != start:
+                    raise IndexError_(f"{index_path} holds {idx.ntotal} vectors of dim {idx.dim}, but its "
+                                      f"manifest lists {start} of dim {m.index_dim}")
+                if start < len(rows):
+                    idx.add(frames.key_vecs[start:], rows[start:])
+                    how = "extended"
+                else:
+                    how = "reused"
+            else:
+                log.info("videos changed since the reduced frame index was built; rebuilding it with the saved PCA")
+        except (OSError, ValueError, KeyError, TypeError, AstradupError) as exc:
+            log.warning("%s: cannot reuse the reduced frame index (%s); rebuilding it", index_path, exc)
+            idx, how = None, "built"
+    if idx is None:
+        idx = VectorIndex(m.index_dim, flat_max=ALL_PAIRS_FLAT_MAX)
+        idx.add(frames.key_vecs, rows)
+    if how != "reused":
+        idx.save(index_path)
+        _write_atomic(manifest, lambda p: p.write_text(json.dumps(state)))
+    return idx, how, frames
+
+
+def find_candidates_reduced(st: Store, cfg: AstradupConfig, store_path: str | os.PathLike[str],
+                            progress: bool = False) -> pd.DataFrame:
+    """Candidate pairs from the reduced frame index (keyframes) and the projected descriptors.
+
+    The hash source is skipped here: a Hamming range search at pHash radii is exact only by brute
+    force, so it grows as n_frames^2 and cannot run over tens of millions of frames. Hashes still
+    count when the candidates are verified (:func:`score_pair`).
+    """
+    from astradup.index import candidate_pairs
+
+    m = cfg.match
+    index, how, frames = reduced_frame_index(st, store_path, cfg, progress)
+    log.info("reduced frame index %s (%d keyframes of %d videos, %d-d)", how, index.ntotal, len(frames.ids), m.index_dim)
+    out = candidate_pairs(frames.key_vecs, frames.key_video, k=m.k, min_sim=m.min_candidate_sim,
+                          video_vecs=frames.video_vecs, video_ids=frames.video_ids, index=index)
+    out.attrs["frame_index"] = how
+    return out
+
+
 def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:
     """Verify candidate pairs: a pure function over features (mapped in chunks on Dask)."""
     rows = []
@@ -299,6 +543,41 @@ def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, Video
     return rows
 
 
+def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
+                    progress: bool = False) -> list[dict]:
+    """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
+
+    Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk loads the features
+    of its videos (at most ``2 * VERIFY_PAIRS``), scores the pairs and drops the features. Rows
+    scoring below ``threshold`` are dropped as they come.
+    """
+    order = cand.sort_values(["a", "b"], kind="stable")
+    a = order["a"].to_numpy(dtype=np.int64)
+    b = order["b"].to_numpy(dtype=np.int64)
+    rows: list[dict] = []
+    starts = range(0, len(a), VERIFY_PAIRS)
+    for i in _progress(starts, len(starts), "match", progress, unit="chunk"):
+        ca, cb = a[i : i + VERIFY_PAIRS], b[i : i + VERIFY_PAIRS]
+        feats = st.load_features(np.union1d(ca, cb).tolist())
+        rows.extend(r for r in score_candidates(zip(ca.tolist(), cb.tolist()), feats, cfg) if r["score"] >= threshold)
+        del feats
+    return rows
+
+
+def _pairs_frame(rows: list[dict], rel: pd.Series, threshold: float) -> pd.DataFrame:
+    """Scored rows -> the pairs table: a/b as relative paths with a < b, over the threshold, best first."""
+    df = pd.DataFrame(rows, columns=[*PAIR_COLUMNS, "a_id", "b_id"]) if rows else pd.DataFrame(columns=[*PAIR_COLUMNS, "a_id", "b_id"])
+    if len(df):
+        ra, rb = rel.loc[df["a_id"]].to_numpy(), rel.loc[df["b_id"]].to_numpy()
+        swap = ra > rb
+        df["a"], df["b"] = np.where(swap, rb, ra), np.where(swap, ra, rb)
+        for x, y in (("a_start", "b_start"), ("a_end", "b_end"), ("a_id", "b_id")):
+            xa, ya = df[x].to_numpy(copy=True), df[y].to_numpy(copy=True)
+            df[x], df[y] = np.where(swap, ya, xa), np.where(swap, xa, ya)
+        df = df[df["score"] >= threshold].sort_values(["score", "a", "b"], ascending=[False, True, True]).reset_index(drop=True)
+    return df
+
+
 def run_match(
     store_path: str | os.PathLike[str],
     config: AstradupConfig | None = None,
@@ -308,44 +587,56 @@ def run_match(
 ) -> pd.DataFrame:
     """Retrieve candidates, verify and fuse them, and write the pairs to the store (and CSV).
 
+    Up to ``match.reduce_above`` sampled frames every video's features are loaded and every frame
+    is indexed at full dimension (:func:`frame_index`); hashes propose candidates too. Above it the
+    store is streamed: the frame index holds PCA-reduced keyframes (:func:`reduced_frame_index`),
+    the all-pairs hash source is skipped (it grows as frames^2; hashes still count in
+    verification), and candidates are verified in chunks (:func:`verify_streamed`).
+
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
     visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation.
+    Its attrs hold ``run_id``, ``n_candidates``, ``frame_index`` ("built" | "extended" |
+    "reused") and ``index_mode`` ("full" | "reduced").
     """
     cfg = config or AstradupConfig()
     threshold = cfg.match.min_score if min_score is None else min_score
     t0 = time.perf_counter()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with Store(store_path) as st:
-        feats = st.load_features()
-        if len(feats) < 2:
-            raise StoreError(f"{store_path}: {len(feats)} indexed video(s); matching needs at least 2")
-        vids = st.videos().set_index("video_id")
+        reduced = use_reduced_index(st, cfg)
+        if reduced:
+            n_videos = len(st.video_ids())
+        else:
+            feats = st.load_features()
+            n_videos = len(feats)
+        if n_videos < 2:
+            raise StoreError(f"{store_path}: {n_videos} indexed video(s); matching needs at least 2")
         st.start_run(run_id, "match", cfg.to_dict(), versions(), st.media_root)
-        cand = find_candidates(feats, cfg, store_path)
-        pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
-        rows = []
-        for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
-            rows.extend(score_candidates(chunk, feats, cfg))
-        df = pd.DataFrame(rows, columns=[*PAIR_COLUMNS, "a_id", "b_id"]) if rows else pd.DataFrame(columns=[*PAIR_COLUMNS, "a_id", "b_id"])
-        if len(df):
-            rel = vids["rel_path"]
-            ra, rb = rel.loc[df["a_id"]].to_numpy(), rel.loc[df["b_id"]].to_numpy()
-            swap = ra > rb
-            df["a"], df["b"] = np.where(swap, rb, ra), np.where(swap, ra, rb)
-            for x, y in (("a_start", "b_start"), ("a_end", "b_end"), ("a_id", "b_id")):
-                xa, ya = df[x].to_numpy(copy=True), df[y].to_numpy(copy=True)
-                df[x], df[y] = np.where(swap, ya, xa), np.where(swap, xa, ya)
-            df = df[df["score"] >= threshold].sort_values(["score", "a", "b"], ascending=[False, True, True]).reset_index(drop=True)
+        if reduced:
+            rel = st.sql("SELECT video_id, rel_path FROM videos").set_index("video_id")["rel_path"]
+            cand = find_candidates_reduced(st, cfg, store_path, progress)
+            n_candidates = len(cand)
+            rows = verify_streamed(st, cand, cfg, threshold, progress)
+        else:
+            rel = st.videos().set_index("video_id")["rel_path"]
+            cand = find_candidates(feats, cfg, store_path)
+            pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
+            n_candidates = len(pairs)
+            rows = []
+            for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
+                rows.extend(score_candidates(chunk, feats, cfg))
+        df = _pairs_frame(rows, rel, threshold)
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
-        st.end_run(run_id, "ok", n_files=len(feats), n_indexed=len(df), seconds=secs)
+        st.end_run(run_id, "ok", n_files=n_videos, n_indexed=len(df), seconds=secs)
     result = df[PAIR_COLUMNS].copy()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         result.to_csv(out, index=False)
     result.attrs["run_id"] = run_id
-    result.attrs["n_candidates"] = len(pairs)
+    result.attrs["n_candidates"] = n_candidates
     result.attrs["frame_index"] = cand.attrs.get("frame_index", "built")
+    result.attrs["index_mode"] = "reduced" if reduced else "full"
     return result
 
 
@@ -386,6 +677,15 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
     }
 
 
+def _read_manifest(manifest: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("%s: cannot read the frame index manifest (%s); rebuilding", manifest, exc)
+        return None
+    return state if isinstance(state, dict) else None
+
+
 def run_query(
     path: str | os.PathLike[str],
     store_path: str | os.PathLike[str],
@@ -395,7 +695,12 @@ def run_query(
 ) -> pd.DataFrame:
     """Is this video already in the library? Extract one file, search the frame index kept beside
     the store (built first if missing), verify the best candidates, and return matches like
-    pairs.csv rows (``a`` = the query, ``b`` = the library video), best first."""
+    pairs.csv rows (``a`` = the query, ``b`` = the library video), best first.
+
+    When the saved index is reduced, the query's keyframes are chosen with the saved
+    ``keyframe_sim`` and projected with the saved PCA before the search. A reduced index whose
+    PCA is missing or damaged is rebuilt first (with a warning), in the mode the config calls for.
+    """
     from astradup.index import VectorIndex
 
     cfg = config or AstradupConfig()
@@ -404,17 +709,31 @@ def run_query(
         raise MediaError(res.path, res.message.split(": ", 1)[-1])
     if res.embeddings is None:
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
-    index_path = Path(f"{store_path}.frames.faiss")
-    manifest = Path(f"{index_path}.json")
+    index_path, manifest, pca_path = index_files(store_path)
     with Store(store_path, read_only=True) as st:
-        if not (index_path.exists() and manifest.exists()):
-            feats = st.load_features()
-            s = _stack(feats)
-            frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"])
-        state = json.loads(manifest.read_text())
+        state = _read_manifest(manifest) if index_path.exists() and manifest.exists() else None
+        pca = None
+        if state is not None and state.get("mode", "full") == "reduced":
+            pca, why = _saved_pca(state, pca_path, None)
+            if pca is None:
+                log.warning("%s; rebuilding the frame index", why)
+                state = None
+        if state is None:
+            if use_reduced_index(st, cfg):
+                reduced_frame_index(st, store_path, cfg)
+            else:
+                feats = st.load_features()
+                s = _stack(feats)
+                frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"])
+                del feats, s
+            state = json.loads(manifest.read_text())
+            pca = _saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
         owner = np.repeat(np.asarray(state["ids"], dtype=np.int64), state["counts"])
         idx = VectorIndex.load(index_path)
-        sims, rows = idx.search(res.embeddings, cfg.match.k)
+        queries = res.embeddings
+        if pca is not None:
+            queries, _ = project_keyframes(queries, np.zeros(len(queries), np.int64), pca, float(state["keyframe_sim"]))
+        sims, rows = idx.search(queries, cfg.match.k)
         ok = (rows >= 0) & (sims >= cfg.match.min_candidate_sim)
         votes = pd.Series(owner[rows[ok]]).value_counts()
         cand = [int(v) for v in votes.index[: max(top * 3, top)]]
