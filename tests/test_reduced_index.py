@@ -76,6 +76,35 @@ def test_iter_embeddings_streams_what_load_features_reads(indexed):
     assert np.concatenate([b.frame_video for b in batches]).tolist() == [i for i in ids for _ in range(feats[i].n_frames)]
     desc = np.concatenate([b.descriptors for b in batches])
     assert np.allclose(desc, np.stack([feats[i].descriptor for i in ids]))
+    with Store(indexed, read_only=True) as st:
+        by_frames = list(st.iter_embeddings(max_frames=2 * min(f.n_frames for f in feats.values()) - 1))
+        alone = list(st.iter_embeddings(max_frames=1))  # a video over the bound is a batch alone
+        two = list(st.iter_embeddings(max_frames=feats[ids[0]].n_frames + feats[ids[1]].n_frames))
+    assert two[0].video_ids.tolist() == ids[:2]
+    assert [len(b.video_ids) for b in by_frames] == [1] * 5 == [len(b.video_ids) for b in alone]
+    assert np.array_equal(np.concatenate([b.embeddings for b in alone]), emb)
+
+
+def test_chunked_verification_equals_in_memory_scoring(indexed, monkeypatch):
+    from astradup.execution import runner
+
+    cfg = AstradupConfig()
+    with Store(indexed, read_only=True) as st:
+        feats = st.load_features()
+        cand = runner.find_candidates(feats, cfg)
+        whole = runner.score_candidates(zip(cand["a"], cand["b"]), feats, cfg)
+        monkeypatch.setattr(runner, "VERIFY_PAIRS", 2)
+        chunked = runner.verify_streamed(st, cand.sample(frac=1.0, random_state=0), cfg, threshold=0.0)
+        high = runner.verify_streamed(st, cand, cfg, threshold=0.8)
+    key = lambda r: (r["a_id"], r["b_id"])  # noqa: E731
+    assert len(whole) == len(cand) >= 6
+    assert sorted(chunked, key=key) == sorted(whole, key=key)
+    assert sorted(high, key=key) == sorted((r for r in whole if r["score"] >= 0.8), key=key) != []
+    monkeypatch.setattr(runner, "VERIFY_FRAMES", 10)
+    n = {1: 4, 2: 4, 3: 4, 4: 1, 5: 1, 9: 20, 10: 1}
+    a, b = np.array([1, 1, 1, 1, 2, 2, 9]), np.array([2, 3, 4, 5, 3, 4, 10])
+    monkeypatch.setattr(runner, "VERIFY_PAIRS", 3)
+    assert list(runner._pair_chunks(a, b, n)) == [(0, 1), (1, 4), (4, 6), (6, 7)]
 
 
 def test_reduced_match_finds_the_copies_the_full_index_finds(store, tmp_path):

@@ -301,9 +301,12 @@ def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
 # read in video-id batches, so no step holds every video's features.
 
 PCA_SAMPLE_ROWS = 100_000  # frames the PCA is fitted on (1280-d: 0.5 GB float32, 1 GB float64)
+PCA_SAMPLE_READ = 4  # ... drawn from videos holding 4 times as many frames
 PCA_SEED = 0
-STREAM_VIDEOS = 1024  # videos per store batch while projecting keyframes
-VERIFY_PAIRS = 256  # candidate pairs verified per chunk (features of <= 512 videos in memory)
+STREAM_VIDEOS = 1024  # most videos per store batch while projecting keyframes
+STREAM_FRAMES = 32_768  # most frames per store batch (168 MB of 1280-d embeddings)
+VERIFY_PAIRS = 256  # most candidate pairs verified per chunk
+VERIFY_FRAMES = 65_536  # most frames of the videos one verification chunk loads (~0.4 GB)
 
 
 def index_files(store_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
@@ -370,17 +373,26 @@ class ReducedFrames:
 
 
 def _fit_pca(st: Store, dim: int) -> Any:
-    """Fit the PCA on the frames of a seeded random sample of videos (about PCA_SAMPLE_ROWS frames)."""
+    """Fit the PCA on about PCA_SAMPLE_ROWS frames: a seeded random subset of the frames of a
+    seeded random sample of videos that hold PCA_SAMPLE_READ times as many (more videos, so long
+    ones do not dominate), read batch by batch."""
     from astradup.index import PCAReducer
 
     fc = st.frame_counts()
-    order = np.random.default_rng(PCA_SEED).permutation(len(fc))
+    rng = np.random.default_rng(PCA_SEED)
+    order = rng.permutation(len(fc))
     cum = np.cumsum(fc["n_frames"].fillna(0).to_numpy()[order])
-    chosen = fc["video_id"].to_numpy()[order[: int(np.searchsorted(cum, PCA_SAMPLE_ROWS)) + 1]]
-    parts = [b.embeddings for b in st.iter_embeddings(chosen, STREAM_VIDEOS) if len(b.embeddings)]
-    if not parts:
-        raise IndexError_(f"{st.path}: no frame embeddings to fit the reduced index's PCA on")
+    chosen = fc["video_id"].to_numpy()[order[: int(np.searchsorted(cum, PCA_SAMPLE_READ * PCA_SAMPLE_ROWS)) + 1]]
+    n_read = int(cum[len(chosen) - 1]) if len(chosen) else 0
+    keep_p = min(1.0, PCA_SAMPLE_ROWS / max(n_read, 1))
+    parts = []
+    for b in st.iter_embeddings(chosen, STREAM_VIDEOS, STREAM_FRAMES):
+        if len(b.embeddings):
+            parts.append(b.embeddings if keep_p >= 1 else b.embeddings[rng.random(len(b.embeddings)) < keep_p])
+    if not parts or sum(len(x) for x in parts) < 2:
+        raise IndexError_(f"{st.path}: too few frame embeddings to fit the reduced index's PCA on")
     x = np.concatenate(parts)
+    del parts  # the fit makes float32 and float64 copies of its sample: keep one input only
     if dim >= x.shape[1]:
         raise ConfigError(f"match.index_dim must be below the embedding dimension {x.shape[1]}, but got {dim}")
     pca = PCAReducer(dim, sample_max=PCA_SAMPLE_ROWS, seed=PCA_SEED).fit(x)
@@ -392,8 +404,9 @@ def _fit_pca(st: Store, dim: int) -> Any:
 def _reduced_rows(st: Store, pca: Any, keyframe_sim: float, progress: bool = False) -> ReducedFrames:
     ids = st.video_ids()
     kv, kvid, dv, did = [], [], [], []
-    batches = st.iter_embeddings(ids, STREAM_VIDEOS)
-    for b in _progress(batches, (len(ids) + STREAM_VIDEOS - 1) // STREAM_VIDEOS, "keyframes", progress, unit="batch"):
+    batches = st.iter_embeddings(ids, STREAM_VIDEOS, STREAM_FRAMES)
+    n_batches = max(-(-len(ids) // STREAM_VIDEOS), -(-st.embedded_frame_count() // STREAM_FRAMES))  # at least
+    for b in _progress(batches, n_batches, "keyframes", progress, unit="batch"):
         vecs, owner = project_keyframes(b.embeddings, b.frame_video, pca, keyframe_sim)
         kv.append(vecs)
         kvid.append(owner)
@@ -543,21 +556,44 @@ def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, Video
     return rows
 
 
+def _pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Iterator[tuple[int, int]]:
+    """Consecutive (lo, hi) slices of the pairs with at most VERIFY_PAIRS pairs and, unless one
+    pair alone is over it, VERIFY_FRAMES sampled frames among the slice's distinct videos."""
+    lo, total = 0, 0
+    seen: set[int] = set()
+    for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+        new = {x, y} - seen
+        add = sum(n_frames.get(v, 0) for v in new)
+        if i > lo and (i - lo >= VERIFY_PAIRS or total + add > VERIFY_FRAMES):
+            yield lo, i
+            lo, total, seen = i, 0, set()
+            new = {x, y}
+            add = sum(n_frames.get(v, 0) for v in new)
+        seen |= new
+        total += add
+    if lo < len(a):
+        yield lo, len(a)
+
+
 def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
                     progress: bool = False) -> list[dict]:
     """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
 
-    Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk loads the features
-    of its videos (at most ``2 * VERIFY_PAIRS``), scores the pairs and drops the features. Rows
-    scoring below ``threshold`` are dropped as they come.
+    Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk (at most
+    VERIFY_PAIRS pairs and VERIFY_FRAMES frames of distinct videos) loads its videos' features,
+    scores its pairs and drops the features. Rows scoring below ``threshold`` are dropped as they
+    come.
     """
     order = cand.sort_values(["a", "b"], kind="stable")
     a = order["a"].to_numpy(dtype=np.int64)
     b = order["b"].to_numpy(dtype=np.int64)
+    fc = st.frame_counts()
+    n_frames = dict(zip(fc["video_id"].astype("int64").tolist(), fc["n_frames"].fillna(0).astype("int64").tolist()))
+    chunks = list(_pair_chunks(a, b, n_frames))
+    del n_frames
     rows: list[dict] = []
-    starts = range(0, len(a), VERIFY_PAIRS)
-    for i in _progress(starts, len(starts), "match", progress, unit="chunk"):
-        ca, cb = a[i : i + VERIFY_PAIRS], b[i : i + VERIFY_PAIRS]
+    for lo, hi in _progress(chunks, len(chunks), "match", progress, unit="chunk"):
+        ca, cb = a[lo:hi], b[lo:hi]
         feats = st.load_features(np.union1d(ca, cb).tolist())
         rows.extend(r for r in score_candidates(zip(ca.tolist(), cb.tolist()), feats, cfg) if r["score"] >= threshold)
         del feats

@@ -45,6 +45,21 @@ class EmbeddingBatch(NamedTuple):
     descriptors: np.ndarray
 
 
+def _batch_bounds(counts: np.ndarray, max_items: int, max_total: int | None) -> list[tuple[int, int]]:
+    """Consecutive (lo, hi) slices of at most ``max_items`` items and ``max_total`` summed counts
+    (an item over ``max_total`` alone makes a slice)."""
+    out = []
+    lo, total = 0, 0
+    for i, c in enumerate(counts.tolist()):
+        if i > lo and (i - lo >= max_items or (max_total is not None and total + c > max_total)):
+            out.append((lo, i))
+            lo, total = i, 0
+        total += c
+    if lo < len(counts):
+        out.append((lo, len(counts)))
+    return out
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
 
@@ -310,22 +325,30 @@ class Store:
         row = self.con.execute("SELECT count(*) FROM frames WHERE embedding IS NOT NULL").fetchone()
         return int(row[0]) if row else 0
 
-    def iter_embeddings(self, video_ids: Sequence[int] | np.ndarray | None = None,
-                        batch: int = 1024) -> Iterator[EmbeddingBatch]:
-        """Frame embeddings and descriptors, ``batch`` videos at a time, in video-id order.
+    def iter_embeddings(self, video_ids: Sequence[int] | np.ndarray | None = None, batch: int = 1024,
+                        max_frames: int | None = 32768) -> Iterator[EmbeddingBatch]:
+        """Frame embeddings and descriptors, a batch of videos at a time, in video-id order.
 
-        Only embeddings and descriptors are read, so a pass over a large library holds one batch
-        (``batch`` x frames per video x dim floats) at a time, not the whole store.
+        Only embeddings and descriptors are read, and a batch closes at ``batch`` videos or
+        ``max_frames`` sampled frames (whichever comes first; a longer video is a batch alone), so a
+        pass over a large library holds one batch at a time (32768 frames x 1280 floats = 168 MB),
+        not the whole store.
 
         Args:
             video_ids: the videos to read (default: all).
-            batch: videos per yielded batch.
+            batch: most videos per yielded batch.
+            max_frames: most sampled frames per batch, or None for no bound.
         """
         if batch < 1:
             raise StoreError(f"batch must be >= 1, but got {batch}")
+        if max_frames is not None and max_frames < 1:
+            raise StoreError(f"max_frames must be >= 1 or None, but got {max_frames}")
         ids = self.video_ids() if video_ids is None else np.unique(np.asarray(video_ids, dtype=np.int64))
-        for start in range(0, len(ids), batch):
-            chunk = [int(v) for v in ids[start : start + batch]]
+        fc = self.frame_counts()
+        n_frames = pd.Series(fc["n_frames"].fillna(0).to_numpy(np.int64), index=fc["video_id"].to_numpy(np.int64))
+        counts = n_frames.reindex(ids, fill_value=0).to_numpy()
+        for lo, hi in _batch_bounds(counts, batch, max_frames):
+            chunk = [int(v) for v in ids[lo:hi]]
             # BETWEEN lets DuckDB skip row groups outside the range; IN keeps the batch exact
             where = f"WHERE video_id BETWEEN ? AND ? AND video_id IN ({', '.join('?' * len(chunk))})"
             params = [chunk[0], chunk[-1], *chunk]
