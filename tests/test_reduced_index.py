@@ -188,6 +188,16 @@ def test_changing_index_dim_rebuilds_with_a_warning(store, caplog):
     assert "mode" not in manifest(store) and VectorIndex.load(index_files(store)[0]).dim == 1280
 
 
+def test_reindexed_video_rebuilds_the_index_with_the_saved_pca(store):
+    run_match(store, REDUCED, min_score=0.0, progress=False)
+    saved = index_files(store)[2].read_bytes()
+    assert run_match(store, REDUCED, min_score=0.0, progress=False).attrs["frame_index"] == "reused"
+    with Store(store) as st:  # what run_index leaves when a file's content changed: same id, new hash
+        st.con.execute("UPDATE videos SET content_hash = 'changed' WHERE rel_path = 'other.mp4'")
+    again = run_match(store, REDUCED, min_score=0.0, progress=False)
+    assert again.attrs["frame_index"] == "built" and index_files(store)[2].read_bytes() == saved
+
+
 @pytest.mark.parametrize("damage", ["garbage", "missing"])
 def test_damaged_pca_file_rebuilds_with_a_warning(store, caplog, damage):
     first = run_match(store, REDUCED, min_score=0.0, progress=False)

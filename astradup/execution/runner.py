@@ -334,6 +334,15 @@ def _sha1(path: Path) -> str:
     return h.hexdigest()
 
 
+def _videos_digest(fp: pd.DataFrame, n: int) -> str:
+    """SHA-1 of the first ``n`` videos' (id, content hash, feature key): a re-indexed video keeps
+    its id, so ids alone cannot tell that its index rows are stale."""
+    h = hashlib.sha1()
+    for vid, digest, key in fp.iloc[:n].itertuples(index=False):
+        h.update(f"{vid}:{digest}:{key}\n".encode())
+    return h.hexdigest()
+
+
 def project_keyframes(frame_vecs: np.ndarray, frame_video: np.ndarray, pca: Any,
                       keyframe_sim: float) -> tuple[np.ndarray, np.ndarray]:
     """Keyframes of full-dimension frame embeddings, projected with a fitted :class:`PCAReducer`.
@@ -457,13 +466,14 @@ def reduced_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astr
     """The reduced frame index, kept beside the store and extended incrementally.
 
     Files: ``<store>.frames.faiss`` (the index), ``<store>.frames.faiss.json`` (manifest: mode,
-    index_dim, in_dim, keyframe_sim, the PCA file's SHA-1, and the video ids and keyframe count of
-    each, which map index rows back to videos) and ``<store>.frames.pca.npz`` (the PCA, written
-    atomically). A later run projects every video with the *saved* PCA; when the indexed videos
-    are a prefix of the current ones only the new videos' keyframes are added. A changed mode,
-    ``index_dim`` or ``keyframe_sim``, or a missing, damaged or unvouched PCA file logs a warning
-    and refits the PCA and rebuilds the index; other changes to the library rebuild the index with
-    the saved PCA.
+    index_dim, in_dim, keyframe_sim, the PCA file's SHA-1, a digest of the indexed videos' content
+    hashes and feature keys, and the video ids with the keyframe count of each, which map index
+    rows back to videos) and ``<store>.frames.pca.npz`` (the PCA, written atomically). A later run
+    projects every video with the *saved* PCA; when the indexed videos are a prefix of the current
+    ones (same ids, keyframe counts, content hashes and feature keys) only the new videos'
+    keyframes are added. A changed mode, ``index_dim``, ``keyframe_sim`` or embedding dimension,
+    or a missing, damaged or unvouched PCA file logs a warning, refits the PCA and rebuilds the
+    index; other changes to the library rebuild the index with the saved PCA.
 
     Returns:
         (index, "reused" | "extended" | "built", the pass's :class:`ReducedFrames`).
@@ -484,6 +494,8 @@ def reduced_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astr
             old = None
     if old is not None:
         pca, why = _saved_pca(old, pca_path, cfg)
+        if pca is not None and pca.in_dim != st.embedding_dim():
+            pca, why = None, f"{pca_path} projects {pca.in_dim}-d embeddings, the store holds {st.embedding_dim()}-d"
         if pca is None:
             log.warning("%s; refitting the PCA and rebuilding the reduced frame index", why)
     elif pca_path.exists():
@@ -493,15 +505,18 @@ def reduced_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astr
         pca = _fit_pca(st, m.index_dim)
         _write_atomic(pca_path, pca.save)
     frames = _reduced_rows(st, pca, m.keyframe_sim, progress)
+    fp = st.video_fingerprints()
     state = {"mode": "reduced", "dim": m.index_dim, "in_dim": pca.in_dim, "keyframe_sim": m.keyframe_sim,
-             "pca_sha1": _sha1(pca_path), "ids": frames.ids.tolist(), "counts": frames.counts.tolist()}
+             "pca_sha1": _sha1(pca_path), "videos_sha1": _videos_digest(fp, len(fp)),
+             "ids": frames.ids.tolist(), "counts": frames.counts.tolist()}
     rows = np.arange(len(frames.key_vecs), dtype=np.int64)
     how = "built"
     idx: Any = None
     if not fitted and old is not None and index_path.exists():
         try:
             n_old = len(old["ids"])
-            if old["ids"] == state["ids"][:n_old] and old["counts"] == state["counts"][:n_old]:
+            if (old["ids"] == state["ids"][:n_old] and old["counts"] == state["counts"][:n_old]
+                    and old["videos_sha1"] == _videos_digest(fp, n_old)):
                 idx = VectorIndex.load(index_path)
                 start = int(sum(old["counts"]))
                 if idx.dim != m.index_dim or idx.ntotal != start:

@@ -320,6 +320,16 @@ class Store:
         """video_id and n_frames (sampled frames) of every video, by video_id."""
         return self.sql("SELECT video_id, n_frames FROM videos ORDER BY video_id")
 
+    def video_fingerprints(self) -> pd.DataFrame:
+        """video_id, content_hash and feature_key of every video, by video_id: what changes when a
+        video is re-indexed under the same id."""
+        return self.sql("SELECT video_id, content_hash, feature_key FROM videos ORDER BY video_id")
+
+    def embedding_dim(self) -> int | None:
+        """Dimension of the stored frame embeddings (None when no frame has one)."""
+        row = self.con.execute("SELECT len(embedding) FROM frames WHERE embedding IS NOT NULL LIMIT 1").fetchone()
+        return int(row[0]) if row else None
+
     def embedded_frame_count(self) -> int:
         """Sampled frames that carry an embedding: the rows a full frame index would hold."""
         row = self.con.execute("SELECT count(*) FROM frames WHERE embedding IS NOT NULL").fetchone()
