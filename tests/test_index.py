@@ -775,3 +775,47 @@ def test_scale_benchmark_smoke(tmp_path, capsys):
     assert row["recall_full"] >= 0.99 and row["recall_partial"] >= 0.95
     assert row["candidates"] >= row["copy_pairs"] * 0.9
     assert "## Scale" in md.read_text() and "| 1,500 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("queries", ["all", "some"])
+def test_ivf_list_join_equals_per_query_search(queries):
+    """The list-wise join used for CPU IVF indexes gives the votes an IVF search per query gives."""
+    from astradup.index.candidates import _frame_votes, _join_votes
+
+    x, vid = synthetic_library(seed=41, n_videos=300)
+    idx = VectorIndex(x.shape[1], kind="ivf", nlist=40, nprobe=5)
+    idx.add(x, np.arange(x.shape[0], dtype=np.int64))
+    assert idx.has_cpu_lists and idx.n_lists == 40
+    dense = np.searchsorted(np.unique(vid), vid).astype(np.int64)
+    n_videos = int(dense.max()) + 1
+    rows = np.arange(x.shape[0], dtype=np.int64)
+    if queries == "some":
+        rows = rows[np.isin(dense, [1, 3, 50, 299])]
+    # chunk=97 forces several chunks with lists probed from more than one of them
+    # a low threshold gives most frames more than k hits, so the top-k cut is exercised
+    got = _join_votes(x, dense, n_videos, 3, 0.3, idx, rows, chunk=97)
+    want = _frame_votes(x, dense, n_videos, 3, 0.3, idx, 64, rows)
+    assert got[0].size > (10 if queries == "some" else 300)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[2], want[2], atol=1e-5)
+
+
+def test_ivf_list_members_cover_the_index_once():
+    x, _ = synthetic_library(seed=42, n_videos=100)
+    idx = VectorIndex(x.shape[1], kind="ivf", nlist=16)
+    ids = np.arange(x.shape[0], dtype=np.int64) + 500
+    idx.add(x, ids)
+    seen = []
+    for i in range(idx.n_lists):
+        members, vecs = idx.list_members(i)
+        assert not vecs.flags.writeable
+        unit = x[members - 500] / np.linalg.norm(x[members - 500], axis=1, keepdims=True)
+        np.testing.assert_allclose(vecs, unit, atol=1e-6)
+        seen.append(members)
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), ids)
+    flat = VectorIndex(x.shape[1], kind="flat")
+    flat.add(x, ids)
+    assert not flat.has_cpu_lists
+    with pytest.raises(IndexError_, match="CPU IVF"):
+        flat.probe_lists(x[:2])

@@ -343,6 +343,51 @@ class VectorIndex(QueuedIndex):
             lims, d, pos = filter_csr(lims, d, pos, d >= thr)
         return lims.astype(np.int64), d.astype(np.float32), self._ids.lookup(pos.astype(np.int64))
 
+    # -- inverted lists (for the list-wise self-join in candidates.py) -------------------------
+    @property
+    def has_cpu_lists(self) -> bool:
+        """True when the built structure is a CPU IVF index whose lists can be read directly."""
+        self._ensure_built()
+        return self._built_kind == "ivf" and not self._on_gpu
+
+    def probe_lists(self, queries: np.ndarray) -> np.ndarray:
+        """The ``nprobe`` lists an IVF search of each query scans: (n, nprobe) int64, -1 = none.
+
+        ``queries`` must already be L2-normalised float32 (n, dim) rows.
+        """
+        if not self.has_cpu_lists:
+            raise IndexError_(
+                f"probe_lists needs a CPU IVF index, but this one is {self._built_kind!r}"
+            )
+        nprobe = min(self.nprobe, int(self._index.nlist))
+        _, lists = self._index.quantizer.search(np.ascontiguousarray(queries, np.float32), nprobe)
+        return lists.astype(np.int64, copy=False)
+
+    @property
+    def n_lists(self) -> int:
+        """Number of IVF lists (0 when the index is not IVF)."""
+        return int(self._index.nlist) if self.has_cpu_lists else 0
+
+    def list_members(self, list_no: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and unit vectors stored in IVF list ``list_no``: ((m,) int64, (m, dim) float32).
+
+        The vectors are a read-only view of FAISS's memory, valid until the index changes.
+        """
+        if not self.has_cpu_lists:
+            raise IndexError_(
+                f"list_members needs a CPU IVF index, but this one is {self._built_kind!r}"
+            )
+        faiss = load_faiss()
+        invlists = self._index.invlists
+        m = int(invlists.list_size(int(list_no)))
+        if m == 0:
+            return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
+        pos = faiss.rev_swig_ptr(invlists.get_ids(int(list_no)), m)
+        raw = faiss.rev_swig_ptr(invlists.get_codes(int(list_no)), m * self.dim * 4)
+        vecs = raw.view(np.float32).reshape(m, self.dim)
+        vecs.flags.writeable = False
+        return self._ids.lookup(pos.astype(np.int64)), vecs
+
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the FAISS index to ``path`` and ids + parameters to ``<path>.meta.npz``."""
