@@ -77,6 +77,20 @@ def test_frame_index_is_kept_beside_the_store_and_extended(media_dir, tmp_path):
     pd.testing.assert_frame_equal(extended[cols], rebuilt[cols])
 
 
+def test_full_frame_index_is_rebuilt_when_a_video_changed_under_its_id(media_dir, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for name in ("src.mp4", "other.mp4"):
+        shutil.copy(media_dir / name, corpus / name)
+    store = tmp_path / "s.duckdb"
+    run_index(corpus, store, eager=True, progress=False)
+    assert run_match(store, min_score=0.0, progress=False).attrs["frame_index"] == "built"
+    assert run_match(store, min_score=0.0, progress=False).attrs["frame_index"] == "reused"
+    with Store(store) as st:  # what run_index leaves when a file's content changed: same id, new hash
+        st.con.execute("UPDATE videos SET content_hash = 'changed' WHERE rel_path = 'other.mp4'")
+    assert run_match(store, min_score=0.0, progress=False).attrs["frame_index"] == "built"
+
+
 def test_second_run_skips_unchanged_and_redoes_changed(media_dir, tmp_path):
     corpus = tmp_path / "c"
     shutil.copytree(media_dir, corpus)

@@ -226,17 +226,24 @@ def _stack(features: dict[int, VideoFeatures]) -> dict[str, np.ndarray]:
 
 
 def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, frame_video: np.ndarray,
-                frame_vecs: np.ndarray) -> tuple[Any, str]:
+                frame_vecs: np.ndarray, fingerprints: pd.DataFrame | None = None) -> tuple[Any, str]:
     """The FAISS frame index, kept beside the store (``<store>.frames.faiss``) and extended
     incrementally: when the indexed videos are a prefix of the current ones (new videos get higher
     ids), only the new rows are added; otherwise it is rebuilt. Returns (index, "reused" |
     "extended" | "built"). This is the full index (every frame, full dimension) kept up to
-    ``match.reduce_above`` frames; :func:`reduced_frame_index` serves larger libraries."""
+    ``match.reduce_above`` frames; :func:`reduced_frame_index` serves larger libraries.
+
+    ``fingerprints`` (``Store.video_fingerprints()`` of exactly ``ids``) lets the manifest notice a
+    video re-indexed under its old id with as many frames as before: its rows are stale."""
     from astradup.index import ALL_PAIRS_FLAT_MAX, VectorIndex
 
     rows = np.arange(len(frame_vecs), dtype=np.int64)
     counts = np.bincount(np.searchsorted(ids, frame_video), minlength=len(ids)).tolist()
-    state = {"ids": ids.tolist(), "counts": counts, "dim": int(frame_vecs.shape[1])}
+    state: dict[str, Any] = {"ids": ids.tolist(), "counts": counts, "dim": int(frame_vecs.shape[1])}
+    fp = None
+    if fingerprints is not None:
+        fp = fingerprints[fingerprints["video_id"].isin(ids)].reset_index(drop=True)
+        state["videos_sha1"] = _videos_digest(fp, len(fp))
     if store_path is None:
         fresh = VectorIndex(frame_vecs.shape[1], flat_max=ALL_PAIRS_FLAT_MAX)
         fresh.add(frame_vecs, rows)
@@ -252,7 +259,8 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
             if old.get("mode", "full") != "full":
                 log.warning("%s holds a %s frame index; building the full one (every frame, full dimension)",
                             path, old["mode"])
-            elif old["dim"] == state["dim"] and old["ids"] == state["ids"][:n_old] and old["counts"] == counts[:n_old]:
+            elif (old["dim"] == state["dim"] and old["ids"] == state["ids"][:n_old] and old["counts"] == counts[:n_old]
+                  and (fp is None or old.get("videos_sha1") == _videos_digest(fp, n_old))):
                 idx = VectorIndex.load(path)
                 start = int(sum(old["counts"]))
                 if start < len(frame_vecs):
@@ -273,7 +281,8 @@ def frame_index(store_path: str | os.PathLike[str] | None, ids: np.ndarray, fram
 
 
 def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
-                    store_path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+                    store_path: str | os.PathLike[str] | None = None,
+                    fingerprints: pd.DataFrame | None = None) -> pd.DataFrame:
     """Candidate pairs (a, b video ids) from FAISS: frame neighbours, video descriptors, hashes."""
     from astradup.index import candidate_pairs
 
@@ -282,7 +291,7 @@ def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
     kwargs: dict[str, Any] = {"k": m.k, "min_sim": m.min_candidate_sim, "hash_codes": s["hash_codes"],
                               "hash_video": s["hash_video"], "hash_radius": m.hash_radius}
     if "frame_vecs" in s:
-        index, how = frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"])
+        index, how = frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], fingerprints)
         log.info("frame index %s (%d vectors)", how, index.ntotal)
         kwargs.update(frame_vecs=s["frame_vecs"], frame_video=s["frame_video"], video_vecs=s["video_vecs"],
                       video_ids=s["ids"], index=index)
@@ -670,7 +679,7 @@ def run_match(
             rows = verify_streamed(st, cand, cfg, threshold, progress)
         else:
             rel = st.videos().set_index("video_id")["rel_path"]
-            cand = find_candidates(feats, cfg, store_path)
+            cand = find_candidates(feats, cfg, store_path, st.video_fingerprints())
             pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
             n_candidates = len(pairs)
             rows = []
@@ -775,7 +784,7 @@ def run_query(
             else:
                 feats = st.load_features()
                 s = _stack(feats)
-                frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"])
+                frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())
                 del feats, s
             state = json.loads(manifest.read_text())
             pca = _saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
