@@ -2,7 +2,8 @@
 
 Each benchmark measures its reference in the same run and reports ratios; see the modules:
 accuracy.py (real Debian clips, vs a vPDQ-style baseline), throughput.py (vs bare ffmpeg decode
-and vPDQ-style hashing), scale.py (synthetic features, 10k-1M videos).
+and vPDQ-style hashing), scale.py (synthetic features, 10k-1M videos), query.py (one 60 s 720p
+query against a 1M-video index). The 1M sizes take about half an hour each on 2 cores.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 STEPS = [
     ["throughput.py"],
     ["accuracy.py"],
-    ["scale.py", "--sizes", "10000,100000"],
+    ["scale.py", "--sizes", "10000,100000,1000000"],
+    ["query.py"],
 ]
 
 

@@ -765,7 +765,20 @@ def test_scale_benchmark_smoke(tmp_path, capsys):
     scale = _scale_module()
     out = tmp_path / "rows.json"
     md = tmp_path / "RESULTS.md"
-    rc = scale.main(["--sizes", "1500", "--threads", "1", "--results", str(md), "--json", str(out)])
+    rc = scale.main(
+        [
+            "--sizes",
+            "1500",
+            "--threads",
+            "1",
+            "--results",
+            str(md),
+            "--json",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ]
+    )
     assert rc == 0
     import json
 
@@ -774,6 +787,10 @@ def test_scale_benchmark_smoke(tmp_path, capsys):
     assert 0 < row["keyframes"] < row["frames"]
     assert row["recall_full"] >= 0.99 and row["recall_partial"] >= 0.95
     assert row["candidates"] >= row["copy_pairs"] * 0.9
+    # every candidate verified; copies score >= near, unrelated families do not
+    assert row["verified"] == row["candidates"]
+    assert row["verified_recall_full"] >= 0.95 and row["false_near"] <= 0.01 * row["verified"]
+    assert not any((tmp_path / "work").iterdir())  # the frame file is removed
     assert "## Scale" in md.read_text() and "| 1,500 |" in capsys.readouterr().out
 
 
@@ -819,3 +836,25 @@ def test_ivf_list_members_cover_the_index_once():
     assert not flat.has_cpu_lists
     with pytest.raises(IndexError_, match="CPU IVF"):
         flat.probe_lists(x[:2])
+
+
+@pytest.mark.slow
+def test_query_benchmark_smoke(tmp_path):
+    """benchmarks/query.py end to end on a tiny index and short clips: the source is found first."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "query.py"
+    spec = importlib.util.spec_from_file_location("astradup_bench_query", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "q.json"
+    argv = ["--videos", "1500", "--library", "2", "--seconds", "4", "--size", "160x96"]
+    argv += ["--repeats", "1", "--no-write", "--json", str(out), "--cache", str(tmp_path)]
+    assert mod.main(argv) == 0
+    row = json.loads(out.read_text())
+    assert row["videos"] == 1502 and row["index_rows"] > 1500
+    assert row["source_rank"] == 0 and row["source_score"] >= 0.85
+    assert 0 < row["extract_s"] <= row["total_s"]
