@@ -758,6 +758,12 @@ def test_scale_results_section_is_replaced(tmp_path):
     scale.write_results("## Scale\n\nnewer\n", tmp_path / "fresh.md")
     assert (tmp_path / "fresh.md").read_text().startswith("# Benchmark results\n\n## Scale")
     assert scale.slope([10, 100, 1000], [1, 10, 100]) == pytest.approx(1.0)
+    row = {"videos": 1_000_000, "pipeline_s": 1500.0, "pipeline_cpu_s": 2900.0, "peak_rss_gb": 9.0}
+    assert "**met**" in scale.goal_line([row])
+    assert "**not met**" in scale.goal_line([{**row, "pipeline_s": 1900.0}])
+    assert "**not met**" in scale.goal_line([{**row, "peak_rss_gb": 17.0}])
+    assert "**not met**" in scale.goal_line([{**row, "query_sample": 0.1}])
+    assert "**not measured**" in scale.goal_line([{**row, "videos": 100_000}])
 
 
 @pytest.mark.slow
