@@ -33,6 +33,9 @@ class SamplingConfig:
         max_frames: cap on sampled frames per video (long files are sampled more sparsely).
         audio_rate: sample rate of the mono float32 audio (Hz).
         max_pixels: frames larger than this (width x height) are rejected, protecting memory.
+        keyframes_only: decode only keyframes (one frame per group of pictures, ~20x faster than
+            1 fps on long-GOP H.264), falling back to ``fps`` when keyframes are too sparse. Meant
+            for quick queries (``astradup query --fast``); the library is indexed at ``fps``.
     """
 
     fps: float = 1.0
@@ -41,6 +44,7 @@ class SamplingConfig:
     max_frames: int = 1800
     audio_rate: int = 11025
     max_pixels: int = 7680 * 4320
+    keyframes_only: bool = False
 
     def __post_init__(self) -> None:
         if not self.fps > 0:

@@ -243,3 +243,33 @@ def test_thumbnail_at_time(media_dir):
     assert np.abs(early.astype(int) - late.astype(int)).mean() > 3  # the picture changes over time
     with pytest.raises(MissingFileError):
         thumbnail(media_dir / "nope.mp4", 1.0)
+
+
+def test_sample_keyframes_takes_one_frame_per_gop_or_declines(tmp_path):
+    from astradup.media.decode import sample_keyframes
+
+    long = make_video(tmp_path / "long.mp4", "mandelbrot", seconds=10, seed=3)  # GOP 24 at 12 fps: 2 s
+    s = sample_keyframes(long, 10.0, size=32)
+    assert s is not None and s.backend == "pyav-keyframes"
+    np.testing.assert_allclose(s.timestamps, [0, 2, 4, 6, 8], atol=0.1)
+    assert s.frames.shape == (5, 32, 32, 3)
+    # the keyframe at 2 s is the picture a full decode shows at 2 s
+    full = sample_frames(long, 10.0, fps=12, size=32)
+    at = int(np.argmin(np.abs(full.timestamps - s.timestamps[1])))
+    assert abs(full.timestamps[at] - s.timestamps[1]) < 1e-6
+    assert np.abs(full.frames[at].astype(int) - s.frames[1].astype(int)).mean() < 1
+    assert np.abs(s.frames[4].astype(int) - s.frames[0].astype(int)).mean() > 5  # frames move on
+    assert sample_keyframes(long, 10.0, size=32, max_frames=3).frames.shape[0] == 3
+    short = make_video(tmp_path / "short.mp4", "mandelbrot", seconds=4, seed=3)  # 2 keyframes
+    assert sample_keyframes(short, 4.0, size=32) is None
+
+
+def test_extract_with_keyframes_only_falls_back_when_too_sparse(tmp_path):
+    from astradup.config import AstradupConfig
+    from astradup.execution import extract_video
+
+    cfg = AstradupConfig().replace(**{"sampling.keyframes_only": True, "features.embedding": ""})
+    long = extract_video(str(make_video(tmp_path / "long.mp4", seconds=10, seed=4, audio=False)), cfg)
+    assert long.decoder == "pyav-keyframes" and long.n_frames == 5
+    short = extract_video(str(make_video(tmp_path / "short.mp4", seconds=4, seed=4, audio=False)), cfg)
+    assert short.decoder == "pyav" and short.n_frames == 4

@@ -22,7 +22,7 @@ from astradup.features.phash import PHash
 from astradup.features.preprocess import trim_borders
 from astradup.features.video import VideoFeatures
 from astradup.media.audio import iter_audio
-from astradup.media.decode import sample_frames
+from astradup.media.decode import sample_frames, sample_keyframes
 from astradup.media.probe import probe
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,11 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
         info = probe(path, max_pixels=cfg.sampling.max_pixels)
         stage = "decode"
         s = cfg.sampling
-        sample = sample_frames(path, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
+        sample = None
+        if s.keyframes_only:
+            sample = sample_keyframes(path, info.duration, s.frame_size, s.max_frames, info.rotation)
+        if sample is None:
+            sample = sample_frames(path, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
         frames = trim_borders(sample.frames)
         t1 = time.perf_counter()
         timings["decode"] = t1 - t0

@@ -201,6 +201,60 @@ def sample_frames(
         return PyAVDecoder(fps=fps, size=size, max_frames=max_frames).sample(p, duration, rotation)
 
 
+# Keyframe sampling is worth it only when keyframes are frequent enough to stand for the video.
+KEYFRAMES_MIN = 4
+KEYFRAMES_MAX_GAP = 12.0  # seconds between keyframes, on average
+
+
+def sample_keyframes(
+    path: str | os.PathLike[str],
+    duration: float,
+    size: int = 160,
+    max_frames: int = 1800,
+    rotation: int = 0,
+) -> FrameSample | None:
+    """The video's keyframes (I-frames) only, decoded by PyAV without the frames between them.
+
+    Decoding only keyframes skips the reference chain that 1 fps sampling must decode (for a 60 s
+    720p H.264 clip, 0.1-0.2 s instead of 2-4 s), at the price of sparse, irregular sampling: one
+    frame per group of pictures. Returns None when that is too sparse to stand for the video
+    (fewer than ``KEYFRAMES_MIN`` keyframes, or more than ``KEYFRAMES_MAX_GAP`` seconds apart on
+    average); the caller then samples at a fixed rate. More than ``max_frames`` keyframes are
+    thinned evenly.
+    """
+    p = os.fspath(path)
+    container = _open(p)
+    try:
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        vs.codec_context.skip_frame = "NONKEY"
+        tb = float(vs.time_base) if vs.time_base else 0.0
+        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        out_t: list[float] = []
+        out_f: list[np.ndarray] = []
+        try:
+            for frame in container.decode(vs):
+                if frame.pts is None:
+                    continue
+                t = frame.pts * tb - start
+                if out_t and t <= out_t[-1]:
+                    continue
+                out_t.append(t)
+                out_f.append(frame.to_ndarray(width=size, height=size, format="rgb24"))
+        except Exception as exc:  # noqa: BLE001 - corrupt packets: sample at a fixed rate instead
+            log.warning("%s: keyframe decoding stopped (%s); sampling at a fixed rate", p, exc)
+            return None
+    finally:
+        container.close()
+    span = max(duration, out_t[-1] if out_t else 0.0)
+    if len(out_t) < KEYFRAMES_MIN or span / len(out_t) > KEYFRAMES_MAX_GAP:
+        log.info("%s: %d keyframes in %.1f s are too sparse; sampling at a fixed rate", p, len(out_t), span)
+        return None
+    keep = np.unique(np.linspace(0, len(out_t) - 1, min(len(out_t), max_frames)).round().astype(int))
+    frames = _rotate(np.stack([out_f[i] for i in keep]), rotation)
+    return FrameSample(np.asarray(out_t, dtype=np.float64)[keep], frames, "pyav-keyframes")
+
+
 def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.ndarray:
     """The frame shown at ``t`` seconds as RGB uint8, ``size`` pixels wide (aspect kept, rotation
     applied): for reports and notebooks. Seeks to the keyframe before ``t`` and decodes forward."""
