@@ -132,3 +132,50 @@ def test_pair_verdicts_on_real_media(feats):
     # symmetric
     ab, ba = s("src.mp4", "clip.mp4"), s("clip.mp4", "src.mp4")
     assert ab.score == pytest.approx(ba.score, abs=0.02) and ab.label == ba.label
+
+
+def _offset_library(seed: int = 50):
+    """Unit frame vectors: b is 80 s at 1 fps holding a's 60 s source from t = 7 s; a is sampled
+    every 5 s (a query decoded at keyframes only)."""
+    rng = np.random.default_rng(seed)
+    source = rng.standard_normal((60, 32))
+    filler = rng.standard_normal((80, 32))
+    tb = np.arange(80.0)
+    fb = np.array([source[int(t) - 7] if 7 <= t < 67 else filler[int(t)] for t in tb])
+    ta = np.arange(0.0, 60.0, 5.0)
+    fa = source[ta.astype(int)] + 0.1 * rng.standard_normal((ta.size, 32))
+    fa /= np.linalg.norm(fa, axis=1, keepdims=True)
+    fb /= np.linalg.norm(fb, axis=1, keepdims=True)
+    return fa @ fb.T, ta, tb
+
+
+def test_align_offset_finds_the_shift_of_a_sparse_side():
+    from astradup.scoring.alignment import align_offset
+
+    sim, ta, tb = _offset_library()
+    al = align_offset(sim, ta, tb, 0.7, 2.5, 0.5, 60.0, 80.0)
+    assert al is not None and al.length == ta.size
+    assert np.all(tb[al.path[:, 1]] - ta[al.path[:, 0]] == 7.0)
+    assert (al.a_start, al.a_end) == (0.0, 57.5) and (al.b_start, al.b_end) == (4.5, 64.5)
+    assert al.path_sim > 0.9 and al.background < 0.3
+    assert align_offset(sim - 1.0, ta, tb, 0.7, 2.5, 0.5) is None
+
+
+def test_align_any_uses_offset_voting_only_for_sparse_sampling():
+    from astradup.scoring.alignment import align_any, align_offset
+
+    sim, ta, tb = _offset_library()
+    sparse = align_any(sim, ta, tb, 0.7, 0.15, 2.5, 0.5, 60.0, 80.0)
+    want = align_offset(sim, ta, tb, 0.7, 2.5, 0.5, 60.0, 80.0)
+    assert sparse is not None and want is not None and np.array_equal(sparse.path, want.path)
+    # the other way round: the same pairs, sides swapped
+    swapped = align_any(sim.T, tb, ta, 0.7, 0.15, 0.5, 2.5, 80.0, 60.0)
+    assert swapped is not None and np.array_equal(swapped.path, want.path[:, ::-1])
+    assert (swapped.a_start, swapped.b_start) == (want.b_start, want.a_start)
+    # alike sampling: the DP alignment, unchanged
+    rng = np.random.default_rng(51)
+    dense = rng.random((20, 20)) * 0.5
+    dense[np.arange(15), np.arange(15) + 3] = 0.95
+    ts = np.arange(20.0)
+    got, ref = align_any(dense, ts, ts, 0.7, 0.15, 0.5, 0.5), align(dense, ts, ts, 0.7, 0.15, 0.5, 0.5)
+    assert got is not None and ref is not None and np.array_equal(got.path, ref.path)

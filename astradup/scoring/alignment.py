@@ -116,3 +116,104 @@ def align(
         b_end=float(min(db, ts_b[j1] + half_step_b)),
         top_frames=top,
     )
+
+
+def align_offset(
+    sim: np.ndarray,
+    ts_a: np.ndarray,
+    ts_b: np.ndarray,
+    threshold: float = 0.7,
+    half_step_a: float = 0.5,
+    half_step_b: float = 0.5,
+    duration_a: float | None = None,
+    duration_b: float | None = None,
+    n_top: int = 5,
+    max_offsets: int = 256,
+) -> Alignment | None:
+    """Alignment when one side is sampled sparsely (e.g. a query decoded at keyframes only).
+
+    The DP of :func:`align` steps frame by frame, which needs both sides sampled at about the same
+    rate. Here the time offset ``ts_b - ts_a`` that the matching frame pairs (similarity above
+    ``threshold``) agree on is found by voting, each weighted by how far it stands above the
+    threshold and its row's median, and every frame of ``a`` takes its best partner within one dense step of that offset. A
+    constant offset is assumed (trims, clips, re-encodes; not speed changes). Both sides' segments
+    extend by the coarser half step, the time one sparse frame stands for.
+    """
+    na, nb = sim.shape
+    if na == 0 or nb == 0:
+        return None
+    s64 = sim.astype(np.float64)
+    if s64.max() <= threshold:
+        return None
+    # a pair votes by how far it stands out from its row (slowly changing pictures make many
+    # pairs pass the threshold; the true partner is the one above the rest)
+    gain = s64 - np.maximum(threshold, np.median(s64, axis=1, keepdims=True))
+    if gain.max() <= 0:
+        gain = s64 - threshold
+    off = np.asarray(ts_b, np.float64)[None, :] - np.asarray(ts_a, np.float64)[:, None]
+    tol = 2 * min(half_step_a, half_step_b) + 1e-6
+    cells = np.flatnonzero(gain.ravel() > 0)
+    cells = cells[np.argsort(-gain.ravel()[cells], kind="stable")[:max_offsets]]
+    cand = off.ravel()[cells]
+    pos = np.where(gain > 0, gain, 0.0)
+    # support of each candidate offset: per row of a, the best gain within tol of it
+    within = np.abs(off[None, :, :] - cand[:, None, None]) <= tol
+    support = np.where(within, pos[None], 0.0).max(axis=2).sum(axis=1)
+    best = float(cand[int(np.argmax(support))])
+    near = np.abs(off - best) <= tol
+    masked = np.where(near & (gain > 0), sim, -np.inf)
+    cols = masked.argmax(axis=1)
+    rows = np.flatnonzero(np.isfinite(masked[np.arange(na), cols]))
+    arr = np.column_stack([rows, cols[rows]]).astype(np.int64)
+    vals = sim[arr[:, 0], arr[:, 1]]
+    half = max(half_step_a, half_step_b)
+    da = duration_a if duration_a else float(ts_a[-1] + half_step_a)
+    db = duration_b if duration_b else float(ts_b[-1] + half_step_b)
+    order = np.argsort(-vals)[:n_top]
+    top = [(float(ts_a[arr[k, 0]]), float(ts_b[arr[k, 1]]), float(vals[k])) for k in order]
+    return Alignment(
+        path=arr,
+        path_sim=float(vals.mean()),
+        background=float(np.median(sim)),
+        a_start=float(max(0.0, ts_a[arr[0, 0]] - half)),
+        a_end=float(min(da, ts_a[arr[-1, 0]] + half)),
+        b_start=float(max(0.0, ts_b[arr[0, 1]] - half)),
+        b_end=float(min(db, ts_b[arr[-1, 1]] + half)),
+        top_frames=top,
+    )
+
+
+SPARSE_RATIO = 2.0  # one side sampled at least this many times more sparsely than the other...
+SPARSE_STEP = 2.0  # ...and at least this many seconds per frame: align by offset voting
+
+
+def align_any(
+    sim: np.ndarray,
+    ts_a: np.ndarray,
+    ts_b: np.ndarray,
+    threshold: float,
+    gap: float,
+    half_step_a: float,
+    half_step_b: float,
+    duration_a: float | None = None,
+    duration_b: float | None = None,
+) -> Alignment | None:
+    """:func:`align` for videos sampled alike; :func:`align_offset` when one side is sparse."""
+    lo, hi = sorted((half_step_a, half_step_b))
+    if 2 * hi >= SPARSE_STEP and hi >= SPARSE_RATIO * lo:
+        if half_step_a >= half_step_b:
+            return align_offset(sim, ts_a, ts_b, threshold, half_step_a, half_step_b, duration_a, duration_b)
+        flipped = align_offset(sim.T, ts_b, ts_a, threshold, half_step_b, half_step_a, duration_b, duration_a)
+        if flipped is None:
+            return None
+        return Alignment(
+            path=flipped.path[:, ::-1].copy(),
+            path_sim=flipped.path_sim,
+            background=flipped.background,
+            a_start=flipped.b_start,
+            a_end=flipped.b_end,
+            b_start=flipped.a_start,
+            b_end=flipped.a_end,
+            top_frames=[(tb, ta, v) for ta, tb, v in flipped.top_frames],
+        )
+    return align(sim, ts_a, ts_b, threshold, gap, half_step_a, half_step_b, duration_a, duration_b)

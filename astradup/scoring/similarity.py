@@ -12,7 +12,7 @@ from astradup.features.audio import ITEM_SECONDS, AudioFeatures
 from astradup.features.metadata import Metadata
 from astradup.features.phash import hamming_matrix
 from astradup.features.video import VideoFeatures
-from astradup.scoring.alignment import Alignment, align
+from astradup.scoring.alignment import Alignment, align_any
 
 
 @dataclass
@@ -109,7 +109,7 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> Vis
     :func:`visual_from_stats`)."""
     sim = frame_similarity(a, b)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
-    al = align(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
+    al = align_any(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
     min_dur = min(a.duration, b.duration)
     if al is None:
         bg = float(np.median(sim)) if sim.size else 0.0
