@@ -103,6 +103,9 @@ def query(
     store: StoreOpt,
     top: Annotated[int, typer.Option(help="Most matches to print.")] = 10,
     min_score: Annotated[float, typer.Option(help="Smallest fused score to print.")] = 0.5,
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="Decode only the query's keyframes (much faster on long-GOP video; falls back "
+        "to the configured fps when keyframes are too sparse); segments are then coarser.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Is this video already in the library? Prints its matches with scores and segments."""
@@ -110,7 +113,8 @@ def query(
 
     t = time.perf_counter()
     try:
-        df = run_query(video, store, _load_config(config), top=top, min_score=min_score)
+        cfg = _load_config(config, **({"sampling.keyframes_only": True} if fast else {}))
+        df = run_query(video, store, cfg, top=top, min_score=min_score)
     except AstradupError as exc:
         _fail(exc)
     cols = ["b", "score", "label", "visual", "audio", "metadata", "a_start", "a_end", "b_start", "b_end"]

@@ -247,3 +247,27 @@ def test_hash_only_mode(media_dir, tmp_path):
     pairs = {tuple(sorted((r.a, r.b))): r.label for r in df.itertuples()}
     assert pairs.get(("reencode.mkv", "src.mp4")) in ("exact", "near")
     assert pairs.get(("other.mp4", "src.mp4"), "different") == "different"
+
+
+@pytest.mark.slow
+def test_fast_query_on_keyframes_finds_the_source(tmp_path):
+    """`query --fast`: the query is decoded at keyframes only (every 2 s here) and aligned to the
+    1 fps library by offset voting; it still finds its source, labelled a copy, with segments."""
+    from tests.conftest import make_video, transcode
+
+    lib = tmp_path / "lib"
+    src = make_video(lib / "src.mp4", "life", seconds=16, seed=7)
+    make_video(lib / "other.mp4", "mandelbrot", seconds=16, seed=8)
+    store = tmp_path / "s.duckdb"
+    run_index(lib, store, eager=True, progress=False)
+    # a copy cut 3 s in, resized, re-encoded with a keyframe every 2 s
+    copy = transcode(src, tmp_path / "copy.mp4", ["-ss", "3", "-vf", "scale=80:54",
+                     "-c:v", "libx264", "-preset", "ultrafast", "-g", "24", "-c:a", "aac"])
+    r = subprocess.run([*CLI, "query", str(copy), "--store", str(store), "--fast"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    best = r.stdout.strip().splitlines()[1].split()
+    assert best[0] == "src.mp4" and best[2] in ("near", "exact"), r.stdout
+    assert "other.mp4" not in r.stdout
+    a_start, b_start, b_end = float(best[-4]), float(best[-2]), float(best[-1])
+    # the copy starts 3 s into the source: a keyframe stands for +-1 s here
+    assert a_start == 0.0 and 2.0 <= b_start <= 4.0 and b_end >= 14.0

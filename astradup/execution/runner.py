@@ -75,7 +75,10 @@ def versions() -> dict[str, str]:
 def feature_key(cfg: AstradupConfig) -> str:
     """Hash of the settings that change extracted features: changing them re-indexes."""
     s, f = cfg.sampling, cfg.features
-    blob = json.dumps([s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio])
+    parts: list[Any] = [s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio]
+    if s.keyframes_only:  # appended only when set, so keys of existing stores stay the same
+        parts.append("keyframes_only")
+    blob = json.dumps(parts)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -719,11 +722,11 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
         feats = st.load_features(ids)
     fa, fb = feats[ids[0]], feats[ids[1]]
     ps = score_pair(fa, fb, cfg)
-    from astradup.scoring.alignment import align
+    from astradup.scoring.alignment import align_any
     from astradup.scoring.similarity import _half_step
 
     sim = frame_similarity(fa, fb)
-    al = align(sim, fa.timestamps, fb.timestamps, cfg.match.frame_threshold, cfg.match.gap,
+    al = align_any(sim, fa.timestamps, fb.timestamps, cfg.match.frame_threshold, cfg.match.gap,
                _half_step(fa.timestamps), _half_step(fb.timestamps), fa.duration or None, fb.duration or None)
     return {
         "a": a, "b": b, "path_a": fa.path, "path_b": fb.path,
