@@ -99,21 +99,35 @@ def align(
     vals = sim[arr[:, 0], arr[:, 1]]
     good = np.nonzero(vals > threshold)[0]
     arr = arr[good[0] : good[-1] + 1]
+    return _from_path(sim, arr, ts_a, ts_b, half_step_a, half_step_b, duration_a, duration_b, n_top)
+
+
+def _from_path(
+    sim: np.ndarray,
+    arr: np.ndarray,
+    ts_a: np.ndarray,
+    ts_b: np.ndarray,
+    half_a: float,
+    half_b: float,
+    duration_a: float | None,
+    duration_b: float | None,
+    n_top: int,
+) -> Alignment:
+    """The :class:`Alignment` of path ``arr`` (K, 2): segments widened by the half steps, clipped
+    to the durations, and the ``n_top`` best frame pairs."""
     vals = sim[arr[:, 0], arr[:, 1]]
-    i0, i1 = arr[0, 0], arr[-1, 0]
-    j0, j1 = arr[0, 1], arr[-1, 1]
-    da = duration_a if duration_a else float(ts_a[-1] + half_step_a)
-    db = duration_b if duration_b else float(ts_b[-1] + half_step_b)
+    da = duration_a if duration_a else float(ts_a[-1] + half_a)
+    db = duration_b if duration_b else float(ts_b[-1] + half_b)
     order = np.argsort(-vals)[:n_top]
     top = [(float(ts_a[arr[k, 0]]), float(ts_b[arr[k, 1]]), float(vals[k])) for k in order]
     return Alignment(
         path=arr,
         path_sim=float(vals.mean()),
         background=float(np.median(sim)),
-        a_start=float(max(0.0, ts_a[i0] - half_step_a)),
-        a_end=float(min(da, ts_a[i1] + half_step_a)),
-        b_start=float(max(0.0, ts_b[j0] - half_step_b)),
-        b_end=float(min(db, ts_b[j1] + half_step_b)),
+        a_start=float(max(0.0, ts_a[arr[0, 0]] - half_a)),
+        a_end=float(min(da, ts_a[arr[-1, 0]] + half_a)),
+        b_start=float(max(0.0, ts_b[arr[0, 1]] - half_b)),
+        b_end=float(min(db, ts_b[arr[-1, 1]] + half_b)),
         top_frames=top,
     )
 
@@ -165,22 +179,10 @@ def align_offset(
     cols = masked.argmax(axis=1)
     rows = np.flatnonzero(np.isfinite(masked[np.arange(na), cols]))
     arr = np.column_stack([rows, cols[rows]]).astype(np.int64)
-    vals = sim[arr[:, 0], arr[:, 1]]
     half = max(half_step_a, half_step_b)
     da = duration_a if duration_a else float(ts_a[-1] + half_step_a)
     db = duration_b if duration_b else float(ts_b[-1] + half_step_b)
-    order = np.argsort(-vals)[:n_top]
-    top = [(float(ts_a[arr[k, 0]]), float(ts_b[arr[k, 1]]), float(vals[k])) for k in order]
-    return Alignment(
-        path=arr,
-        path_sim=float(vals.mean()),
-        background=float(np.median(sim)),
-        a_start=float(max(0.0, ts_a[arr[0, 0]] - half)),
-        a_end=float(min(da, ts_a[arr[-1, 0]] + half)),
-        b_start=float(max(0.0, ts_b[arr[0, 1]] - half)),
-        b_end=float(min(db, ts_b[arr[-1, 1]] + half)),
-        top_frames=top,
-    )
+    return _from_path(sim, arr, ts_a, ts_b, half, half, da, db, n_top)
 
 
 SPARSE_RATIO = 2.0  # one side sampled at least this many times more sparsely than the other...

@@ -362,27 +362,21 @@ class Store:
             # BETWEEN lets DuckDB skip row groups outside the range; IN keeps the batch exact
             where = f"WHERE video_id BETWEEN ? AND ? AND video_id IN ({', '.join('?' * len(chunk))})"
             params = [chunk[0], chunk[-1], *chunk]
-            fr = self.con.sql(
-                f"SELECT video_id, embedding FROM frames {where} AND embedding IS NOT NULL ORDER BY video_id, idx",
-                params=params,
-            ).to_arrow_table()
-            fvid = np.asarray(fr.column("video_id").to_numpy(), dtype=np.int64)
-            if len(fr):
-                flat = fr.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                emb = np.asarray(flat, dtype=np.float32).reshape(len(fr), -1)
-            else:
-                emb = np.zeros((0, 0), np.float32)
-            desc = self.con.sql(
-                f"SELECT video_id, embedding FROM descriptors {where} AND embedding IS NOT NULL ORDER BY video_id",
-                params=params,
-            ).to_arrow_table()
-            did = np.asarray(desc.column("video_id").to_numpy(), dtype=np.int64)
-            if len(desc):
-                dflat = desc.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                dvecs = np.asarray(dflat, dtype=np.float32).reshape(len(desc), -1)
-            else:
-                dvecs = np.zeros((0, 0), np.float32)
+            fvid, emb = self._embeddings("frames", where, "video_id, idx", params)
+            did, dvecs = self._embeddings("descriptors", where, "video_id", params)
             yield EmbeddingBatch(np.asarray(chunk, dtype=np.int64), fvid, emb, did, dvecs)
+
+    def _embeddings(self, table: str, where: str, order: str, params: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(video ids, float32 embeddings) of the ``table`` rows matching ``where`` that have one."""
+        t = self.con.sql(
+            f"SELECT video_id, embedding FROM {table} {where} AND embedding IS NOT NULL ORDER BY {order}",
+            params=params,
+        ).to_arrow_table()
+        vid = np.asarray(t.column("video_id").to_numpy(), dtype=np.int64)
+        if not len(t):
+            return vid, np.zeros((0, 0), np.float32)
+        flat = t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return vid, np.asarray(flat, dtype=np.float32).reshape(len(t), -1)
 
     # -- runs and pairs ---------------------------------------------------------------------------
     def start_run(self, run_id: str, kind: str, config: dict, versions: dict, media_root: str | None = None,
