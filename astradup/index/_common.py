@@ -311,3 +311,75 @@ class QueuedIndex:
 
     def _ensure_built(self) -> None:
         raise NotImplementedError
+
+    # -- persistence: one file format for both index classes; subclasses give the FAISS calls --
+    width_name = "dim"  # the attribute FAISS's ``index.d`` must equal
+
+    def get_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _empty_faiss(self, faiss: Any) -> Any:
+        raise NotImplementedError
+
+    def _cpu_faiss(self, faiss: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _write_faiss(faiss: Any, index: Any, path: str) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _read_faiss(faiss: Any, path: str) -> Any:
+        raise NotImplementedError
+
+    def _maybe_to_gpu(self, faiss: Any) -> None:
+        raise NotImplementedError
+
+    def _after_load(self, faiss: Any) -> None:
+        """Hook run once a loaded index is in place (search parameters)."""
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the FAISS index to ``path`` (atomically) and ids + parameters to ``<path>.meta.npz``."""
+        faiss = load_faiss()
+        self._ensure_built()
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if self._index is None:
+            index, built = self._empty_faiss(faiss), "flat"
+        else:
+            index, built = self._cpu_faiss(faiss), self._built_kind or "flat"
+        tmp = p.with_name(p.name + ".tmp")
+        self._write_faiss(faiss, index, str(tmp))
+        os.replace(tmp, p)
+        write_meta(
+            p, self.ids, {"class": type(self).__name__, "built_kind": built, **self.get_params()}
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], use_gpu: str | bool | None = None):  # -> Self
+        """Read an index written by :meth:`save`; ``use_gpu`` overrides the saved choice."""
+        faiss = load_faiss()
+        ids, params = read_meta(path)
+        if params.pop("class", None) != cls.__name__:
+            raise IndexError_(f"{path}: not a {cls.__name__} file")
+        built = params.pop("built_kind")
+        if use_gpu is not None:
+            params["use_gpu"] = use_gpu
+        self = cls(**params)
+        try:
+            index = cls._read_faiss(faiss, str(path))
+        except Exception as exc:  # noqa: BLE001 - faiss raises RuntimeError on any bad file
+            raise IndexError_(f"{path}: cannot read FAISS index ({exc})") from exc
+        width = getattr(self, cls.width_name)
+        if index.ntotal != ids.shape[0] or index.d != width:
+            raise IndexError_(
+                f"{path}: index holds {index.ntotal} rows of {cls.width_name} {index.d}, but its sidecar "
+                f"lists {ids.shape[0]} ids of {cls.width_name} {width}; the two files do not belong together"
+            )
+        if ids.shape[0]:
+            self._ids.append(ids, "ids")
+            self._index = index
+            self._built_kind = built
+            self._maybe_to_gpu(faiss)
+            self._after_load(faiss)
+        return self

@@ -25,8 +25,6 @@ extend it.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,9 +39,7 @@ from astradup.index._common import (
     filter_csr,
     load_faiss,
     range_via_knn,
-    read_meta,
     resolve_gpu,
-    write_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -245,52 +241,22 @@ class BinaryHashIndex(QueuedIndex):
         return lims.astype(np.int64), d.astype(np.int32), self._ids.lookup(pos.astype(np.int64))
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the FAISS binary index to ``path`` and ids + parameters to ``<path>.meta.npz``."""
-        faiss = load_faiss()
-        self._ensure_built()
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if self._index is None:
-            index, built = faiss.IndexBinaryFlat(self.nbits), "flat"
-        else:
-            index = faiss.index_binary_gpu_to_cpu(self._index) if self._on_gpu else self._index
-            built = self._built_kind or "flat"
-        tmp = p.with_name(p.name + ".tmp")
-        faiss.write_index_binary(index, str(tmp))
-        os.replace(tmp, p)
-        write_meta(
-            p, self.ids, {"class": "BinaryHashIndex", "built_kind": built, **self.get_params()}
-        )
+    # -- persistence (save/load in QueuedIndex) ------------------------------------------------
+    width_name = "nbits"
 
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], use_gpu: str | bool | None = None
-    ) -> BinaryHashIndex:
-        """Read an index written by :meth:`save`."""
-        faiss = load_faiss()
-        ids, params = read_meta(path)
-        if params.pop("class", None) != "BinaryHashIndex":
-            raise IndexError_(f"{path}: not a BinaryHashIndex file")
-        built = params.pop("built_kind")
-        if use_gpu is not None:
-            params["use_gpu"] = use_gpu
-        self = cls(**params)
-        try:
-            index = faiss.read_index_binary(str(path))
-        except Exception as exc:  # noqa: BLE001
-            raise IndexError_(f"{path}: cannot read FAISS binary index ({exc})") from exc
-        if index.ntotal != ids.shape[0] or index.d != self.nbits:
-            raise IndexError_(
-                f"{path}: index holds {index.ntotal} codes of {index.d} bits, but its sidecar lists "
-                f"{ids.shape[0]} ids of {self.nbits} bits; the two files do not belong together"
-            )
-        if ids.shape[0]:
-            self._ids.append(ids, "ids")
-            self._index = index
-            self._built_kind = built
-            self._maybe_to_gpu(faiss)
-        return self
+    def _empty_faiss(self, faiss: Any) -> Any:
+        return faiss.IndexBinaryFlat(self.nbits)
+
+    def _cpu_faiss(self, faiss: Any) -> Any:
+        return faiss.index_binary_gpu_to_cpu(self._index) if self._on_gpu else self._index
+
+    @staticmethod
+    def _write_faiss(faiss: Any, index: Any, path: str) -> None:
+        faiss.write_index_binary(index, path)
+
+    @staticmethod
+    def _read_faiss(faiss: Any, path: str) -> Any:
+        return faiss.read_index_binary(path)
 
     def __repr__(self) -> str:
         return f"BinaryHashIndex(nbits={self.nbits}, kind={self.kind!r}, ntotal={self.ntotal}, built={self._built_kind!r})"

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,9 +40,7 @@ from astradup.index._common import (
     load_faiss,
     normalise_rows,
     range_via_knn,
-    read_meta,
     resolve_gpu,
-    write_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -388,51 +384,23 @@ class VectorIndex(QueuedIndex):
         vecs.flags.writeable = False
         return self._ids.lookup(pos.astype(np.int64)), vecs
 
-    # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the FAISS index to ``path`` and ids + parameters to ``<path>.meta.npz``."""
-        faiss = load_faiss()
-        self._ensure_built()
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if self._index is None:
-            index = faiss.IndexFlatIP(self.dim)
-            built = "flat"
-        else:
-            index = faiss.index_gpu_to_cpu(self._index) if self._on_gpu else self._index
-            built = self._built_kind or "flat"
-        tmp = p.with_name(p.name + ".tmp")
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, p)
-        write_meta(p, self.ids, {"class": "VectorIndex", "built_kind": built, **self.get_params()})
+    # -- persistence (save/load in QueuedIndex) ------------------------------------------------
+    def _empty_faiss(self, faiss: Any) -> Any:
+        return faiss.IndexFlatIP(self.dim)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], use_gpu: str | bool | None = None) -> VectorIndex:
-        """Read an index written by :meth:`save`; ``use_gpu`` overrides the saved choice."""
-        faiss = load_faiss()
-        ids, params = read_meta(path)
-        if params.pop("class", None) != "VectorIndex":
-            raise IndexError_(f"{path}: not a VectorIndex file")
-        built = params.pop("built_kind")
-        if use_gpu is not None:
-            params["use_gpu"] = use_gpu
-        self = cls(**params)
-        try:
-            index = faiss.read_index(str(path))
-        except Exception as exc:  # noqa: BLE001 - faiss raises RuntimeError on any bad file
-            raise IndexError_(f"{path}: cannot read FAISS index ({exc})") from exc
-        if index.ntotal != ids.shape[0] or index.d != self.dim:
-            raise IndexError_(
-                f"{path}: index holds {index.ntotal} vectors of dim {index.d}, but its sidecar lists "
-                f"{ids.shape[0]} ids of dim {self.dim}; the two files do not belong together"
-            )
-        if ids.shape[0]:
-            self._ids.append(ids, "ids")
-            self._index = index
-            self._built_kind = built
-            self._maybe_to_gpu(faiss)
-            self._set_search_params(faiss)
-        return self
+    def _cpu_faiss(self, faiss: Any) -> Any:
+        return faiss.index_gpu_to_cpu(self._index) if self._on_gpu else self._index
+
+    @staticmethod
+    def _write_faiss(faiss: Any, index: Any, path: str) -> None:
+        faiss.write_index(index, path)
+
+    @staticmethod
+    def _read_faiss(faiss: Any, path: str) -> Any:
+        return faiss.read_index(path)
+
+    def _after_load(self, faiss: Any) -> None:
+        self._set_search_params(faiss)
 
     def __repr__(self) -> str:
         return f"VectorIndex(dim={self.dim}, kind={self.kind!r}, ntotal={self.ntotal}, built={self._built_kind!r})"
