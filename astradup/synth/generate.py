@@ -186,6 +186,32 @@ def _fit(m: Material, w: int, h: int) -> tuple[int, int]:
     return min(w, _even(m.width * r)), min(h, _even(m.height * r))
 
 
+def _cut_job(
+    target: Path,
+    m: Material,
+    t0: float,
+    t1: float,
+    w: int,
+    h: int,
+    role: str,
+    group: str,
+    exact: bool,
+    failure: str,
+) -> Job:
+    """The job that writes ``[t0, t1)`` of material ``m`` alone to ``target`` (sources, similar
+    segments, distractors)."""
+    return Job(
+        target,
+        _cut_args(m, t0, t1, w, h),
+        1,
+        _deps(m),
+        VideoRecord(target.name, role, [Span(m.id, t0, t1, 0.0, round(t1 - t0, 3))], exact=exact),
+        group,
+        {"material": m.origin, "start": t0, "end": t1},
+        _user(m, failure),
+    )
+
+
 def _cut_args(m: Material, t0: float, t1: float, w: int, h: int) -> list[str]:
     """Cut material seconds [t0, t1] to a ``w`` x ``h`` clip at FPS: a source-quality MP4."""
     args = [
@@ -386,18 +412,7 @@ def _plan(
         seg = round(t1 - t0, 3)
         w, h = (width, height) if m.render else _fit(m, width, height)
         src = out / f"{sid}.mp4"
-        add(
-            Job(
-                src,
-                _cut_args(m, t0, t1, w, h),
-                1,
-                _deps(m),
-                VideoRecord(src.name, "source", [Span(m.id, t0, t1, 0.0, seg)], exact=True),
-                sid,
-                {"material": m.origin, "start": t0, "end": t1},
-                _user(m, "source could not be cut"),
-            )
-        )
+        add(_cut_job(src, m, t0, t1, w, h, "source", sid, True, "source could not be cut"))
         clip = Clip(src, w, h, seg, FPS, m.has_audio)
         bg: tuple[Material, float, float] | None = None
         melody_wav = None
@@ -444,21 +459,7 @@ def _plan(
             sm, s0, s1 = similar[sid]
             target = out / f"{sid}__similar.mp4"
             add(
-                Job(
-                    target,
-                    _cut_args(sm, s0, s1, w, h),
-                    1,
-                    _deps(sm),
-                    VideoRecord(
-                        target.name,
-                        "similar",
-                        [Span(sm.id, s0, s1, 0.0, round(s1 - s0, 3))],
-                        exact=True,
-                    ),
-                    sid,
-                    {"material": sm.origin, "start": s0, "end": s1},
-                    _user(sm, "segment could not be cut"),
-                )
+                _cut_job(target, sm, s0, s1, w, h, "similar", sid, True, "segment could not be cut")
             )
 
         if si < n_partial:
@@ -522,17 +523,8 @@ def _plan(
         dw, dh = (width, height) if dm.render else _fit(dm, width, height)
         target = out / f"{did}.mp4"
         add(
-            Job(
-                target,
-                _cut_args(dm, d0, d1, dw, dh),
-                1,
-                _deps(dm),
-                VideoRecord(
-                    target.name, "distractor", [Span(dm.id, d0, d1, 0.0, round(d1 - d0, 3))]
-                ),
-                did,
-                {"material": dm.origin, "start": d0, "end": d1},
-                _user(dm, "distractor could not be cut"),
+            _cut_job(
+                target, dm, d0, d1, dw, dh, "distractor", did, False, "distractor could not be cut"
             )
         )
 
