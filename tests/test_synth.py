@@ -30,6 +30,8 @@ SMALL = dict(
     n_shared_audio=1,
     transforms=["hflip", "speed_up", "audio_muted", "reencode_vp9", "trim_head"],
 )
+# copies only: no distractors, partial, similar or shared-soundtrack videos, at 64x48
+BARE = dict(width=64, height=48, n_distractors=0, n_partial=0, n_similar=0, n_shared_audio=0)
 
 
 @pytest.fixture(scope="module")
@@ -181,26 +183,16 @@ def test_rerun_replaces_an_earlier_corpus(tmp_path):
         out,
         n_sources=1,
         duration=2.0,
-        width=64,
-        height=48,
         transforms=["hflip", "blur"],
-        n_distractors=0,
-        n_partial=0,
-        n_similar=0,
-        n_shared_audio=0,
+        **BARE,
     )
     (out / "notes.txt").write_text("mine")
     generate(
         out,
         n_sources=1,
         duration=2.0,
-        width=64,
-        height=48,
         transforms=["hflip"],
-        n_distractors=0,
-        n_partial=0,
-        n_similar=0,
-        n_shared_audio=0,
+        **BARE,
     )
     assert not (out / "src01__blur.mp4").exists()
     assert sorted(p.name for p in out.glob("*.mp4")) == ["src01.mp4", "src01__hflip.mp4"]
@@ -292,13 +284,8 @@ def test_a_source_that_fails_to_cut_is_skipped_with_its_copies(tmp_path, monkeyp
         sources_dir=src,
         n_sources=2,
         duration=2.5,
-        width=64,
-        height=48,
         transforms=["hflip"],
-        n_distractors=0,
-        n_partial=0,
-        n_similar=0,
-        n_shared_audio=0,
+        **BARE,
     )
     v = _videos(tmp_path / "out")
     assert list(v.path) == ["src02.mp4", "src02__hflip.mp4"]
