@@ -20,6 +20,8 @@ import pandas as pd
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, ConfigError, IndexError_, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
+from astradup.execution.query import run_query  # noqa: F401 - re-exported (it moved to query.py)
+from astradup.execution.run_metrics import export_quietly
 from astradup.features.video import VideoFeatures
 from astradup.media.files import check_file, content_hash, discover
 from astradup.scoring.pair import score_pair
@@ -47,6 +49,8 @@ class IndexSummary:
     seconds: float
     videos_per_hour: float
     dashboard: str | None = None
+    metrics_file: str | None = None
+    performance_report: str | None = None
 
     def lines(self) -> list[str]:
         return [
@@ -57,6 +61,8 @@ class IndexSummary:
             f"removed          {self.n_removed}  (files gone from the folder)",
             f"time             {self.seconds:.1f} s  ({self.videos_per_hour:,.0f} videos/hour)",
             f"store            {self.store}",
+            *([f"run metrics      {self.metrics_file}"] if self.metrics_file else []),
+            *([f"dask report      {self.performance_report}"] if self.performance_report else []),
         ]
 
 
@@ -134,6 +140,8 @@ def run_index(
     progress: bool = True,
     eager: bool = False,
     on_dashboard: Callable[[str], None] | None = None,
+    metrics_file: str | os.PathLike[str] | None = None,
+    pushgateway: str | None = None,
 ) -> IndexSummary:
     """Index every video under ``media_dir`` into the store, incrementally.
 
@@ -141,6 +149,10 @@ def run_index(
     files are recorded in the ``failures`` table and the run goes on. Extraction runs on Dask
     (a LocalCluster unless ``scheduler`` names one; ``eager=True`` runs in this process); results
     stream back and this process is the store's only writer.
+
+    The run's gauges are written to ``metrics_file`` (default ``<store>.metrics.prom``) and pushed
+    to ``pushgateway`` when given; when Dask ran, its performance report is saved as
+    ``<store>.runs/<run_id>/dask-performance.html``.
     """
     cfg = config or AstradupConfig()
     root = Path(media_dir).resolve()
@@ -177,6 +189,7 @@ def run_index(
         n_removed = st.remove_missing({str(f) for f in files})
         n_indexed = 0
         dashboard = None
+        perf_report = None
 
         def consume(results: Iterator[tuple[str, Any]]) -> None:
             nonlocal n_indexed, n_failed
@@ -194,9 +207,10 @@ def run_index(
         status = "failed"
         try:
             if pending and not eager:
-                from astradup.execution.cluster import dask_client
+                from astradup.execution.cluster import dask_client, performance_report
 
-                with dask_client(scheduler, gpus, workers) as client:
+                perf_report = run_dir(store_path, run_id) / "dask-performance.html"
+                with dask_client(scheduler, gpus, workers) as client, performance_report(perf_report):
                     dashboard = client.dashboard_link
                     if on_dashboard:
                         on_dashboard(dashboard)
@@ -210,7 +224,15 @@ def run_index(
             vph = n_indexed / secs * 3600 if secs > 0 else 0.0
             st.end_run(run_id, status, n_files=len(files), n_indexed=n_indexed, n_skipped=n_skipped,
                        n_failed=n_failed, seconds=secs, videos_per_hour=vph)
-    return IndexSummary(run_id, str(store_path), len(files), n_indexed, n_skipped, n_failed, n_removed, secs, vph, dashboard)
+            prom = export_quietly(st, "index", metrics_file, pushgateway)
+    return IndexSummary(run_id, str(store_path), len(files), n_indexed, n_skipped, n_failed, n_removed, secs, vph,
+                        dashboard, str(prom) if prom else None,
+                        str(perf_report) if perf_report and perf_report.exists() else None)
+
+
+def run_dir(store_path: str | os.PathLike[str], run_id: str) -> Path:
+    """The folder for one run's side outputs (Dask's performance report): ``<store>.runs/<run_id>``."""
+    return Path(f"{os.fspath(store_path)}.runs") / run_id
 
 
 # -- matching -----------------------------------------------------------------------------------
@@ -647,6 +669,8 @@ def run_match(
     out: str | os.PathLike[str] | None = None,
     min_score: float | None = None,
     progress: bool = True,
+    metrics_file: str | os.PathLike[str] | None = None,
+    pushgateway: str | None = None,
 ) -> pd.DataFrame:
     """Retrieve candidates, verify and fuse them, and write the pairs to the store (and CSV).
 
@@ -692,6 +716,7 @@ def run_match(
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
         st.end_run(run_id, "ok", n_files=n_videos, n_indexed=len(df), seconds=secs)
+        prom = export_quietly(st, "match", metrics_file, pushgateway)
     result = df[PAIR_COLUMNS].copy()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -700,6 +725,7 @@ def run_match(
     result.attrs["n_candidates"] = n_candidates
     result.attrs["frame_index"] = cand.attrs.get("frame_index", "built")
     result.attrs["index_mode"] = "reduced" if reduced else "full"
+    result.attrs["metrics_file"] = str(prom) if prom else None
     return result
 
 
@@ -747,67 +773,3 @@ def _read_manifest(manifest: Path) -> dict[str, Any] | None:
         log.warning("%s: cannot read the frame index manifest (%s); rebuilding", manifest, exc)
         return None
     return state if isinstance(state, dict) else None
-
-
-def run_query(
-    path: str | os.PathLike[str],
-    store_path: str | os.PathLike[str],
-    config: AstradupConfig | None = None,
-    top: int = 10,
-    min_score: float = 0.5,
-) -> pd.DataFrame:
-    """Is this video already in the library? Extract one file, search the frame index kept beside
-    the store (built first if missing), verify the best candidates, and return matches like
-    pairs.csv rows (``a`` = the query, ``b`` = the library video), best first.
-
-    When the saved index is reduced, the query's keyframes are chosen with the saved
-    ``keyframe_sim`` and projected with the saved PCA before the search. A reduced index whose
-    PCA is missing or damaged is rebuilt first (with a warning), in the mode the config calls for.
-    """
-    from astradup.index import VectorIndex
-
-    cfg = config or AstradupConfig()
-    res = extract_video(os.fspath(path), cfg)
-    if isinstance(res, Failure):
-        raise MediaError(res.path, res.message.split(": ", 1)[-1])
-    if res.embeddings is None:
-        raise AstradupError("query needs frame embeddings (features.embedding is empty)")
-    index_path, manifest, pca_path = index_files(store_path)
-    with Store(store_path, read_only=True) as st:
-        state = _read_manifest(manifest) if index_path.exists() and manifest.exists() else None
-        pca = None
-        if state is not None and state.get("mode", "full") == "reduced":
-            pca, why = _saved_pca(state, pca_path, None)
-            if pca is None:
-                log.warning("%s; rebuilding the frame index", why)
-                state = None
-        if state is None:
-            if use_reduced_index(st, cfg):
-                reduced_frame_index(st, store_path, cfg)
-            else:
-                feats = st.load_features()
-                s = _stack(feats)
-                frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())
-                del feats, s
-            state = json.loads(manifest.read_text())
-            pca = _saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
-        owner = np.repeat(np.asarray(state["ids"], dtype=np.int64), state["counts"])
-        idx = VectorIndex.load(index_path)
-        queries = res.embeddings
-        if pca is not None:
-            queries, _ = project_keyframes(queries, np.zeros(len(queries), np.int64), pca, float(state["keyframe_sim"]))
-        sims, rows = idx.search(queries, cfg.match.k)
-        ok = (rows >= 0) & (sims >= cfg.match.min_candidate_sim)
-        votes = pd.Series(owner[rows[ok]]).value_counts()
-        cand = [int(v) for v in votes.index[: max(top * 3, top)]]
-        feats = st.load_features(cand)
-        vids = st.videos().set_index("video_id")
-    rows_out = []
-    for vid in cand:
-        ps = score_pair(res, feats[vid], cfg)
-        if ps.score >= min_score:
-            row = ps.row()
-            row["a"], row["b"] = os.fspath(path), vids.loc[vid, "rel_path"]
-            rows_out.append(row)
-    df = pd.DataFrame(rows_out, columns=PAIR_COLUMNS)
-    return df.sort_values("score", ascending=False).head(top).reset_index(drop=True)
