@@ -25,6 +25,7 @@ from astradup.execution.run_metrics import export_quietly
 from astradup.features.video import VideoFeatures
 from astradup.media.files import check_file, content_hash, discover
 from astradup.scoring.pair import score_pair
+from astradup.store.decisions import mark_decisions
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -681,7 +682,11 @@ def run_match(
     verification), and candidates are verified in chunks (:func:`verify_streamed`).
 
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
-    visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation.
+    visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation,
+    decision. ``label`` is always the model's call; ``decision`` is the reviewers' standing
+    decision about the pair (``duplicate`` | ``not-duplicate``, empty when none stands: see
+    :mod:`astradup.review.decisions`). Groups, plans and the review queue honour it; a pair marked
+    ``not-duplicate`` is never proposed as a duplicate while both files are unchanged.
     Its attrs hold ``run_id``, ``n_candidates``, ``frame_index`` ("built" | "extended" |
     "reused") and ``index_mode`` ("full" | "reduced").
     """
@@ -713,11 +718,12 @@ def run_match(
             for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
                 rows.extend(score_candidates(chunk, feats, cfg))
         df = _pairs_frame(rows, rel, threshold)
+        df["decision"] = mark_decisions(st, df)  # reviewers' standing decisions (astradup.review)
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
         st.end_run(run_id, "ok", n_files=n_videos, n_indexed=len(df), seconds=secs)
         prom = export_quietly(st, "match", metrics_file, pushgateway)
-    result = df[PAIR_COLUMNS].copy()
+    result = df[[*PAIR_COLUMNS, "decision"]].copy()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         result.to_csv(out, index=False)
