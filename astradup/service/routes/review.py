@@ -46,8 +46,12 @@ def queue(state: StateDep, st: StoreDep, limit: int = Query(50, ge=1, le=1000)) 
         df = review_queue(st, limit=limit)
     except AstradupError as exc:
         raise http_error(exc) from exc
+    ids = st.sql("SELECT rel_path, video_id FROM videos").drop_duplicates("rel_path").set_index("rel_path")["video_id"]
     items = []
     for r in df.to_dict("records"):
+        if r["a"] not in ids.index or r["b"] not in ids.index:
+            continue  # a video forgotten since the match run
+        r["a_id"], r["b_id"] = int(ids[r["a"]]), int(ids[r["b"]])
         m = pair_model(r)
         a0, b0 = num(r.get("a_start")), num(r.get("b_start"))
         items.append(QueueItem(**m, offset=None if a0 is None or b0 is None else round(b0 - a0, 3),
