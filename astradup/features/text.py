@@ -77,7 +77,7 @@ def load_image(path: str | os.PathLike[str], size: int) -> np.ndarray:
             rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise MediaError(p, f"not a readable image ({exc})") from exc
-    return np.asarray(rgb, dtype=np.uint8)[None]
+    return np.array(rgb, dtype=np.uint8)[None]
 
 
 def encode_image(path: str | os.PathLike[str], config: AstradupConfig) -> np.ndarray:
