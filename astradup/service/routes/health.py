@@ -13,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:  # async: no thread-pool hop for the liveness probe
     return Health(version=__version__)
 
 
