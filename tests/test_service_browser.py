@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 
+import httpx
 import pytest
 
 from astradup.service import ServiceSettings
@@ -66,3 +67,7 @@ def test_keyboard_decision_lands_in_the_store_and_names_are_escaped(service_stor
         assert len(got) == 1
         row = got.iloc[0]
         assert row["decision"] == "duplicate" and {row["a"], row["b"]} == {a, b}
+        bad = httpx.post(srv.url + "/decide", json={"a": "nope.mp4", "b": a, "decision": "duplicate"})
+        assert bad.status_code == 400 and "nope.mp4" in bad.json()["detail"]
+        bad = httpx.post(srv.url + "/decide", json={"a": a, "b": b, "decision": "maybe"})
+        assert bad.status_code == 400

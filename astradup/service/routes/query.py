@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from astradup.config import VIDEO_EXTENSIONS
+from astradup.config import VIDEO_EXTENSIONS, AstradupConfig
 from astradup.errors import AstradupError, MediaError
 from astradup.service.deps import StateDep, http_error, num
 from astradup.service.models import Match, QueryResult, Segment
@@ -166,7 +166,7 @@ def run_query_now(state: AppState, path: str, name: str, fast: bool, top: int | 
     qi = state.index
     if qi is None:
         raise HTTPException(503, state.status.reason or "the index is not loaded yet")
-    cfg = state.config
+    cfg = state.config or AstradupConfig()
     if fast:
         cfg = cfg.replace(**{"sampling.keyframes_only": True})
     t0 = time.perf_counter()

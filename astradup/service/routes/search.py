@@ -23,7 +23,7 @@ def search(state: StateDep, st: StoreDep, q: str | None = Query(None, descriptio
         raise HTTPException(400, "give either q (a text prompt) or image (a path), not both and not neither")
     cfg = state.config or state.effective_config(st)
     try:
-        vec = encode_text([q], cfg)[0] if q is not None else encode_image(image, cfg)[0]
+        vec = encode_text([q], cfg)[0] if q is not None else encode_image(str(image), cfg)[0]
         df = search_vector(st, vec, state.index, top=top, moments=moments)
     except AstradupError as exc:
         raise http_error(exc) from exc
