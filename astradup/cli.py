@@ -13,6 +13,7 @@ import typer
 
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError
+from astradup.labels import LABELS
 
 app = typer.Typer(
     name="astradup",
@@ -94,7 +95,7 @@ def match(
         _fail(exc)
     counts = df["label"].value_counts().to_dict() if len(df) else {}
     typer.echo(f"{df.attrs.get('n_candidates', 0)} candidates -> {len(df)} pairs written to {out}")
-    typer.echo("  " + ", ".join(f"{k}: {counts.get(k, 0)}" for k in ("exact", "near", "similar", "different")))
+    typer.echo("  " + ", ".join(f"{k}: {counts.get(k, 0)}" for k in LABELS))
 
 
 @app.command()

@@ -371,7 +371,9 @@ def test_summary_without_truth(pairs):
 
 
 def test_versions_and_run_info(pairs):
-    v = sections.versions()
+    from astradup.provenance import versions
+
+    v = versions()
     assert v["astradup"] and v["python"]
     info = sections.run_info(sections.RunData(pairs=pairs, config=AstradupConfig())).html
     assert "fusion:" in info and "near: 0.85" in info and "Versions" in info

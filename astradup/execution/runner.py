@@ -21,16 +21,14 @@ from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, ConfigError, IndexError_, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
 from astradup.features.video import VideoFeatures
+from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
+from astradup.provenance import versions
 from astradup.scoring.pair import score_pair
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = [
-    "a", "b", "score", "label", "visual", "audio", "metadata", "confidence",
-    "a_start", "a_end", "b_start", "b_end", "partial", "explanation",
-]
 
 
 @dataclass
@@ -58,18 +56,6 @@ class IndexSummary:
             f"time             {self.seconds:.1f} s  ({self.videos_per_hour:,.0f} videos/hour)",
             f"store            {self.store}",
         ]
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("astradup", "torch", "av", "faiss-cpu", "duckdb", "dask", "distributed", "numpy", "transformers", "librosa", "optuna"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 def feature_key(cfg: AstradupConfig) -> str:
@@ -692,7 +678,7 @@ def run_match(
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
         st.end_run(run_id, "ok", n_files=n_videos, n_indexed=len(df), seconds=secs)
-    result = df[PAIR_COLUMNS].copy()
+    result = df[list(PAIR_COLUMNS)].copy()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         result.to_csv(out, index=False)
@@ -809,5 +795,5 @@ def run_query(
             row = ps.row()
             row["a"], row["b"] = os.fspath(path), vids.loc[vid, "rel_path"]
             rows_out.append(row)
-    df = pd.DataFrame(rows_out, columns=PAIR_COLUMNS)
+    df = pd.DataFrame(rows_out, columns=list(PAIR_COLUMNS))
     return df.sort_values("score", ascending=False).head(top).reset_index(drop=True)

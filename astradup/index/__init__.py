@@ -15,7 +15,7 @@ from __future__ import annotations
 from astradup.index.binary import BINARY_KINDS, BinaryHashIndex
 from astradup.index.candidates import (
     ALL_PAIRS_FLAT_MAX,
-    PAIR_COLUMNS,
+    CANDIDATE_COLUMNS,
     candidate_pairs,
     select_keyframes,
 )
@@ -25,7 +25,7 @@ from astradup.index.vector import VECTOR_KINDS, VectorIndex, default_nlist
 __all__ = [
     "ALL_PAIRS_FLAT_MAX",
     "BINARY_KINDS",
-    "PAIR_COLUMNS",
+    "CANDIDATE_COLUMNS",
     "VECTOR_KINDS",
     "BinaryHashIndex",
     "PCAReducer",

@@ -31,7 +31,8 @@ from astradup.index.vector import VectorIndex
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = ("a", "b", "votes", "max_sim", "video_sim", "hash_hits")
+#: Columns of the candidate table (before verification; pairs.csv columns are astradup.labels.PAIR_COLUMNS).
+CANDIDATE_COLUMNS = ("a", "b", "votes", "max_sim", "video_sim", "hash_hits")
 
 # An all-pairs search costs n^2 * d on a flat index but ~ n^1.5 * d on IVF, so the indexes built
 # here switch to IVF far earlier than VectorIndex's default (measured at 88k 64-d keyframes on one
@@ -447,7 +448,7 @@ def candidate_pairs(
             "video_sim": video_sim,
             "hash_hits": hits,
         },
-        columns=list(PAIR_COLUMNS),
+        columns=list(CANDIDATE_COLUMNS),
     )
 
 

@@ -11,10 +11,8 @@ import base64
 import io
 import logging
 import os
-import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,12 @@ import numpy as np
 import pandas as pd
 
 from astradup.errors import AstradupError
+from astradup.labels import DUPLICATE_LABELS, LABELS
+from astradup.provenance import versions
 from astradup.report.display import Html, esc, kv_table, table_html
 
 log = logging.getLogger(__name__)
 
-DUPLICATE = ("exact", "near")
-POSITIVE = ("exact", "near", "partial")
-VERSION_PACKAGES = (
-    "astradup", "numpy", "pandas", "torch", "transformers", "faiss-cpu", "faiss-gpu", "duckdb",
-    "dask", "distributed", "optuna", "av", "plotly", "papermill", "nbconvert", "kaleido",
-)
 #: metrics compared between the default and the tuned config
 TUNE_METRICS = ("micro_ap", "recall_at_p99", "precision", "recall", "f1", "partial_recall", "mean_tiou")
 METRIC_NAMES = {
@@ -212,7 +206,7 @@ def false_positives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame | None:
     first; None without a truth table (``joined`` is then the bare pairs)."""
     if "positive" not in joined.columns:
         return None
-    fp = joined[joined["label"].isin(DUPLICATE) & ~joined["positive"].astype(bool)]
+    fp = joined[joined["label"].isin(DUPLICATE_LABELS) & ~joined["positive"].astype(bool)]
     return fp.sort_values("score", ascending=False, kind="stable").head(n)
 
 
@@ -221,7 +215,7 @@ def false_negatives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame | None:
     pairs never scored; None without a truth table."""
     if "positive" not in joined.columns:
         return None
-    fn = joined[joined["positive"].astype(bool) & ~joined["label"].isin(DUPLICATE)]
+    fn = joined[joined["positive"].astype(bool) & ~joined["label"].isin(DUPLICATE_LABELS)]
     return fn.sort_values("score", ascending=False, kind="stable", na_position="last").head(n)
 
 
@@ -232,7 +226,7 @@ def top_pairs(pairs: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 
 def label_counts(pairs: pd.DataFrame) -> pd.DataFrame:
     """Reported pairs per predicted label, in band order."""
-    order = ["exact", "near", "similar", "different"]
+    order = list(LABELS)
     counts = pairs["label"].value_counts() if len(pairs) else pd.Series(dtype=int)
     return pd.DataFrame({"label": order, "pairs": [int(counts.get(k, 0)) for k in order]})
 
@@ -396,18 +390,6 @@ def _score_text(v: Any) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "n/a"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def versions(packages: Sequence[str] = VERSION_PACKAGES) -> dict[str, str]:
-    """Installed versions of the libraries a run depends on (from package metadata: nothing is
-    imported)."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def run_info(data: RunData) -> Html:

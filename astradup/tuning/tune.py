@@ -42,6 +42,7 @@ from astradup.errors import AstradupError, ConfigError
 from astradup.evaluation import evaluate, join
 from astradup.evaluation.core import confusion_matrix, corpus_size, json_value, scalar_metrics
 from astradup.evaluation.io import MODALITY_COLUMNS, TableError, check_pairs, check_truth
+from astradup.labels import DUPLICATE_LABELS, NO_MATCH
 from astradup.scoring.fusion import fuse_arrays
 from astradup.tuning.space import InfeasibleTrial, SearchSpace, default_search_space
 from astradup.tuning.split import split_by_group
@@ -145,9 +146,9 @@ class _Side:
         score, label, _ = fuse_arrays(self.modal[:, 0], self.modal[:, 1], self.modal[:, 2], fusion)
         s = np.full(len(self.joined), np.nan)
         s[self.in_pairs] = score
-        lab = np.full(len(self.joined), "different", dtype=object)
+        lab = np.full(len(self.joined), NO_MATCH, dtype=object)
         lab[self.in_pairs] = label
-        j = self.joined.assign(score=s, label=lab, pred_duplicate=(lab == "exact") | (lab == "near"))
+        j = self.joined.assign(score=s, label=lab, pred_duplicate=np.isin(lab, DUPLICATE_LABELS))
         return scalar_metrics(j, self.n_videos), macro_f1(confusion_matrix(j, self.n_videos))
 
 
