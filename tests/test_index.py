@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +17,6 @@ from astradup.index import (
     select_keyframes,
 )
 
-faiss = pytest.importorskip("faiss")
 HAS_GPU = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 needs_gpu = [pytest.mark.gpu, pytest.mark.skipif(not HAS_GPU, reason="faiss sees no GPU")]
 
