@@ -1,8 +1,9 @@
-"""Looking one video up in the library, with the frame index loaded once and kept.
+"""Looking videos up in the library with the frame index loaded once and kept.
 
-:func:`run_query` loads the index for one call; a long-lived process (the query service) keeps a
-:class:`QueryIndex` and calls :func:`query_features` for each upload, so the index is read from
-disk once, not per request. :meth:`QueryIndex.changed` and :meth:`QueryIndex.is_stale` say when
+:func:`astradup.execution.runner.run_query` opens the index for one call; a long-lived process
+(the query service) keeps a :class:`QueryIndex` and calls :func:`query_features` for each upload,
+so the index is read from disk once, not per request. Both compose the same stages
+(:mod:`astradup.execution.stages`). :meth:`QueryIndex.changed` and :meth:`QueryIndex.is_stale` say when
 the files beside the store or the store's videos moved on since the index was loaded.
 """
 
@@ -23,7 +24,6 @@ from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, IndexError_, MediaError
 from astradup.execution.extract import Failure, extract_video
 from astradup.features.video import VideoFeatures
-from astradup.scoring.pair import score_pair
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,17 +87,17 @@ class QueryIndex:
         if st is None:
             with Store(store_path, read_only=True) as own:
                 return cls.load(store_path, config, own, refresh)
-        from astradup.execution import runner
         from astradup.index import VectorIndex
+        from astradup.index.frames import index_files, read_manifest, saved_pca
 
         cfg = config or AstradupConfig()
         t0 = time.perf_counter()
-        index_path, manifest, pca_path = runner.index_files(store_path)
-        state = runner._read_manifest(manifest) if index_path.exists() and manifest.exists() else None
+        index_path, manifest, pca_path = index_files(store_path)
+        state = read_manifest(manifest) if index_path.exists() and manifest.exists() else None
         pca = None
         how = "loaded"
         if state is not None and state.get("mode", "full") == "reduced":
-            pca, why = runner._saved_pca(state, pca_path, None)
+            pca, why = saved_pca(state, pca_path, None)
             if pca is None:
                 log.warning("%s; rebuilding the frame index", why)
                 state = None
@@ -107,7 +107,7 @@ class QueryIndex:
         if state is None:
             how = _build(st, store_path, cfg)
             state = json.loads(manifest.read_text())
-            pca = runner._saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
+            pca = saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
         stamp = _stamp(index_path, manifest)
         idx = VectorIndex.load(index_path)
         counts = np.asarray(state["counts"], dtype=np.int64)
@@ -124,7 +124,7 @@ class QueryIndex:
     # -- freshness -------------------------------------------------------------------------------
     def changed(self) -> bool:
         """Whether the index files beside the store were rewritten since this was loaded."""
-        from astradup.execution.runner import index_files
+        from astradup.index.frames import index_files
 
         index_path, manifest, _ = index_files(self.store_path)
         return _stamp(index_path, manifest) != self.stamp
@@ -153,7 +153,7 @@ class QueryIndex:
         """Frame embeddings as the index holds them (keyframes, PCA-projected, when reduced)."""
         if self.pca is None:
             return np.ascontiguousarray(vectors, dtype=np.float32)
-        from astradup.execution.runner import project_keyframes
+        from astradup.index.frames import project_keyframes
 
         out, _ = project_keyframes(vectors, np.zeros(len(vectors), np.int64), self.pca, float(self.keyframe_sim or 1.0))
         return out
@@ -164,31 +164,34 @@ class QueryIndex:
 
     def candidates(self, embeddings: np.ndarray, k: int, min_sim: float, n: int) -> list[int]:
         """Up to ``n`` library video ids whose frames are nearest the query's, most votes first."""
-        sims, rows = self.search(self.project(embeddings), k)
-        ok = (rows >= 0) & (sims >= min_sim)
-        votes = pd.Series(self.owner[rows[ok]]).value_counts()
-        return [int(v) for v in votes.index[:n]]
+        from astradup.execution.stages import search_votes
+
+        return search_votes(self.index, self.owner, self.project(embeddings), k, min_sim, n)
 
 
 def _store_digest(st: Store) -> str:
-    from astradup.execution.runner import _videos_digest
+    from astradup.index.frames import videos_digest
 
     fp = st.video_fingerprints()
-    return _videos_digest(fp, len(fp))
+    return videos_digest(fp, len(fp))
 
 
 def _build(st: Store, store_path: str | os.PathLike[str], cfg: AstradupConfig) -> str:
     """Write (or extend) the frame index files beside the store; returns how."""
-    from astradup.execution import runner
+    from astradup.index.frames import (
+        frame_index,
+        reduced_frame_index,
+        stack_features,
+        use_reduced_index,
+    )
 
     if st.embedded_frame_count() == 0:
         raise IndexError_(f"{store_path}: no frame embeddings to index (run `astradup index` with an embedding model)")
-    if runner.use_reduced_index(st, cfg):
-        _, how, _ = runner.reduced_frame_index(st, store_path, cfg)
+    if use_reduced_index(st, cfg):
+        _, how, _ = reduced_frame_index(st, store_path, cfg)
         return how
-    feats = st.load_features()
-    s = runner._stack(feats)
-    _, how = runner.frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())
+    s = stack_features(st.load_features())
+    _, how = frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())
     return how
 
 
@@ -199,25 +202,16 @@ def query_features(query: VideoFeatures, qi: QueryIndex, st: Store, config: Astr
     Returns rows like pairs.csv (``a`` = ``name`` or the query's path, ``b`` = the library video's
     relative path), best first, at most ``top`` with a fused score of at least ``min_score``.
     """
-    from astradup.execution.runner import PAIR_COLUMNS
+    from astradup.execution.stages import verify_query
 
     cfg = config or AstradupConfig()
     if query.embeddings is None:
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
     cand = qi.candidates(query.embeddings, cfg.match.k, cfg.match.min_candidate_sim, max(top * 3, top))
     feats = st.load_features(cand)
-    rel = st.sql("SELECT video_id, rel_path FROM videos").set_index("video_id")["rel_path"]
-    rows_out = []
-    for vid in cand:
-        if vid not in feats:  # forgotten by an index run since the index was loaded
-            continue
-        ps = score_pair(query, feats[vid], cfg)
-        if ps.score >= min_score:
-            row = ps.row()
-            row["a"], row["b"] = name or query.path, rel.loc[vid]
-            rows_out.append(row)
-    df = pd.DataFrame(rows_out, columns=PAIR_COLUMNS)
-    return df.sort_values("score", ascending=False).head(top).reset_index(drop=True)
+    cand = [v for v in cand if v in feats]  # a video forgotten by an index run since the load
+    names = st.sql("SELECT video_id, rel_path FROM videos").set_index("video_id")["rel_path"]
+    return verify_query(query, name or query.path, cand, feats, names, cfg, min_score, top)
 
 
 def extract_query(path: str | os.PathLike[str], config: AstradupConfig | None = None) -> VideoFeatures:
@@ -226,32 +220,6 @@ def extract_query(path: str | os.PathLike[str], config: AstradupConfig | None = 
     if isinstance(res, Failure):
         raise MediaError(res.path, res.message.split(": ", 1)[-1])
     return res
-
-
-def run_query(
-    path: str | os.PathLike[str],
-    store_path: str | os.PathLike[str],
-    config: AstradupConfig | None = None,
-    top: int = 10,
-    min_score: float = 0.5,
-    index: QueryIndex | None = None,
-) -> pd.DataFrame:
-    """Is this video already in the library? Extract one file, search the frame index kept beside
-    the store (built first if missing), verify the best candidates, and return matches like
-    pairs.csv rows (``a`` = the query, ``b`` = the library video), best first.
-
-    When the saved index is reduced, the query's keyframes are chosen with the saved
-    ``keyframe_sim`` and projected with the saved PCA before the search. A reduced index whose
-    PCA is missing or damaged is rebuilt first (with a warning), in the mode the config calls for.
-    Pass ``index`` (a loaded :class:`QueryIndex`) to skip reading the index from disk.
-    """
-    cfg = config or AstradupConfig()
-    res = extract_query(path, cfg)
-    if res.embeddings is None:
-        raise AstradupError("query needs frame embeddings (features.embedding is empty)")
-    with Store(store_path, read_only=True) as st:
-        qi = index if index is not None else QueryIndex.load(store_path, cfg, st)
-        return query_features(res, qi, st, cfg, top, min_score, name=os.fspath(path))
 
 
 def store_config(st: Store) -> AstradupConfig | None:
