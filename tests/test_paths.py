@@ -67,7 +67,9 @@ def library(tmp_path_factory, seed_video):
     its own sub-folder and re-indexes (only the new file is extracted)."""
     media = tmp_path_factory.mktemp("names")
     shutil.copyfile(seed_video, media / "ref.mp4")
-    return media, Library(media.parent / "names.duckdb"), count()
+    lib = Library(media.parent / "names.duckdb")
+    lib.index(media, eager=True, progress=False)  # so each example's run extracts only its own file
+    return media, lib, count()
 
 
 @pytest.mark.slow
