@@ -12,7 +12,7 @@ The stages, in order (each a module; the CLI and notebooks call these functions)
 
 from __future__ import annotations
 
-from astradup.review.actions import ActionResult, actions, apply_plan, audit_log, undo
+from astradup.review.actions import ActionResult, action_history, apply_plan, audit_log, undo
 from astradup.review.decisions import DECISIONS, decisions, record_decision
 from astradup.review.groups import duplicate_groups, known_removed
 from astradup.review.plan import KeepRules, make_plan, plan_table, read_plan, write_plan
@@ -22,7 +22,7 @@ __all__ = [
     "DECISIONS",
     "ActionResult",
     "KeepRules",
-    "actions",
+    "action_history",
     "apply_plan",
     "audit_log",
     "decisions",

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 MODES = ("quarantine", "hardlink", "symlink")
 PAUSE_ENV = "ASTRADUP_TEST_APPLY_PAUSE"
 """Test hook: seconds to sleep after each intent is logged, so a test can kill an apply mid-way."""
+GATE_ENV = "ASTRADUP_TEST_APPLY_GATE"
+"""Test hook: after each intent is logged, wait while the file this names exists."""
 PARTIAL = ".astradup-partial"
 EVENTS = ("refused", "intent", "done", "failed", "undo-intent", "undone", "undo-failed")
 AUDIT_COLUMNS = ["seq", "action_id", "item", "event", "op", "src", "dst", "keeper", "size", "mtime_ns",
@@ -211,7 +213,7 @@ def audit_log(store: Store, action_id: str | None = None) -> pd.DataFrame:
     return store.sql("SELECT * FROM audit WHERE action_id = ? ORDER BY seq", [action_id])
 
 
-def actions(store: Store) -> pd.DataFrame:
+def action_history(store: Store) -> pd.DataFrame:
     """One row per apply: action_id, who, time, mode, quarantine, plan_path, host, and how many of
     its files are moved now (``in_quarantine``)."""
     if not has_table(store, "actions"):
@@ -313,6 +315,7 @@ def apply_plan(plan: str | os.PathLike[str] | dict, quarantine: str | os.PathLik
     action_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     qdir = qroot / action_id
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    gate = os.environ.get(GATE_ENV)
     rows: list[dict] = []
     moved = 0
     with action_lock(store_path), Store(store_path) as st:
@@ -336,6 +339,8 @@ def apply_plan(plan: str | os.PathLike[str] | dict, quarantine: str | os.PathLik
                 _log(st, action_id, item, "intent", ev, "", who)
                 if pause:
                     time.sleep(pause)
+                while gate and os.path.exists(gate):
+                    time.sleep(0.05)
                 try:
                     _act(ev)
                 except (ActionError, OSError) as exc:
