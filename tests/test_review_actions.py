@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from astradup.errors import ActionError, LockedError
-from astradup.review import apply_plan, audit_log, make_plan, undo
 from astradup.review import actions as actions_mod
+from astradup.review import apply_plan, audit_log, make_plan, undo
 from astradup.review.actions import GATE_ENV, PAUSE_ENV, action_lock, move_file
 from astradup.store import Store
 from tests.review_helpers import library, retarget, snapshot

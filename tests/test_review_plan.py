@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 
 from astradup.errors import ReviewError
-from astradup.review import KeepRules, duplicate_groups, make_plan, plan_table, read_plan, record_decision, write_plan
+from astradup.review import (
+    KeepRules,
+    duplicate_groups,
+    make_plan,
+    plan_table,
+    read_plan,
+    record_decision,
+    write_plan,
+)
 from astradup.review.groups import build_groups
 from astradup.review.plan import choose_keeper
 from astradup.store import Store
