@@ -19,6 +19,7 @@ from astradup.report.params import (
     DedupRunParams,
     ExploreParams,
     ReportParams,
+    ReviewParams,
     TuneParams,
     check_params,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "NotebookError",
     "PipelineError",
     "ReportParams",
+    "ReviewParams",
     "TuneParams",
     "check_params",
     "execute_notebook",
