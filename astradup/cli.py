@@ -186,6 +186,7 @@ def tune(
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL or file [default: beside --out].")] = None,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
     fusion_only: Annotated[bool, typer.Option("--fusion-only", help="Search only fusion weights and bands (not the visual calibration knots).")] = False,
+    decisions: Annotated[Path | None, typer.Option("--decisions", help="Store whose reviewer decisions join the truth as labelled pairs (they win over generated labels).")] = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -204,7 +205,14 @@ def tune(
         if not fusion_only and "explanation" in table.columns:
             space = {**space, **MATCH_SPACE}
             rescore = lambda c: rescore_pairs(table, c)  # noqa: E731
-        res = run_tune(table, load_truth(truth), base=_load_config(config), objective=objective,
+        truth_df = load_truth(truth)
+        if decisions is not None:
+            from astradup.review.learn import reviewed_truth
+
+            n0 = len(truth_df)
+            truth_df = reviewed_truth(str(decisions), truth_df)
+            typer.echo(f"truth: {n0} generated pairs + reviewer decisions -> {len(truth_df)} labelled pairs", err=True)
+        res = run_tune(table, truth_df, base=_load_config(config), objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
                        search_space=space, rescore=rescore, progress=not quiet)
         res.write_config(out)
