@@ -15,6 +15,7 @@ members that match the keeper directly.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 
@@ -85,13 +86,14 @@ def build_groups(full: pd.DataFrame, partial: pd.DataFrame, videos: pd.DataFrame
     remaining = set(adj)
     groups: list[tuple[str, list[str]]] = []
     while remaining:
-        center = max(remaining, key=lambda v, left=frozenset(remaining): _rank(v, adj, left, size))
+        left = frozenset(remaining)
+        center = max(sorted(remaining), key=functools.partial(_rank, adj=adj, left=left, size=size))
         members = sorted(u for u in adj[center] if u in remaining)
         if not members:  # every duplicate of this video is already grouped: a chained video
             break
         groups.append((center, members))
         remaining -= {center, *members}
-    where = {}
+    where: dict[str, int] = {}
     rows: list[dict] = []
     for g, (center, members) in enumerate(groups, start=1):
         where[center] = g
@@ -109,12 +111,12 @@ def build_groups(full: pd.DataFrame, partial: pd.DataFrame, videos: pd.DataFrame
     for a, b, score, label, dec in partial[["a", "b", "score", "label", "decision"]].itertuples(index=False):
         da, db = float(dur.get(a, np.nan) or np.nan), float(dur.get(b, np.nan) or np.nan)
         container, clip = (a, b) if (np.isnan(db) or (not np.isnan(da) and da >= db)) else (b, a)
-        g = where.get(container)
-        if g is None:
+        found = where.get(container)
+        if found is None:
             n_groups += 1
-            g = where[container] = n_groups
-            rows.append({"group": g, "role": "center", "path": container, "match": ""})
-        rows.append({"group": g, "role": "partial", "path": clip, "match": container, "score": float(score),
+            found = where[container] = n_groups
+            rows.append({"group": found, "role": "center", "path": container, "match": ""})
+        rows.append({"group": found, "role": "partial", "path": clip, "match": container, "score": float(score),
                      "label": label, "decision": dec})
     out = pd.DataFrame(rows, columns=["group", "role", "path", "match", "score", "label", "decision"])
     # a clip matched by several copies of one group is listed once, against its best match
@@ -131,7 +133,7 @@ def build_groups(full: pd.DataFrame, partial: pd.DataFrame, videos: pd.DataFrame
     return out
 
 
-def _rank(v: str, adj: dict, left: frozenset, size: pd.Series) -> tuple:
+def _rank(v: str, *, adj: dict, left: frozenset, size: pd.Series) -> tuple:
     """Center preference: most duplicates still ungrouped, then their summed score, then the
     larger file, then the alphabetically first path (deterministic)."""
     nb = [u for u in adj[v] if u in left]

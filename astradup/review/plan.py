@@ -197,7 +197,7 @@ def make_plan(store: Store, rules: KeepRules | None = None) -> dict[str, Any]:
     holds = _absolute(rules.hold, media_root)
     protect = _absolute(rules.protect, media_root)
     g, full_pairs = groups_and_edges(store)
-    groups_out = []
+    groups_out: list[dict[str, Any]] = []
     for gid, rows in g.groupby("group", sort=True):
         cands = rows[rows["role"].isin(["center", "member"])].drop_duplicates("path")
         keeper, decided_by, tie = choose_keeper(cands, rules.rules, protect)
@@ -206,7 +206,7 @@ def make_plan(store: Store, rules: KeepRules | None = None) -> dict[str, Any]:
         if keeper is not None:
             krow = cands[cands["path"] == keeper].iloc[0]
             keeper_problem = _unchanged(krow, live[keeper])
-        entries = []
+        entries: list[dict[str, Any]] = []
         for _, r in rows.iterrows():
             p = r["path"]
             action, reason = "keep", ""

@@ -85,7 +85,7 @@ def top_frames(row: pd.Series | dict, n: int = 3) -> list[tuple[float, float, fl
     if not out:
         a0, a1, b0, b1 = (row.get(k) for k in ("a_start", "a_end", "b_start", "b_end"))
         if all(x is not None and not pd.isna(x) for x in (a0, a1, b0, b1)):
-            out = [((a0 + a1) / 2, (b0 + b1) / 2, float("nan"))]
+            out = [((float(a0) + float(a1)) / 2, (float(b0) + float(b1)) / 2, float("nan"))]  # type: ignore[arg-type]
         else:
             out = [(1.0, 1.0, float("nan"))]
     return out
