@@ -84,7 +84,7 @@ def test_widget_clicked_in_a_real_kernel(store_copy, tmp_path):
 
 @pytest.mark.slow
 def test_review_notebook_runs_under_papermill(store_copy, tmp_path):
-    from astradup.report.render import execute_notebook
+    from astradup.orchestration import execute_notebook
 
     out = execute_notebook("05_review", tmp_path / "05.ipynb",
                            {"store": str(store_copy), "limit": 5, "reviewer": "pm", "n_frames": 1},

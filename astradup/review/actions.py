@@ -50,6 +50,7 @@ import pandas as pd
 
 from astradup.errors import ActionError, LockedError, MediaError, ReviewError
 from astradup.media.files import content_hash
+from astradup.paths import from_text, to_text
 from astradup.review.plan import read_plan
 from astradup.store.decisions import has_table
 from astradup.store.store import Store
@@ -232,9 +233,11 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def _check_entry(e: dict, grp: dict, media_root: str, holds: list[str], qdir: Path) -> str | None:
-    """Why this plan entry must not be acted on, or None."""
+def _check_entry(e: dict, grp: dict, media_root: str, holds: list[str], qdir: str) -> str | None:
+    """Why this plan entry must not be acted on, or None. Paths are as the store spells them
+    (:func:`astradup.paths.to_text`); the file system is asked with :func:`from_text`."""
     src, rel = e["abs_path"], e["path"]
+    fs = from_text(src)
     if not rel or os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
         return f"{rel}: not a path inside the media folder"
     if os.path.normpath(os.path.join(media_root, rel)) != os.path.normpath(src):
@@ -243,24 +246,24 @@ def _check_entry(e: dict, grp: dict, media_root: str, holds: list[str], qdir: Pa
         return f"{src}: on legal hold; never moved"
     if not grp.get("keeper") or grp["keeper"] == rel:
         return f"{src}: the plan names no other keeper for it"
-    if os.path.islink(src):
+    if os.path.islink(fs):
         return f"{src}: is a symbolic link now; not moved"
-    if not os.path.lexists(src):
+    if not os.path.lexists(fs):
         return f"{src}: vanished since the plan was made (moved or deleted)"
-    if not _matches(src, e["size"], e["mtime_ns"], e["content_hash"]):
+    if not _matches(fs, e["size"], e["mtime_ns"], e["content_hash"]):
         return f"{src}: changed since the plan was made (size, mtime or content hash differ); not moved"
     kabs = grp["keeper_abs"]
-    if not kabs or not _matches(kabs, grp["keeper_size"], grp["keeper_mtime_ns"], grp["keeper_hash"]):
+    if not kabs or not _matches(from_text(kabs), grp["keeper_size"], grp["keeper_mtime_ns"], grp["keeper_hash"]):
         return f"{src}: its keeper {kabs} changed or vanished since the plan was made; not moved"
-    dst = qdir / rel
-    if os.path.lexists(dst) or os.path.lexists(str(dst) + PARTIAL):
+    dst = from_text(f"{qdir}/{rel}")
+    if os.path.lexists(dst) or os.path.lexists(dst + PARTIAL):
         return f"{src}: the quarantine already holds {dst}; not overwritten"
     return None
 
 
 def _act(e: dict) -> None:
     """Step 3 for one entry (see the module docstring)."""
-    src, dst, op, keeper = Path(e["src"]), Path(e["dst"]), e["op"], e["keeper"]
+    src, dst, op, keeper = Path(from_text(e["src"])), Path(from_text(e["dst"])), e["op"], from_text(e["keeper"])
     tmp = _link_tmp(src)
     try:
         if op == "hardlink":
@@ -304,23 +307,23 @@ def apply_plan(plan: str | os.PathLike[str] | dict, quarantine: str | os.PathLik
         plan = read_plan(plan)
     store_path = Path(store or plan["store"])
     media_root = plan.get("media_root") or ""
-    holds = [*plan.get("holds", []), *[os.path.abspath(h) for h in hold or []]]
+    holds = [*plan.get("holds", []), *[to_text(os.path.abspath(h)) for h in hold or []]]
     qroot = Path(quarantine).resolve()
     if qroot.exists() and not qroot.is_dir():
         raise ActionError(qroot, "the quarantine is not a folder")
-    if media_root and _under(str(qroot), [media_root]):
+    if media_root and _under(to_text(qroot), [media_root]):
         raise ActionError(qroot, f"the quarantine is inside the media folder {media_root}; choose a folder "
                                  "outside it (its files would be indexed again)")
     who = who or _user()
     action_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    qdir = qroot / action_id
+    qdir = f"{to_text(qroot)}/{action_id}"  # text, as the store spells paths
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     gate = os.environ.get(GATE_ENV)
     rows: list[dict] = []
     moved = 0
     with action_lock(store_path), Store(store_path) as st:
         st.con.execute("INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       [action_id, who, _now(), mode, str(qroot), plan_path, json.dumps(plan),
+                       [action_id, who, _now(), mode, to_text(qroot), plan_path and to_text(plan_path), json.dumps(plan),
                         json.dumps(plan.get("rules", {})), socket.gethostname(), os.getpid()])
         item = 0
         for grp in plan["groups"]:
@@ -328,7 +331,7 @@ def apply_plan(plan: str | os.PathLike[str] | dict, quarantine: str | os.PathLik
                 if e.get("action") != "remove":
                     continue
                 item += 1
-                ev = {"op": mode, "src": e["abs_path"], "dst": str(qdir / e["path"]), "keeper": grp.get("keeper_abs"),
+                ev = {"op": mode, "src": e["abs_path"], "dst": f"{qdir}/{e['path']}", "keeper": grp.get("keeper_abs"),
                       "size": e.get("size"), "mtime_ns": e.get("mtime_ns"), "content_hash": e.get("content_hash")}
                 why = _check_entry(e, grp, media_root, holds, qdir)
                 if why:
@@ -373,7 +376,8 @@ def _tombstone(st: Store, action_id: str, item: int, e: dict, grp: dict) -> None
 
 def _restore(e: dict) -> str:
     """Put one file back from whatever state an apply left it in. Returns what was done."""
-    src, dst, op, keeper = Path(e["src"]), Path(e["dst"]), e["op"], e.get("keeper")
+    src, dst, op = Path(from_text(e["src"])), Path(from_text(e["dst"])), e["op"]
+    keeper = from_text(e["keeper"]) if e.get("keeper") else None
     size, mtime_ns, digest = int(e["size"]), int(e["mtime_ns"]), e["content_hash"]
     part = Path(str(dst) + PARTIAL)
     tmp = _link_tmp(src)

@@ -22,12 +22,12 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from astradup.labels import DUPLICATE_LABELS
 from astradup.store.decisions import decision_rows, has_table
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_LABELS = ("exact", "near")
 ROLES = ("center", "member", "partial", "chained")
 GROUP_COLUMNS = [
     "group", "role", "path", "match", "score", "label", "decision", "size", "duration", "width", "height",

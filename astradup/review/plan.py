@@ -46,6 +46,7 @@ import pandas as pd
 
 from astradup.errors import MediaError, ReviewError
 from astradup.media.files import content_hash
+from astradup.paths import from_text, to_text
 from astradup.review.groups import groups_and_edges
 from astradup.store.store import Store
 
@@ -114,7 +115,8 @@ def _under(path: str, roots: Sequence[str]) -> bool:
 
 
 def _absolute(paths: Iterable[str], media_root: str) -> list[str]:
-    return [os.path.normpath(p if os.path.isabs(p) else os.path.join(media_root, p)) for p in paths]
+    """Hold/protect paths as the store spells absolute paths (``media_root`` is in that form)."""
+    return [os.path.normpath(to_text(p) if os.path.isabs(p) else os.path.join(media_root, to_text(p))) for p in paths]
 
 
 def _best(cands: pd.DataFrame, values: pd.Series, tol: float, higher: bool) -> pd.DataFrame:
@@ -165,7 +167,9 @@ def choose_keeper(cands: pd.DataFrame, rules: Sequence[Any], protect: Sequence[s
 
 
 def _live(path: str) -> tuple[int, int, str] | None:
-    """(size, mtime_ns, content hash) of a file as it is now, or None when it cannot be read."""
+    """(size, mtime_ns, content hash) of a file (named as the store spells it) as it is now, or
+    None when it cannot be read."""
+    path = from_text(path)
     try:
         st = os.stat(path)
         return st.st_size, st.st_mtime_ns, content_hash(path, st.st_size)
