@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from astradup.errors import ActionError, LockedError
+from astradup.paths import from_text, to_text
 from astradup.review import actions as actions_mod
 from astradup.review import apply_plan, audit_log, make_plan, undo
 from astradup.review.actions import GATE_ENV, PAUSE_ENV, action_lock, move_file
@@ -22,17 +23,19 @@ from astradup.store import Store
 from tests.review_helpers import library, retarget, snapshot
 
 ODD = "odd names/ü 'q' \"dq\" [1] $x; a\tb.mp4"
+BAD = os.fsdecode(b"odd names/not utf-8 \xff\\ -x.mp4")  # a byte that is not UTF-8, and a backslash
 
 
 @pytest.fixture(scope="module")
 def planned(media_dir, tmp_path_factory):
     """An indexed library with two extra byte copies (one under an awkward name) and its plan."""
     root = tmp_path_factory.mktemp("actions")
-    corpus, store = library(media_dir, root, {"copies/src copy.mp4": "src.mp4", ODD: "reencode.mkv"})
+    corpus, store = library(media_dir, root, {"copies/src copy.mp4": "src.mp4", ODD: "reencode.mkv", BAD: "src.mp4"})
     with Store(store, read_only=True) as st:
         plan = make_plan(st)
     removes = [e["path"] for g in plan["groups"] for e in g["entries"] if e["action"] == "remove"]
-    assert len(removes) >= 2 and ODD in {e["path"] for g in plan["groups"] for e in g["entries"]}
+    assert len(removes) >= 3 and to_text(BAD) in removes and to_text(BAD) != BAD
+    assert ODD in {e["path"] for g in plan["groups"] for e in g["entries"]}
     return corpus, plan
 
 
@@ -49,6 +52,11 @@ def work(planned, tmp_path):
     return media, store, p, plan_file, tmp_path / "quarantine"
 
 
+def qpath(q: Path, action_id: str, rel: str) -> Path:
+    """Where apply puts a file: QUARANTINE/<action id>/<path as the store spells it>, on disk."""
+    return Path(from_text(f"{to_text(q)}/{action_id}/{rel}"))
+
+
 def removals(plan):
     return [e for g in plan["groups"] for e in g["entries"] if e["action"] == "remove"]
 
@@ -59,11 +67,12 @@ def test_apply_then_undo_restores_every_file_byte_for_byte_with_mtimes(work):
     res = apply_plan(plan_file, q)
     assert res.counts == {"done": len(removals(plan))}
     for e in removals(plan):
-        assert not os.path.lexists(e["abs_path"])
-        moved = q / res.action_ids[0] / e["path"]
-        assert moved.read_bytes() == before[e["path"]][0] and moved.stat().st_mtime_ns == before[e["path"]][1]
+        assert not os.path.lexists(from_text(e["abs_path"]))
+        moved = qpath(q, res.action_ids[0], e["path"])
+        b = before[from_text(e["path"])]
+        assert moved.read_bytes() == b[0] and moved.stat().st_mtime_ns == b[1]
     kept = snapshot(media)
-    assert set(before) - set(kept) == {e["path"] for e in removals(plan)}
+    assert set(before) - set(kept) == {from_text(e["path"]) for e in removals(plan)}
     assert all(kept[k] == before[k] for k in kept)
     with Store(store, read_only=True) as st:
         log = audit_log(st)
@@ -91,9 +100,9 @@ def test_link_modes_leave_a_link_to_the_keeper_and_undo_restores_the_original(wo
     for g in plan["groups"]:
         for e in g["entries"]:
             if e["action"] == "remove":
-                assert os.path.samefile(e["abs_path"], g["keeper_abs"])
-                assert os.path.islink(e["abs_path"]) == (mode == "symlink")
-                assert (q / res.action_ids[0] / e["path"]).read_bytes() == before[e["path"]][0]
+                assert os.path.samefile(from_text(e["abs_path"]), from_text(g["keeper_abs"]))
+                assert os.path.islink(from_text(e["abs_path"])) == (mode == "symlink")
+                assert qpath(q, res.action_ids[0], e["path"]).read_bytes() == before[from_text(e["path"])][0]
     assert not [p for p in media.rglob(".*astradup-link")]
     undo(store, res.action_ids[0])
     assert snapshot(media) == before and not any(os.path.islink(p) for p in media.rglob("*"))
@@ -102,7 +111,7 @@ def test_link_modes_leave_a_link_to_the_keeper_and_undo_restores_the_original(wo
 def test_changed_or_vanished_files_are_refused_and_the_rest_applied(work):
     media, store, plan, plan_file, q = work
     rm = removals(plan)
-    changed, vanished = Path(rm[0]["abs_path"]), Path(rm[1]["abs_path"])
+    changed, vanished = Path(from_text(rm[0]["abs_path"])), Path(from_text(rm[1]["abs_path"]))
     with open(changed, "r+b") as fh:  # same size, same mtime, different bytes
         fh.seek(10)
         b = fh.read(1)
@@ -112,25 +121,25 @@ def test_changed_or_vanished_files_are_refused_and_the_rest_applied(work):
     vanished.rename(vanished.with_name("elsewhere.bin"))
     res = apply_plan(plan_file, q)
     status = dict(zip(res.rows["path"], res.rows["status"]))
-    assert status[str(changed)] == "refused" and status[str(vanished)] == "refused"
+    assert status[rm[0]["abs_path"]] == "refused" and status[rm[1]["abs_path"]] == "refused"
     msgs = " ".join(res.rows["message"])
-    assert f"{changed}: changed since the plan" in msgs and f"{vanished}: vanished since the plan" in msgs
+    assert f"{rm[0]['abs_path']}: changed since the plan" in msgs and f"{rm[1]['abs_path']}: vanished since the plan" in msgs
     assert changed.exists()
     others = [e for e in rm[2:]]
-    assert all(status[e["abs_path"]] == "done" and not os.path.exists(e["abs_path"]) for e in others)
+    assert all(status[e["abs_path"]] == "done" and not os.path.exists(from_text(e["abs_path"])) for e in others)
 
 
 def test_held_files_are_never_moved_and_a_keeper_that_changed_blocks_its_group(work):
     media, store, plan, plan_file, q = work
     rm = removals(plan)
-    res = apply_plan(plan_file, q, hold=[rm[0]["abs_path"], str(Path(rm[1]["abs_path"]).parent)])
+    res = apply_plan(plan_file, q, hold=[from_text(rm[0]["abs_path"]), str(Path(from_text(rm[1]["abs_path"])).parent)])
     status = dict(zip(res.rows["path"], res.rows["status"]))
-    assert status[rm[0]["abs_path"]] == "refused" and os.path.exists(rm[0]["abs_path"])
+    assert status[rm[0]["abs_path"]] == "refused" and os.path.exists(from_text(rm[0]["abs_path"]))
     assert status[rm[1]["abs_path"]] == "refused" and "legal hold" in " ".join(res.rows["message"])
     undo(store)
     # a keeper touched after the plan: its group's removals are refused
     g = next(g for g in plan["groups"] if any(e["action"] == "remove" for e in g["entries"]))
-    os.utime(g["keeper_abs"], (1, 1))
+    os.utime(from_text(g["keeper_abs"]), (1, 1))
     res = apply_plan(plan_file, q)
     blocked = [e["abs_path"] for e in g["entries"] if e["action"] == "remove"]
     assert all(dict(zip(res.rows["path"], res.rows["status"]))[p] == "refused" for p in blocked)
@@ -168,7 +177,8 @@ def test_apply_and_undo_to_a_quarantine_on_another_file_system(work):
         before = snapshot(media)
         res = apply_plan(plan_file, q)
         assert res.counts == {"done": len(removals(plan))}
-        assert all((q / res.action_ids[0] / e["path"]).exists() and not os.path.exists(e["abs_path"]) for e in removals(plan))
+        assert all(qpath(q, res.action_ids[0], e["path"]).exists() and not os.path.exists(from_text(e["abs_path"]))
+                   for e in removals(plan))
         undo(store)
         assert snapshot(media) == before
     finally:
@@ -181,7 +191,7 @@ def test_a_file_that_cannot_be_moved_fails_alone_with_a_clear_error(work, monkey
     real = actions_mod.move_file
 
     def read_only_for_first(src, dst, **kw):
-        if str(src) == rm[0]["abs_path"]:
+        if str(src) == from_text(rm[0]["abs_path"]):
             raise PermissionError(13, "Permission denied", str(src))
         return real(src, dst, **kw)
 
@@ -189,14 +199,14 @@ def test_a_file_that_cannot_be_moved_fails_alone_with_a_clear_error(work, monkey
     res = apply_plan(plan_file, q)
     row = res.rows.set_index("path").loc[rm[0]["abs_path"]]
     assert row["status"] == "failed" and row["message"].startswith(f"{rm[0]['abs_path']}: permission denied")
-    assert os.path.exists(rm[0]["abs_path"])
+    assert os.path.exists(from_text(rm[0]["abs_path"]))
     assert (res.rows["status"] == "done").sum() == len(rm) - 1
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
 def test_read_only_media_folder_gives_a_clear_error_per_file(work):
     media, store, plan, plan_file, q = work
-    folders = {Path(e["abs_path"]).parent for e in removals(plan)}
+    folders = {Path(from_text(e["abs_path"])).parent for e in removals(plan)}
     for f in folders:
         f.chmod(0o555)
     try:
@@ -206,7 +216,7 @@ def test_read_only_media_folder_gives_a_clear_error_per_file(work):
             f.chmod(0o755)
     assert (res.rows["status"] == "failed").all()
     assert all("permission denied" in m for m in res.rows["message"])
-    assert all(os.path.exists(e["abs_path"]) for e in removals(plan))
+    assert all(os.path.exists(from_text(e["abs_path"])) for e in removals(plan))
 
 
 def _apply_cmd(plan_file: Path, q: Path) -> list[str]:
@@ -234,13 +244,13 @@ def test_kill_9_during_apply_then_undo_restores_everything(work):
     rm = removals(plan)
     proc = subprocess.Popen(_apply_cmd(plan_file, q), env=_env(3.0), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait(lambda: not os.path.exists(rm[0]["abs_path"]) or proc.poll() is not None)
+        _wait(lambda: not os.path.exists(from_text(rm[0]["abs_path"])) or proc.poll() is not None)
         time.sleep(1.5)  # inside the next file's pause: its intent is logged, the file not yet moved
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not os.path.exists(rm[0]["abs_path"]) and os.path.exists(rm[-1]["abs_path"])
+    assert not os.path.exists(from_text(rm[0]["abs_path"])) and os.path.exists(from_text(rm[-1]["abs_path"]))
     with Store(store, read_only=True) as st:
         events = audit_log(st)["event"].tolist()
     assert events[:2] == ["intent", "done"] and events[-1] == "intent"
@@ -265,7 +275,7 @@ def test_two_concurrent_applies_cannot_both_act(work):
         out, err = first.communicate(timeout=300)
     assert second.returncode == 2 and "another apply or undo" in second.stderr and f"pid {first.pid}" in second.stderr
     assert first.returncode == 0, err
-    assert all(not os.path.exists(e["abs_path"]) for e in rm)
+    assert all(not os.path.exists(from_text(e["abs_path"])) for e in rm)
     with Store(store, read_only=True) as st:
         assert st.sql("SELECT count(*) AS n FROM actions")["n"][0] == 1
         assert audit_log(st)["event"].tolist().count("done") == len(rm)

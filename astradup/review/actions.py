@@ -197,6 +197,7 @@ def action_lock(store_path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _log(st: Store, action_id: str, item: int, event: str, e: dict[str, Any], message: str = "", who: str = "") -> None:
     """Append one audit event (autocommitted: durable before the caller acts)."""
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # OS messages may hold raw names
     st.con.execute(
         f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) SELECT coalesce(max(seq), 0) + 1, "
         + ", ".join("?" * (len(AUDIT_COLUMNS) - 1)) + " FROM audit",
@@ -271,14 +272,16 @@ def _act(e: dict) -> None:
         elif op == "symlink":
             os.symlink(keeper, tmp)
     except OSError as exc:
-        raise ActionError(src, f"cannot make a {op[:-4]} link to {keeper} ({exc.strerror}); nothing moved") from exc
+        raise ActionError(e["src"], f"cannot make a {op[:-4]} link to {e['keeper']} ({exc.strerror}); nothing moved") from exc
     try:
         move_file(src, dst)
     except PermissionError as exc:
-        raise ActionError(src, f"permission denied moving it to the quarantine ({exc.strerror}; is the media "
-                               "folder read-only?); left in place") from exc
+        raise ActionError(e["src"], f"permission denied moving it to the quarantine ({exc.strerror}; is the media "
+                                    "folder read-only?); left in place") from exc
+    except ActionError as exc:
+        raise ActionError(e["src"], f"{exc.reason}; left in place") from exc
     except OSError as exc:
-        raise ActionError(src, f"cannot move it to {dst} ({exc.strerror or exc}); left in place") from exc
+        raise ActionError(e["src"], f"cannot move it to {e['dst']} ({exc.strerror or exc}); left in place") from exc
     if op != "quarantine":
         os.replace(tmp, src)
 
@@ -394,15 +397,15 @@ def _restore(e: dict) -> str:
                 part.unlink()  # a half-made copy of ours
             if dst.exists():
                 if file_digest(dst) != file_digest(src):
-                    raise ActionError(dst, f"differs from the original back in place at {src}; both left as they are")
+                    raise ActionError(e["dst"], f"differs from the original back in place at {e['src']}; both left as they are")
                 dst.unlink()  # our verified copy: the original never left
             return "the original was still in place"
         else:
-            raise ActionError(src, f"something else is at this path now; left as is (the original is at {dst})")
+            raise ActionError(e["src"], f"something else is at this path now; left as is (the original is at {e['dst']})")
     if not dst.exists():
-        raise ActionError(src, f"neither in place nor in the quarantine at {dst}")
+        raise ActionError(e["src"], f"neither in place nor in the quarantine at {e['dst']}")
     if not _matches(str(dst), size, mtime_ns, digest):
-        raise ActionError(dst, "the quarantined file changed since it was moved; not restored")
+        raise ActionError(e["dst"], "the quarantined file changed since it was moved; not restored")
     move_file(dst, src)
     if part.exists():
         part.unlink()
