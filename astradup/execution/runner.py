@@ -43,6 +43,7 @@ from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
 from astradup.provenance import versions
 from astradup.scoring.pair import score_pair
+from astradup.store.decisions import mark_decisions
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,11 @@ def run_match(
     verification), and candidates are verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
 
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
-    visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation.
+    visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation,
+    decision. ``label`` is always the model's call; ``decision`` is the reviewers' standing
+    decision about the pair (``duplicate`` | ``not-duplicate``, empty when none stands: see
+    :mod:`astradup.review.decisions`). Groups, plans and the review queue honour it; a pair marked
+    ``not-duplicate`` is never proposed as a duplicate while both files are unchanged.
     Its attrs hold ``run_id``, ``n_candidates``, ``frame_index`` ("built" | "extended" |
     "reused") and ``index_mode`` ("full" | "reduced").
     """
@@ -223,10 +228,11 @@ def run_match(
             n_candidates = len(cand)
             rows = verify_in_memory(cand, feats, cfg, progress)
         df = pairs_frame(rows, rel, threshold)
+        df["decision"] = mark_decisions(st, df)  # reviewers' standing decisions (astradup.review)
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
         st.end_run(run_id, "ok", n_files=n_videos, n_indexed=len(df), seconds=secs)
-    result = df[list(PAIR_COLUMNS)].copy()
+    result = df[[*PAIR_COLUMNS, "decision"]].copy()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         result.to_csv(out, index=False)
