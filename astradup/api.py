@@ -55,7 +55,8 @@ class Library:
 
     def index(self, folder: str | os.PathLike[str], *, eager: bool = False, scheduler: str | None = None,
               gpus: bool = False, workers: int | None = None, progress: bool = True,
-              on_dashboard: Callable[[str], None] | None = None) -> IndexSummary:
+              on_dashboard: Callable[[str], None] | None = None, metrics_file: str | os.PathLike[str] | None = None,
+              pushgateway: str | None = None) -> IndexSummary:
         """Probe and extract every video under ``folder`` into the store, incrementally.
 
         Unchanged files (same path, size, mtime, content hash and feature settings) are skipped;
@@ -69,6 +70,8 @@ class Library:
             workers: LocalCluster worker processes (one per core when None).
             progress: show a progress bar.
             on_dashboard: called with the Dask dashboard's URL once the cluster is up.
+            metrics_file: where the run's Prometheus gauges go (``<store>.metrics.prom`` when None).
+            pushgateway: also push them to this Pushgateway URL.
 
         Returns:
             An :class:`~astradup.execution.IndexSummary` (counts, seconds, videos per hour).
@@ -80,10 +83,12 @@ class Library:
         from astradup.execution.runner import run_index
 
         return run_index(folder, self.store, self.config, scheduler=scheduler, gpus=gpus, workers=workers,
-                         progress=progress, eager=eager, on_dashboard=on_dashboard)
+                         progress=progress, eager=eager, on_dashboard=on_dashboard, metrics_file=metrics_file,
+                         pushgateway=pushgateway)
 
     def match(self, *, min_score: float | None = None, out: str | os.PathLike[str] | None = None,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, metrics_file: str | os.PathLike[str] | None = None,
+              pushgateway: str | None = None) -> pd.DataFrame:
         """Find the library's duplicate pairs: FAISS candidates, temporal alignment, fusion, labels.
 
         Args:
@@ -91,6 +96,7 @@ class Library:
                 (0.5) when None, 0 keeps every verified candidate.
             out: also write the pairs as CSV here.
             progress: show a progress bar.
+            metrics_file, pushgateway: as for :meth:`index`.
 
         Returns:
             The pairs, best first: ``a``, ``b`` (paths relative to the indexed folder), ``score``
@@ -103,7 +109,8 @@ class Library:
         """
         from astradup.execution.runner import run_match
 
-        return run_match(self.store, self.config, out=out, min_score=min_score, progress=progress)
+        return run_match(self.store, self.config, out=out, min_score=min_score, progress=progress,
+                         metrics_file=metrics_file, pushgateway=pushgateway)
 
     def pairs(self, label: str | None = None, min_score: float = 0.0) -> pd.DataFrame:
         """The pairs of the last :meth:`match`, read back from the store.

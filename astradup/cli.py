@@ -28,6 +28,10 @@ app.add_typer(pipeline_app, name="pipeline")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON config file (see `astradup config`).")]
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+MetricsFileOpt = Annotated[Path | None, typer.Option(
+    "--metrics-file", help="Prometheus text file for the run's metrics (node exporter textfile collector) "
+    "[default: <store>.metrics.prom].")]
+PushgatewayOpt = Annotated[str | None, typer.Option(help="Also push the run's metrics to this Pushgateway URL.")]
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -60,6 +64,8 @@ def index(
     gpus: Annotated[bool, typer.Option("--gpus", help="Use dask-cuda's LocalCUDACluster (gpu extra).")] = False,
     workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes [default: one per core].")] = None,
     eager: Annotated[bool, typer.Option("--eager", help="Run in this process, without Dask.")] = False,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Probe and extract every video under MEDIA_DIR into the store (incremental)."""
@@ -70,6 +76,7 @@ def index(
         summary = lib.index(
             media_dir, scheduler=scheduler, gpus=gpus, workers=workers, progress=not quiet, eager=eager,
             on_dashboard=lambda link: typer.echo(f"Dask dashboard: {link}", err=True),
+            metrics_file=metrics_file, pushgateway=pushgateway,
         )
     except AstradupError as exc:
         _fail(exc)
@@ -83,13 +90,16 @@ def match(
     out: Annotated[Path, typer.Option("--out", "-o", help="pairs.csv to write.")] = Path("pairs.csv"),
     min_score: Annotated[float | None, typer.Option(help="Drop pairs below this fused score (0 keeps every candidate) [default 0.5].")] = None,
     config: ConfigOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Retrieve candidate pairs with FAISS, verify, fuse and classify them; write pairs.csv."""
     from astradup.api import Library
 
     try:
-        df = Library(store, _load_config(config)).match(out=out, min_score=min_score, progress=not quiet)
+        df = Library(store, _load_config(config)).match(out=out, min_score=min_score, progress=not quiet,
+                                                        metrics_file=metrics_file, pushgateway=pushgateway)
     except AstradupError as exc:
         _fail(exc)
     counts = df["label"].value_counts().to_dict() if len(df) else {}
@@ -460,6 +470,65 @@ def undo(
         typer.echo(line)
     if res.counts.get("undo-failed"):
         raise typer.Exit(code=1)
+# -- the query service and search (issue 12) -----------------------------------------------------
+
+
+@app.command()
+def serve(
+    store: StoreOpt,
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 and put an authenticating proxy in front to share it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    allow_review: Annotated[bool, typer.Option("--allow-review", help="Enable POST /decide (the review page's keys); read-only otherwise.")] = False,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, MB; larger ones get 413.")] = 512.0,
+    workers: Annotated[int, typer.Option(help="Queries extracted at once (the rest wait).")] = 2,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the library over HTTP: /query, /health, /ready, /metrics, /videos, /pairs, /search,
+    and the review page at / (FastAPI + uvicorn)."""
+    from astradup.service import ServiceSettings
+    from astradup.service import serve as run_server
+
+    try:
+        settings = ServiceSettings(
+            store=store.resolve(), host=host, port=port, allow_review=allow_review,
+            config=_load_config(config) if config else None, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_concurrent_queries=workers,
+        )
+    except AstradupError as exc:
+        _fail(exc)
+    if not store.exists():
+        _fail(AstradupError(f"{store}: store does not exist (run `astradup index` first)"))
+    typer.echo(f"serving {store} on http://{host}:{port}/ ({'review enabled' if allow_review else 'read-only'}); Ctrl-C stops", err=True)
+    run_server(settings)
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="A text prompt, e.g. \"a rabbit in a forest\" (CLIP stores).")] = None,
+    store: StoreOpt = Path("astradup.duckdb"),
+    image: Annotated[Path | None, typer.Option("--image", help="Search by an example image instead (any model).")] = None,
+    top: Annotated[int, typer.Option(help="Most videos to print.")] = 10,
+    moments: Annotated[int, typer.Option(help="Moments listed per video.")] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Rank videos (and moments in them) by a text prompt or an example image."""
+    from astradup.execution.search import search as run_search
+
+    try:
+        df = run_search(store, text=text, image=image, config=_load_config(config) if config else None,
+                        top=top, moments=moments)
+    except AstradupError as exc:
+        _fail(exc)
+    if json_out:
+        for r in df.to_dict("records"):
+            typer.echo(json.dumps(r))
+        return
+    if not len(df):
+        typer.echo("no match")
+    for r in df.to_dict("records"):
+        when = ", ".join(f"{m['t']:.1f}s ({m['score']:.3f})" for m in r["moments"])
+        typer.echo(f"{r['rank']:3d}  {r['score']:.4f}  {r['path']}  at {when}")
 
 
 def main() -> None:
