@@ -196,16 +196,7 @@ def generate(
         for wav, mseed, length in plan.wavs:
             write_wav(wav, melody(mseed, length))
         done, failed = _run(plan, n_workers, progress)
-        for _path, exc in failed.items():
-            if exc.path not in {s["path"] for s in plan.skipped}:
-                plan.skipped.append(
-                    {
-                        "path": exc.path,
-                        "stage": "cut",
-                        "error": type(exc).__name__,
-                        "message": exc.reason,
-                    }
-                )
+        _record_failures(plan, failed)
         corpus = [j for j in plan.jobs if j.video is not None and j.out in done]
         if not corpus:
             raise ConfigError("no video could be generated; see the skipped files")
@@ -214,6 +205,20 @@ def generate(
         if not keep_work:
             shutil.rmtree(spec.work, ignore_errors=True)
     return _write(spec, plan, corpus, started)
+
+
+def _record_failures(plan: Plan, failed: dict[Path, MediaError]) -> None:
+    """List each user file whose cut failed (once) among the skipped sources."""
+    for exc in failed.values():
+        if exc.path not in {s["path"] for s in plan.skipped}:
+            plan.skipped.append(
+                {
+                    "path": exc.path,
+                    "stage": "cut",
+                    "error": type(exc).__name__,
+                    "message": exc.reason,
+                }
+            )
 
 
 def _count(label: str, value: object) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from astradup.synth import procedural
 from astradup.synth._ffmpeg import BITEXACT
 from astradup.synth.plan import (
@@ -303,6 +305,71 @@ def plan_partials(plan: Plan, si: int, source: Source) -> None:
                 "host_end": round(p + el, 3),
             },
             skippable=user_failure(hm, "host segment could not be read"),
+        )
+    )
+    plan_trailer(plan, source)
+
+
+def _card(plan: Plan, rng: np.random.Generator, w: int, h: int, seconds: float, label: str) -> str:
+    """A title card: a seeded colour with a caption, ``seconds`` long (a lavfi chain)."""
+    colour = "0x{:02X}{:02X}{:02X}".format(*tuple(int(v) for v in rng.integers(0, 160, 3)))
+    chain = f"color=c={colour}:s={w}x{h}:r={FPS}:d={seconds:.3f},setsar=1,format=yuv420p"
+    size = max(8, h // 7)
+    if plan.font:
+        return chain + (
+            f",drawtext=fontfile='{plan.font}':text='{label}':fontsize={size}:fontcolor=white:"
+            "x=(w-tw)/2:y=(h-th)/2"
+        )
+    return chain + f",drawbox=x=w/4:y=(h-{size})/2:w=w/2:h={size}:c=white:t=fill"
+
+
+TRAILER_CARDS = ("COMING SOON", "THIS SUMMER", "ONLY IN CINEMAS", "THE STORY CONTINUES")
+
+
+def plan_trailer(plan: Plan, source: Source) -> None:
+    """A trailer that quotes the source: title cards around two short quotes of it (15-25% of
+    the source each, one from each half, in a seeded order), over other music: ``partial``."""
+    spec = plan.spec
+    sid, m, seg, w, h = source.sid, source.material, source.seg, source.w, source.h
+    rng = stream(spec.seed, sid, "trailer")
+    quotes = []
+    for half in (0, 1):
+        ql = on_frame(seg * float(rng.uniform(0.15, 0.25)), FPS)
+        q0 = on_frame(half * seg / 2 + float(rng.uniform(0, seg / 2 - ql)), FPS)
+        quotes.append((q0, ql))
+    if rng.random() < 0.5:
+        quotes.reverse()
+    cards = [on_frame(float(rng.uniform(0.8, 1.2)), FPS) for _ in range(3)]
+    words = [str(t) for t in rng.permutation(TRAILER_CARDS)[:3]]
+    g = ["[0:v]split[s0][s1]"]
+    spans, t = [], 0.0
+    for i, (q0, ql) in enumerate(quotes):
+        g.append(f"{_card(plan, rng, w, h, cards[i], words[i])}[c{i}]")
+        g.append(f"[s{i}]trim=start={q0}:end={q0 + ql},setpts=PTS-STARTPTS,fps={FPS}[q{i}]")
+        t = round(t + cards[i], 3)
+        spans.append(Span(m.id, source.t0 + q0, source.t0 + q0 + ql, t, round(t + ql, 3)))
+        t = round(t + ql, 3)
+    g.append(f"{_card(plan, rng, w, h, cards[2], words[2])}[c2]")
+    g.append("[c0][q0][c1][q1][c2]concat=n=5:v=1:a=0[v]")
+    total = round(t + cards[2], 3)
+    music = plan.melody(f"{sid}__trailer.wav", total, "trailer-music", sid)
+    src = spec.out / f"{sid}.mp4"
+    target = spec.out / f"{sid}__partial_trailer.mp4"
+    # fmt: off
+    args = [
+        "-i", str(src), "-i", str(music), "-filter_complex", ";".join(g), "-map", "[v]", "-map", "1:a",
+        *aac(), *h264(crf=21), "-t", f"{total:.3f}",
+    ]
+    # fmt: on
+    plan.add(
+        Job(
+            out=target,
+            args=args + BITEXACT,
+            stage=2,
+            deps=[src],
+            video=VideoRecord(target.name, "partial_trailer", spans),
+            source=sid,
+            params={"quotes": [[q0, round(q0 + ql, 3)] for q0, ql in quotes], "cards": cards},
         )
     )
 
