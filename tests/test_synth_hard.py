@@ -257,3 +257,43 @@ def test_edit_and_extra_rows_by_hand():
         ("s", "e", "similar"),
         ("s", "o", "different"),
     ]
+
+
+def test_hard_negatives_from_a_users_files(tmp_path):
+    """From real files: footage comes from their unused room, the soundtrack's pictures never
+    from the source's own file, and still no hard negative is a copy."""
+    from tests.conftest import make_video
+
+    src = tmp_path / "mine"
+    make_video(src / "a.mp4", "mandelbrot", seconds=12, seed=1)
+    make_video(src / "b.mp4", "life", seconds=12, seed=2)
+    truth = generate(
+        tmp_path / "out",
+        sources_dir=src,
+        n_sources=2,
+        duration=3.0,
+        width=64,
+        height=48,
+        transforms=[],
+        n_distractors=0,
+        n_partial=0,
+        n_similar=0,
+        n_shared_audio=0,
+        hard_negatives=1,
+        seed=2,
+    )
+    videos = pd.read_csv(tmp_path / "out" / "videos.csv")
+    assert set(HARD_KINDS) <= set(videos["transform"])
+    kind = _kind(videos)
+    hard_rows = truth[truth.a.map(kind).isin(HARD_KINDS) | truth.b.map(kind).isin(HARD_KINDS)]
+    assert not hard_rows.relation.isin(COPY).any()
+    material = {
+        r.path: json.loads(r.params).get("material") for r in videos.itertuples() if r.params
+    }
+    sound = _params(videos, "hn01__soundtrack.mp4")["audio_from"]
+    # the soundtrack video is different from its source, not similar (other file's pictures)
+    row = truth[(truth.a == sound) & (truth.b == "hn01__soundtrack.mp4")]
+    assert list(row.relation) == ["different"]
+    # the neighbouring segments are cut from one of the user's files
+    assert material["hn01__neighbour_a.mp4"] == material["hn01__neighbour_b.mp4"]
+    assert str(material["hn01__neighbour_a.mp4"]).startswith(str(src))

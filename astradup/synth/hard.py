@@ -21,9 +21,11 @@ them punishes a scorer that calls them duplicates. One *set* (``hard_negatives=1
     Other pictures over a source's soundtrack (needs a source with audio): the same sound is
     not the same video. Listed as ``different`` against the source and each video of its group.
 
-The low-detail videos and slideshows are listed as ``different`` pairs among themselves (all sets
-together); the edits and neighbours get their ``similar`` rows from provenance. Hard negatives are
-never a copy relation.
+The low-detail videos and slideshows of a set are listed as ``different`` pairs among themselves
+(group ``hnNN``, so a grouped train/test split keeps a set on one side); the edits and neighbours
+get their ``similar`` rows from provenance. Footage comes from the user's files where they have
+room (then a video is also ``similar`` to the others cut from that file), else from procedural
+renderings. Hard negatives are never a copy relation.
 """
 
 from __future__ import annotations
@@ -60,33 +62,29 @@ HARD_KINDS = {
     "hard_neighbour": "similar",
     "hard_soundtrack": "different",
 }
-HARD_GROUP = "hard"  # the truth's group for the different pairs among low-detail videos
 
 
 def plan_hard_negatives(plan: Plan, sources: list[Source]) -> None:
     """``plan.spec.n_hard`` sets of every kind in :data:`HARD_KINDS`."""
-    flat: list[tuple[str, str]] = []  # (file name, kind) of low-detail videos and slideshows
     with_audio = [s for s in sources if s.material.has_audio]
     for k in range(plan.spec.n_hard):
         tag = f"hn{k + 1:02d}"
-        for side in "ab":
-            flat.append(_lowdetail(plan, tag, side))
-        for side in "ab":
-            flat.append(_slideshow(plan, tag, side))
+        _neighbours(plan, tag, sources)  # first: it needs the most room in one file
+        flat = [_lowdetail(plan, tag, side) for side in "ab"]
+        flat += [_slideshow(plan, tag, side) for side in "ab"]
+        for i, (a, ka) in enumerate(flat):
+            for b, kb in flat[i + 1 :]:
+                label = ka if ka == kb else "+".join(sorted((ka, kb)))
+                plan.extra_pairs.append((a, b, "different", label, tag))
         if sources:
             source = sources[k % len(sources)]
             shots = _shot_orders(stream(plan.spec.seed, tag, "edit-order"))
             for side, order in zip("ab", shots):
                 _edit(plan, tag, side, source, order)
-        _neighbours(plan, tag, sources)
         if with_audio:
             _soundtrack(plan, tag, with_audio[k % len(with_audio)])
     if plan.spec.n_hard and not with_audio:
         log.info("no source has audio; no hard_soundtrack negatives")
-    for i, (a, ka) in enumerate(flat):
-        for b, kb in flat[i + 1 :]:
-            label = ka if ka == kb else "+".join(sorted((ka, kb)))
-            plan.extra_pairs.append((a, b, "different", label, HARD_GROUP))
 
 
 def _job(plan: Plan, name: str, args: list[str], deps: list, video: VideoRecord, **kw) -> Job:
@@ -97,7 +95,7 @@ def _job(plan: Plan, name: str, args: list[str], deps: list, video: VideoRecord,
             stage=2,
             deps=deps,
             video=video,
-            source=kw.pop("source", HARD_GROUP),
+            source=kw.pop("source", name.split("__")[0]),
             **kw,
         )
     )
@@ -129,7 +127,7 @@ def _lowdetail(plan: Plan, tag: str, side: str) -> tuple[str, str]:
     w, h, d = spec.width, spec.height, spec.duration
     rng = stream(spec.seed, tag, "lowdetail", side)
     fin, fout = on_frame(0.25 * d, FPS), on_frame(0.15 * d, FPS)
-    fm, f0, f1 = plan.filler(f"{tag}ld{side}", round(fin + fout, 3), w, h)
+    fm, f0, f1 = plan.footage(f"{tag}ld{side}", round(fin + fout, 3), w, h)
     fin = min(fin, on_frame((f1 - f0) * 0.6, FPS))
     fout = min(fout, on_frame(f1 - f0 - fin, FPS))
     flats = [str(x) for x in rng.permutation(["white", "gradient", "black"])]
@@ -178,7 +176,7 @@ def _slideshow(plan: Plan, tag: str, side: str, n: int = 4, xf: float = 0.6) -> 
     w, h, d = spec.width, spec.height, spec.duration
     rng = stream(spec.seed, tag, "slideshow", side)
     hold = on_frame((d + (n - 1) * xf) / n, FPS)
-    fm, f0, f1 = plan.filler(f"{tag}ss{side}", min(d, 4.0), w, h)
+    fm, f0, f1 = plan.footage(f"{tag}ss{side}", min(d, 4.0), w, h)
     times = sorted(on_frame(float(t), FPS) for t in rng.uniform(0, (f1 - f0) - 0.2, n))
     bright = float(rng.uniform(-0.25, 0.3))
     g = [f"[0:v]{fill(w, h)},split={n}" + "".join(f"[s{i}]" for i in range(n))]
@@ -326,7 +324,7 @@ def _soundtrack(plan: Plan, tag: str, source: Source) -> None:
     """Other pictures over the source's soundtrack; ``different`` to every video of its group."""
     spec = plan.spec
     w, h = source.w, source.h
-    fm, f0, f1 = plan.filler(f"{tag}st", source.seg, w, h)
+    fm, f0, f1 = plan.footage(f"{tag}st", source.seg, w, h, avoid=source.material)
     name = f"{tag}__soundtrack.mp4"
     src = spec.out / f"{source.sid}.mp4"
     # fmt: off

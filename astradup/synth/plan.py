@@ -162,6 +162,7 @@ class Plan:
     groups: dict[str, str] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     wavs: list[tuple[Path, int, float]] = field(default_factory=list)
+    user: list[Material] = field(default_factory=list)  # the user's files (sources_dir)
     spare: list[Material] = field(default_factory=list)  # user files not used yet
     filler_kinds: list[str] = field(default_factory=list)
     font: str | None = None
@@ -213,6 +214,21 @@ class Plan:
         m = self.procedural(f"f{tag}", k, length, w, h)
         m.role = "filler"
         return m, 0.0, length
+
+    def footage(
+        self, tag: str, length: float, w: int, h: int, avoid: Material | None = None
+    ) -> tuple[Material, float, float]:
+        """Real footage where there is any: an unused user file, else unused room in a user
+        file other than ``avoid`` (then related, as ``similar``, to other videos cut from it),
+        else procedural."""
+        if not self.spare:
+            for m in self.user:
+                if m is avoid:
+                    continue
+                got = m.take(length, self.rng, min(length, MIN_SOURCE_SECONDS), "random")
+                if got:
+                    return m, *got
+        return self.filler(tag, length, w, h)
 
     def melody(self, name: str, length: float, *purpose: object) -> Path:
         """A seeded tune of ``length`` seconds written to the work folder as ``name``."""

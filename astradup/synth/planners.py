@@ -64,6 +64,7 @@ def make_plan(spec: Spec) -> Plan:
         similar = plan_user_similar(plan, sources)
     else:
         sources, similar = plan_procedural_sources(plan, kinds)
+    plan.user = user
     plan.spare = [m for m in user if m.role == ""]
     # distractors get the unused user files first; fillers (backgrounds, hosts) take what is left
     distractors = plan_distractor_segments(plan, kinds[0 if user else spec.n_sources :])
