@@ -297,3 +297,43 @@ def test_hard_negatives_from_a_users_files(tmp_path):
     # the neighbouring segments are cut from one of the user's files
     assert material["hn01__neighbour_a.mp4"] == material["hn01__neighbour_b.mp4"]
     assert str(material["hn01__neighbour_a.mp4"]).startswith(str(src))
+
+
+# --- the accuracy benchmark's hard-case figures, on this corpus ----------------------------
+
+
+def test_benchmark_counts_hard_negatives_called_copies_by_kind(hard):
+    from benchmarks.accuracy import hard_negative_errors, peer_lines, peers_side
+
+    out, truth, videos = hard
+    kinds = _kind(videos)
+    names = sorted(videos.path)
+    everyone = set(names)
+    joined = pd.DataFrame(
+        {
+            "a": ["hn01__lowdetail_a.mp4", "src01.mp4", "src01.mp4"],
+            "b": ["hn01__slideshow_b.mp4", "hn01__edit_a.mp4", "src01__hflip.mp4"],
+            "truth_class": ["different", "similar", "near"],
+            "label": ["near", "different", "near"],
+        }
+    )
+    errs = hard_negative_errors(joined, kinds, everyone)
+    assert errs["hard_lowdetail+hard_slideshow"][0] == 1
+    assert errs["hard_edit"][0] == 0
+    n_hard = sum(k in HARD_KINDS for k in kinds.values())
+    n = len(names)
+    pairs_with_hard = n_hard * (n - n_hard) + n_hard * (n_hard - 1) // 2
+    assert sum(t for _, t in errs.values()) == pairs_with_hard  # every such pair, scored or not
+    # the peers end to end on this corpus: every pair scored, thresholds fitted on a split
+    from astradup.evaluation import load_truth
+    from astradup.tuning import split_by_group
+
+    t = load_truth(out / "ground_truth.csv")
+    train, test = (set(x) for x in split_by_group(t, names, val_fraction=0.5, seed=0))
+    peers = peers_side(out, t, names, train, test)
+    assert "pdq_style" in peers
+    for p in peers.values():
+        assert 0.05 <= p["threshold"] <= 0.95
+        assert p["eval"].metrics["n_pairs_total"] == len(test) * (len(test) - 1) // 2
+    text = "\n".join(peer_lines(peers, {}, kinds, test))
+    assert "vPDQ-style (pdqhash)" in text and "Hard negatives labelled exact or near" in text
