@@ -13,7 +13,7 @@
    the vPDQ-style pdqhash bag of frames.
 
 Usage: python benchmarks/accuracy.py [--n-sources 40] [--duration 8] [--trials 300] [--seed 0]
-           [--hard-negatives 10] [--baselines-only]
+           [--hard-negatives 10] [--music] [--baselines-only]
 
 ``--baselines-only`` scores only the peers on the cached set (no indexing), prints their table
 and writes ``accuracy_baselines.json`` in the cache; RESULTS.md is left alone.
@@ -93,16 +93,18 @@ def build_set(args) -> tuple[Path, pd.DataFrame, list[str], float]:
     """Fetch the Debian clips and make (once) the labelled set; return it and the seconds taken."""
     from astradup.evaluation import load_truth
     from astradup.synth import generate
-    from benchmarks.debian_media import fetch_clips, sources_dir
+    from benchmarks.debian_media import fetch_clips, fetch_music, sources_dir
 
     t0 = time.time()
     fetch_clips(min_clips=args.n_sources)
     src = sources_dir()
-    tag = f"s{args.seed}_n{args.n_sources}" + (f"_h{args.hard_negatives}" if args.hard_negatives else "")
+    music = fetch_music()[0].parent if args.music else None
+    tag = (f"s{args.seed}_n{args.n_sources}" + (f"_h{args.hard_negatives}" if args.hard_negatives else "")
+           + ("_music" if music else ""))
     corpus = CACHE / f"corpus_{tag}"
     if not (corpus / "ground_truth.csv").exists():
         generate(corpus, sources_dir=src, n_sources=args.n_sources, seed=args.seed, duration=args.duration,
-                 hard_negatives=args.hard_negatives, progress=True)
+                 hard_negatives=args.hard_negatives, music_dir=music, progress=True)
     truth = load_truth(corpus / "ground_truth.csv")
     return corpus, truth, list(truth.attrs["videos"]), time.time() - t0
 
@@ -203,6 +205,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hard-negatives", type=int, default=10,
                     help="sets of hard negatives added to the set (0: none; each set makes 9 videos)")
+    ap.add_argument("--music", action="store_true",
+                    help="real music (planetblupi-music-ogg) as the other music of trailers and hard negatives")
     ap.add_argument("--baselines-only", action="store_true", help="score only the peers on the cached set")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--all-knots", dest="fusion_only", action="store_false",

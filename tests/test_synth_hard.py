@@ -337,3 +337,41 @@ def test_benchmark_counts_hard_negatives_called_copies_by_kind(hard):
         assert p["eval"].metrics["n_pairs_total"] == len(test) * (len(test) - 1) // 2
     text = "\n".join(peer_lines(peers, {}, kinds, test))
     assert "vPDQ-style (pdqhash)" in text and "Hard negatives labelled exact or near" in text
+
+
+def test_music_dir_gives_the_other_music(tmp_path):
+    """With a music folder, a trailer's music is a stretch of one of its files."""
+    from astradup.errors import ConfigError
+    from astradup.synth._ffmpeg import run_ffmpeg
+
+    music = tmp_path / "music"
+    music.mkdir()
+    run_ffmpeg(
+        ["-f", "lavfi", "-i", "sine=frequency=1000:duration=20", "-c:a", "libopus"],
+        music / "tone.ogg",
+    )
+    (music / "notes.txt").write_text("not music")
+    out = tmp_path / "out"
+    generate(
+        out,
+        n_sources=1,
+        duration=3.0,
+        width=64,
+        height=48,
+        transforms=[],
+        n_distractors=0,
+        n_similar=0,
+        n_shared_audio=0,
+        n_partial=1,
+        music_dir=music,
+        seed=1,
+    )
+    assert json.loads((out / "synth.json").read_text())["music"] == [str(music / "tone.ogg")]
+    with av.open(str(out / "src01__partial_trailer.mp4")) as c:
+        pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(c.streams.audio[0])])
+        rate = c.streams.audio[0].rate
+    spectrum = np.abs(np.fft.rfft(pcm[: rate * 2]))
+    assert np.argmax(spectrum) * rate / (2 * rate) == pytest.approx(1000, abs=5)
+    (music / "tone.ogg").unlink()
+    with pytest.raises(ConfigError, match="no readable audio file"):
+        generate(tmp_path / "o2", n_sources=1, duration=3.0, transforms=[], music_dir=music)

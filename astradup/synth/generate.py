@@ -123,6 +123,7 @@ def generate(
     workers: int | None = None,
     keep_work: bool = False,
     hard_negatives: int = 0,
+    music_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Make a labelled corpus in ``out_dir`` and return its ground truth.
 
@@ -152,6 +153,8 @@ def generate(
         keep_work: keep the intermediate files in ``out_dir/.work`` (for debugging).
         hard_negatives: sets of hard negatives to add (0: none); each set holds one video pair
             of every kind in :data:`~astradup.synth.hard.HARD_KINDS` (see :mod:`.hard`).
+        music_dir: a folder of music files (read only) for the "other music" of trailers,
+            re-edits, low-detail videos and slideshows; None uses seeded tunes.
 
     Returns:
         The ground truth (columns ``a, b, relation, transform, a_start, a_end, b_start, b_end,
@@ -165,9 +168,7 @@ def generate(
         UnknownBackendError: a transform name is not known (the message lists the valid ones).
         FFmpegError: ffmpeg failed on a file we generate (names the file, quotes ffmpeg).
 
-    Example:
-        >>> truth = generate("data/demo_corpus", n_sources=2, duration=4)  # doctest: +SKIP
-        >>> truth.relation.value_counts()  # doctest: +SKIP
+    Example: see :mod:`astradup.synth`.
     """
     started = time.perf_counter()
     spec = _spec(
@@ -184,10 +185,9 @@ def generate(
         n_similar=n_similar,
         n_shared_audio=n_shared_audio,
         hard_negatives=hard_negatives,
+        music_dir=music_dir,
     )
-    n_workers = workers or min(4, os.cpu_count() or 1)
-    if n_workers < 1:
-        raise ConfigError(f"workers must be >= 1, but got {workers!r}")
+    n_workers = _workers(workers)
     ffmpeg_exe()  # fail early, with a clear message, when there is no ffmpeg
     _prepare_out_dir(spec.out, spec.sources_dir)
     spec.work.mkdir()
@@ -207,6 +207,33 @@ def generate(
     return _write(spec, plan, corpus, started)
 
 
+MUSIC_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".flac", ".m4a")
+
+
+def _music_files(folder: Path) -> tuple[tuple[Path, float], ...]:
+    """The readable audio files under ``folder`` with their durations (seconds), sorted."""
+    import av
+
+    if not folder.is_dir():
+        raise ConfigError(f"music_dir {str(folder)!r} does not exist or is not a folder")
+    found = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in MUSIC_SUFFIXES or not p.is_file():
+            continue
+        try:
+            with av.open(str(p)) as c:
+                if not c.streams.audio or not c.duration:
+                    raise ValueError("no audio stream or no duration")
+                found.append((p, round(c.duration / 1e6, 3)))
+        except Exception as exc:  # noqa: BLE001 - PyAV raises many types for a bad file
+            log.warning("music_dir: skipping %s: %s", p, exc)
+    if not found:
+        raise ConfigError(
+            f"music_dir {str(folder)!r} holds no readable audio file {MUSIC_SUFFIXES}"
+        )
+    return tuple(found)
+
+
 def _record_failures(plan: Plan, failed: dict[Path, MediaError]) -> None:
     """List each user file whose cut failed (once) among the skipped sources."""
     for exc in failed.values():
@@ -219,6 +246,13 @@ def _record_failures(plan: Plan, failed: dict[Path, MediaError]) -> None:
                     "message": exc.reason,
                 }
             )
+
+
+def _workers(workers: int | None) -> int:
+    n = workers or min(4, os.cpu_count() or 1)
+    if n < 1:
+        raise ConfigError(f"workers must be >= 1, but got {workers!r}")
+    return n
 
 
 def _count(label: str, value: object) -> int:
@@ -236,6 +270,7 @@ def _spec(
     width: int,
     height: int,
     transforms: list[str] | tuple[str, ...] | str | None,
+    music_dir: str | os.PathLike[str] | None = None,
     **counts: int | None,
 ) -> Spec:
     """Check :func:`generate`'s parameters (ConfigError naming the bad one) into a Spec."""
@@ -274,6 +309,7 @@ def _spec(
         n_similar=n["n_similar"],
         n_shared=n["n_shared_audio"],
         n_hard=n["hard_negatives"],
+        music=_music_files(Path(music_dir)) if music_dir is not None else (),
     )
 
 
@@ -317,6 +353,7 @@ def _write(spec: Spec, plan: Plan, corpus: list[Job], started: float) -> pd.Data
         "n_similar": spec.n_similar,
         "n_shared_audio": spec.n_shared,
         "hard_negatives": spec.n_hard,
+        "music": [str(p) for p, _ in spec.music],
         "videos": len(listing),
         "pairs": len(truth),
         "skipped": len(plan.skipped),

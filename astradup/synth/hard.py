@@ -145,11 +145,11 @@ def _lowdetail(plan: Plan, tag: str, side: str) -> tuple[str, str]:
     g.append("[v0][v1][v2][v3][v4]concat=n=5:v=1:a=0[v]")
     mid = round(fin + sum(max(sec, 1 / FPS) for sec in lengths), 3)
     total = round(mid + fout, 3)
-    music = plan.melody(f"{tag}__lowdetail_{side}.wav", total, tag, "lowdetail-music", side)
+    music = plan.music(f"{tag}__lowdetail_{side}.wav", total, tag, "lowdetail-music", side)
     name = f"{tag}__lowdetail_{side}.mp4"
     # fmt: off
     args = [
-        *input_args(fm, f0, f1), "-i", str(music), "-filter_complex", ";".join(g), "-map", "[v]",
+        *input_args(fm, f0, f1), *music, "-filter_complex", ";".join(g), "-map", "[v]",
         "-map", "1:a", *aac(), *h264(), "-t", f"{total:.3f}",
     ]
     # fmt: on
@@ -195,11 +195,11 @@ def _slideshow(plan: Plan, tag: str, side: str, n: int = 4, xf: float = 0.6) -> 
         )
         prev = f"x{i}"
     total = round(n * hold - (n - 1) * xf, 3)
-    music = plan.melody(f"{tag}__slideshow_{side}.wav", total, tag, "slideshow-music", side)
+    music = plan.music(f"{tag}__slideshow_{side}.wav", total, tag, "slideshow-music", side)
     name = f"{tag}__slideshow_{side}.mp4"
     # fmt: off
     args = [
-        *input_args(fm, f0, f1), "-i", str(music), "-filter_complex", ";".join(g), "-map", f"[{prev}]",
+        *input_args(fm, f0, f1), *music, "-filter_complex", ";".join(g), "-map", f"[{prev}]",
         "-map", "1:a", *aac(), *h264(), "-t", f"{total:.3f}",
     ]
     # fmt: on
@@ -253,12 +253,12 @@ def _edit(plan: Plan, tag: str, side: str, source: Source, order: list[int]) -> 
         frames.append({"shot": shot, "zoom": round(z, 3), "from": [x0, y0], "to": [x1, y1]})
         t = round(t + dur, 3)
     g.append("".join(f"[e{j}]" for j in range(len(order))) + f"concat=n={len(order)}:v=1:a=0[v]")
-    music = plan.melody(f"{tag}__edit_{side}.wav", t, tag, "edit-music", side)
+    music = plan.music(f"{tag}__edit_{side}.wav", t, tag, "edit-music", side)
     name = f"{tag}__edit_{side}.mp4"
     src = spec.out / f"{source.sid}.mp4"
     # fmt: off
     args = [
-        "-i", str(src), "-i", str(music), "-filter_complex", ";".join(g), "-map", "[v]", "-map", "1:a",
+        "-i", str(src), *music, "-filter_complex", ";".join(g), "-map", "[v]", "-map", "1:a",
         *aac(), *h264(), "-t", f"{t:.3f}",
     ]
     # fmt: on

@@ -133,6 +133,7 @@ class Spec:
     n_similar: int
     n_shared: int
     n_hard: int = 0
+    music: tuple[tuple[Path, float], ...] = ()  # (audio file, seconds): real "other music"
 
 
 @dataclass
@@ -229,6 +230,18 @@ class Plan:
                 if got:
                     return m, *got
         return self.filler(tag, length, w, h)
+
+    def music(self, name: str, length: float, *purpose: object) -> list[str]:
+        """ffmpeg input args for ``length`` seconds of other music: a seeded stretch of one of
+        the user's music files (looped if shorter), else a seeded tune written as ``name``."""
+        if not self.spec.music:
+            return ["-i", str(self.melody(name, length, *purpose))]
+        rng = stream(self.spec.seed, "music", *purpose)
+        path, seconds = self.spec.music[int(rng.integers(len(self.spec.music)))]
+        if seconds < length + 0.5:
+            return ["-stream_loop", "-1", "-i", str(path)]
+        t0 = round(float(rng.uniform(0, seconds - length - 0.5)), 3)
+        return ["-ss", f"{t0:.3f}", "-t", f"{length + 0.5:.3f}", "-i", str(path)]
 
     def melody(self, name: str, length: float, *purpose: object) -> Path:
         """A seeded tune of ``length`` seconds written to the work folder as ``name``."""

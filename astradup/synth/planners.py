@@ -353,12 +353,12 @@ def plan_trailer(plan: Plan, source: Source) -> None:
     g.append(f"{_card(plan, rng, w, h, cards[2], words[2])}[c2]")
     g.append("[c0][q0][c1][q1][c2]concat=n=5:v=1:a=0[v]")
     total = round(t + cards[2], 3)
-    music = plan.melody(f"{sid}__trailer.wav", total, "trailer-music", sid)
+    music = plan.music(f"{sid}__trailer.wav", total, "trailer-music", sid)
     src = spec.out / f"{sid}.mp4"
     target = spec.out / f"{sid}__partial_trailer.mp4"
     # fmt: off
     args = [
-        "-i", str(src), "-i", str(music), "-filter_complex", ";".join(g), "-map", "[v]", "-map", "1:a",
+        "-i", str(src), *music, "-filter_complex", ";".join(g), "-map", "[v]", "-map", "1:a",
         *aac(), *h264(crf=21), "-t", f"{total:.3f}",
     ]
     # fmt: on
