@@ -4,6 +4,8 @@
 plus partial copies, a "similar" video, unrelated distractors and shared-soundtrack negatives, and,
 with ``hard_negatives=N``, N sets of hard negatives (:mod:`.hard`), and writes what relates to what.
 Each role has its planner (:mod:`.planners`, :mod:`.hard`) over a shared state (:mod:`.plan`).
+Trailers and hard negatives carry "other music": seeded tunes, or stretches of the files in
+``music_dir``.
 
 Sources
     Procedural (default): seeded ffmpeg lavfi pictures (Mandelbrot zoom, Life, cellular
