@@ -74,6 +74,8 @@ def hard_negative_errors(joined: pd.DataFrame, kinds: dict[str, str], videos: se
     from astradup.synth import HARD_KINDS
 
     hard = sorted(v for v in videos if kinds.get(v) in HARD_KINDS)
+    if not hard:
+        return {}
     rest = sorted(videos)
     a = np.repeat(hard, len(rest))
     b = np.tile(rest, len(hard))
@@ -159,11 +161,28 @@ def peers_side(corpus: Path, truth: pd.DataFrame, videos: list[str], train: set[
                 print("Meta vpdq is not installed (make bench-deps); its column is left out")
                 continue
         t0 = time.time()
-        pairs = pairing(hashing(paths))
+        pairs = pairing(_cached_frames(CACHE / f"frames_{key}_{corpus.name}.npz", hashing, paths))
         th = baselines.fit_threshold(restrict(pairs, train), train_truth, sorted(train))
         m = evaluate(test_truth, baselines.label(restrict(pairs, test), th), videos=sorted(test))
         out[key] = {"eval": m, "threshold": th, "seconds": time.time() - t0}
     return out
+
+
+def _cached_frames(cache: Path, hashing, paths: list[Path]) -> dict:
+    """``hashing(paths)``, kept in ``cache`` (npz) so a rerun on the same set does not hash again."""
+    from benchmarks.baselines import Frames
+
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if list(z["names"]) == [p.name for p in paths]:
+            bounds = np.concatenate([[0], np.cumsum(z["counts"])])
+            return {n: Frames(z["hashes"][a:b], z["quality"][a:b]) for n, a, b in zip(z["names"], bounds[:-1], bounds[1:])}
+    frames = hashing(paths)
+    names = [p.name for p in paths]
+    np.savez(cache, names=np.array(names), counts=np.array([len(frames[n]) for n in names]),
+             hashes=np.concatenate([frames[n].hashes for n in names]).reshape(-1, 32),
+             quality=np.concatenate([frames[n].quality for n in names]))
+    return frames
 
 
 def _kinds(corpus: Path) -> dict[str, str]:

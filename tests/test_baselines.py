@@ -99,3 +99,24 @@ def test_meta_vpdq_on_two_tiny_clips(tmp_path):
     assert pairs.loc[("a.mp4", "other.mp4"), "score"] <= 0.25
     style = pdq_style_pairs(pdqhash_frames([a, copy, other])).set_index(["a", "b"])
     assert style.loc[("a.mp4", "copy.mp4"), "score"] > style.loc[("a.mp4", "other.mp4"), "score"]
+
+
+def test_frame_hashes_are_cached_for_a_rerun(tmp_path):
+    from benchmarks.accuracy import _cached_frames
+
+    frames = _random_frames(np.random.default_rng(3))
+    paths = [tmp_path / n for n in sorted(frames)]
+    calls = []
+
+    def hashing(ps):
+        calls.append(ps)
+        return frames
+
+    first = _cached_frames(tmp_path / "f.npz", hashing, paths)
+    again = _cached_frames(tmp_path / "f.npz", hashing, paths)
+    assert len(calls) == 1
+    for n in frames:
+        np.testing.assert_array_equal(again[n].hashes, first[n].hashes)
+        np.testing.assert_array_equal(again[n].quality, first[n].quality)
+    _cached_frames(tmp_path / "f.npz", hashing, paths[:-1])  # another set: hashed again
+    assert len(calls) == 2

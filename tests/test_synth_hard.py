@@ -317,6 +317,7 @@ def test_benchmark_counts_hard_negatives_called_copies_by_kind(hard):
             "label": ["near", "different", "near"],
         }
     )
+    assert hard_negative_errors(joined, {}, everyone) == {}  # a set without hard negatives
     errs = hard_negative_errors(joined, kinds, everyone)
     assert errs["hard_lowdetail+hard_slideshow"][0] == 1
     assert errs["hard_edit"][0] == 0
