@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.astradup-installed
-APT_PACKAGES := libchromaprint1 chromium fonts-dejavu-core
+APT_PACKAGES := libchromaprint1 chromium chromium-driver fonts-dejavu-core
 # what `pip install vpdq` (a benchmark peer) compiles against; only `make bench` needs them
 BENCH_APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libavdevice-dev \
   libavfilter-dev libswresample-dev pkg-config cmake g++

@@ -41,7 +41,6 @@ TARGETS = [
 ]
 KEYS = ["micro_ap", "recall_at_p99", "precision", "recall", "f1", "fpr", "fp_per_1000", "partial_recall", "mean_tiou"]
 PEERS = {"vpdq": "Meta vpdq 0.2.5", "pdq_style": "vPDQ-style (pdqhash)"}
-DUPLICATE = ("exact", "near")
 
 
 def restrict(df: pd.DataFrame, videos: set[str]) -> pd.DataFrame:
@@ -71,6 +70,7 @@ def _pair_kind(ka: pd.Series, kb: pd.Series) -> pd.Series:
 def hard_negative_errors(joined: pd.DataFrame, kinds: dict[str, str], videos: set[str]) -> dict[str, tuple[int, int]]:
     """Per hard-negative kind: (pairs labelled exact or near, pairs) among the negative pairs of
     ``videos`` that involve a hard negative (every such pair counted, scored or not)."""
+    from astradup.labels import DUPLICATE_LABELS, POSITIVE_RELATIONS
     from astradup.synth import HARD_KINDS
 
     hard = sorted(v for v in videos if kinds.get(v) in HARD_KINDS)
@@ -82,12 +82,12 @@ def hard_negative_errors(joined: pd.DataFrame, kinds: dict[str, str], videos: se
     keep = (a != b) & ~(np.isin(b, hard) & (b < a))  # each pair of two hard videos once
     every = pd.DataFrame({"a": a[keep], "b": b[keep]})
     every["kind"] = _pair_kind(every["a"].map(kinds), every["b"].map(kinds)).to_numpy()
-    j = joined[joined["truth_class"].isin(["similar", "different"])]
+    j = joined[~joined["relation"].isin(POSITIVE_RELATIONS)]
     j = j.assign(kind=_pair_kind(j["a"].map(kinds), j["b"].map(kinds)))
-    positive = set(zip(joined.loc[~joined["truth_class"].isin(["similar", "different"]), "a"],
-                       joined.loc[~joined["truth_class"].isin(["similar", "different"]), "b"]))
+    pos = joined[joined["relation"].isin(POSITIVE_RELATIONS)]
+    positive = set(zip(pos["a"], pos["b"]))
     totals = every[[(x, y) not in positive and (y, x) not in positive for x, y in zip(every["a"], every["b"])]]
-    wrong = j[(j["kind"] != "") & j["label"].isin(DUPLICATE)].groupby("kind").size()
+    wrong = j[(j["kind"] != "") & j["label"].isin(DUPLICATE_LABELS)].groupby("kind").size()
     return {str(k): (int(wrong.get(k, 0)), int(n)) for k, n in totals.groupby("kind").size().items()}
 
 
@@ -118,7 +118,7 @@ def astradup_side(args, corpus: Path, truth: pd.DataFrame, train: set[str], test
     from astradup.execution import run_index, run_match
     from astradup.scoring.pair import rescore_pairs
     from astradup.tuning import tune
-    from astradup.tuning.space import MATCH_SPACE, default_search_space
+    from astradup.tuning.space import tuning_space
 
     t0 = time.time()
     store = CACHE / f"store_{corpus.name.removeprefix('corpus_')}.duckdb"
@@ -127,11 +127,11 @@ def astradup_side(args, corpus: Path, truth: pd.DataFrame, train: set[str], test
     seconds = time.time() - t0
     # fusion weights and bands only: with the visual knots free as well, 200 trials over-fit the
     # train sources (measured: validation precision fell from 0.78 to 0.51)
-    space = default_search_space("f1") if args.fusion_only else {**default_search_space("f1"), **MATCH_SPACE}
     tr_pairs = restrict(pairs, train)
+    space, rescore = tuning_space("f1", tr_pairs, args.fusion_only)
     res = tune(tr_pairs, truth[truth["a"].isin(train) & truth["b"].isin(train)].copy(), videos=sorted(train),
                base=AstradupConfig(), objective="f1", n_trials=args.trials, seed=args.seed, search_space=space,
-               rescore=lambda c: rescore_pairs(tr_pairs, c), val_fraction=0.3)
+               rescore=rescore, val_fraction=0.3)
     test_truth = truth[truth["a"].isin(test) & truth["b"].isin(test)]
     te_pairs = restrict(pairs, test)
     return {

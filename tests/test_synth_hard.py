@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from astradup.labels import POSITIVE_RELATIONS, RELATIONS
 from astradup.synth import HARD_KINDS, generate
 from astradup.synth.plan import Spec
 from astradup.synth.planners import make_plan
@@ -30,7 +31,7 @@ HARD = dict(
     n_shared_audio=0,
     hard_negatives=1,
 )
-COPY = {"exact", "near", "partial"}
+COPY = set(POSITIVE_RELATIONS)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,7 @@ def _kind(videos: pd.DataFrame) -> dict[str, str]:
 
 
 def test_every_hard_kind_is_made_and_never_a_copy(hard):
+    assert set(HARD_KINDS.values()) <= set(RELATIONS) - COPY
     out, truth, videos = hard
     made = set(videos["transform"])
     assert set(HARD_KINDS) <= made
@@ -313,6 +315,7 @@ def test_benchmark_counts_hard_negatives_called_copies_by_kind(hard):
         {
             "a": ["hn01__lowdetail_a.mp4", "src01.mp4", "src01.mp4"],
             "b": ["hn01__slideshow_b.mp4", "hn01__edit_a.mp4", "src01__hflip.mp4"],
+            "relation": ["different", "similar", "near"],
             "truth_class": ["different", "similar", "near"],
             "label": ["near", "different", "near"],
         }

@@ -54,7 +54,8 @@ from astradup.synth.truth import Span, VideoRecord
 
 log = logging.getLogger(__name__)
 
-#: hard-negative kind -> the relation its pairs carry in the truth
+#: hard-negative kind -> the relation its pairs carry in the truth (from
+#: :data:`astradup.labels.RELATIONS`, never one of its ``POSITIVE_RELATIONS``)
 HARD_KINDS = {
     "hard_lowdetail": "different",
     "hard_slideshow": "different",
