@@ -334,7 +334,7 @@ def test_benchmark_counts_hard_negatives_called_copies_by_kind(hard):
 
     t = load_truth(out / "ground_truth.csv")
     train, test = (set(x) for x in split_by_group(t, names, val_fraction=0.5, seed=0))
-    peers = peers_side(out, t, names, train, test)
+    peers = peers_side(out, t, names, train, test, cache=out.parent)
     assert "pdq_style" in peers
     for p in peers.values():
         assert 0.05 <= p["threshold"] <= 0.95
