@@ -165,6 +165,8 @@ def synth(
     n_partial: Annotated[int | None, typer.Option(help="Sources that get partial copies [default: all].")] = None,
     n_similar: Annotated[int | None, typer.Option(help="Sources that get a similar (non-copy) video [default: all].")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel ffmpeg processes.")] = None,
+    hard_negatives: Annotated[int, typer.Option(help="Sets of hard negatives (low-detail videos, slideshows, re-edits, neighbouring segments, same soundtrack over other pictures), labelled similar or different.")] = 0,
+    music: Annotated[Path | None, typer.Option(help="Folder of music files (read-only) for the other music of trailers and hard negatives [default: seeded tunes].")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the transforms and exit.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -178,7 +180,7 @@ def synth(
         truth = generate(out_dir, sources_dir=sources, n_sources=n_sources, seed=seed, duration=duration,
                          width=width, height=height, transforms=transforms.split(",") if transforms else None,
                          n_distractors=n_distractors, n_partial=n_partial, n_similar=n_similar, workers=workers,
-                         progress=not quiet)
+                         hard_negatives=hard_negatives, music_dir=music, progress=not quiet)
     except AstradupError as exc:
         _fail(exc)
     typer.echo(f"{len(truth)} labelled pairs; videos and ground_truth.csv in {out_dir}")
