@@ -165,6 +165,8 @@ def synth(
     n_partial: Annotated[int | None, typer.Option(help="Sources that get partial copies [default: all].")] = None,
     n_similar: Annotated[int | None, typer.Option(help="Sources that get a similar (non-copy) video [default: all].")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel ffmpeg processes.")] = None,
+    hard_negatives: Annotated[int, typer.Option(help="Sets of hard negatives (low-detail videos, slideshows, re-edits, neighbouring segments, same soundtrack over other pictures), labelled similar or different.")] = 0,
+    music: Annotated[Path | None, typer.Option(help="Folder of music files (read-only) for the other music of trailers and hard negatives [default: seeded tunes].")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the transforms and exit.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -178,7 +180,7 @@ def synth(
         truth = generate(out_dir, sources_dir=sources, n_sources=n_sources, seed=seed, duration=duration,
                          width=width, height=height, transforms=transforms.split(",") if transforms else None,
                          n_distractors=n_distractors, n_partial=n_partial, n_similar=n_similar, workers=workers,
-                         progress=not quiet)
+                         hard_negatives=hard_negatives, music_dir=music, progress=not quiet)
     except AstradupError as exc:
         _fail(exc)
     typer.echo(f"{len(truth)} labelled pairs; videos and ground_truth.csv in {out_dir}")
@@ -196,6 +198,7 @@ def tune(
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL or file [default: beside --out].")] = None,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
     fusion_only: Annotated[bool, typer.Option("--fusion-only", help="Search only fusion weights and bands (not the visual calibration knots).")] = False,
+    decisions: Annotated[Path | None, typer.Option("--decisions", help="Store whose reviewer decisions join the truth as labelled pairs (they win over generated labels).")] = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -209,7 +212,14 @@ def tune(
         st = storage or f"sqlite:///{out.with_suffix('.optuna.db').resolve()}"
         table = load_pairs(pairs)
         space, rescore = tuning_space(objective, table, fusion_only)
-        res = run_tune(table, load_truth(truth), base=_load_config(config), objective=objective,
+        truth_df = load_truth(truth)
+        if decisions is not None:
+            from astradup.review.learn import reviewed_truth
+
+            n0 = len(truth_df)
+            truth_df = reviewed_truth(str(decisions), truth_df)
+            typer.echo(f"truth: {n0} generated pairs + reviewer decisions -> {len(truth_df)} labelled pairs", err=True)
+        res = run_tune(table, truth_df, base=_load_config(config), objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
                        search_space=space, rescore=rescore, progress=not quiet)
         res.write_config(out)
@@ -339,6 +349,129 @@ def demo(
         _fail(exc)
 
 
+# -- review, decisions and safe actions (astradup.review) ---------------------------------------
+
+@app.command()
+def groups(
+    store: StoreOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="groups.csv to write.")] = Path("groups.csv"),
+) -> None:
+    """Cluster exact/near pairs of the latest match into duplicate groups (no daisy chains;
+    partial copies listed apart; reviewers' decisions applied)."""
+    from astradup.review import duplicate_groups, known_removed
+    from astradup.store import Store
+
+    try:
+        with Store(store, read_only=True) as st:
+            df = duplicate_groups(st)
+            back = known_removed(st)
+    except AstradupError as exc:
+        _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    roles = df["role"].value_counts().to_dict()
+    typer.echo(f"{df['group'].nunique() if len(df) else 0} groups written to {out}: "
+               + ", ".join(f"{k}: {roles.get(k, 0)}" for k in ("center", "member", "partial", "chained")))
+    for r in back.itertuples():
+        typer.echo(f"known removed duplicate: {r.rel_path} is a copy of {r.removed} (removed by action {r.action_id})")
+
+
+@app.command()
+def decide(
+    store: StoreOpt,
+    a: Annotated[str, typer.Argument(help="First video (absolute, or relative to the media folder).")],
+    b: Annotated[str, typer.Argument(help="Second video.")],
+    as_: Annotated[str, typer.Option("--as", help="duplicate | not-duplicate | skip")],
+    reviewer: Annotated[str | None, typer.Option(help="Who decides [default: login name].")] = None,
+    note: Annotated[str | None, typer.Option(help="Free text kept with the decision.")] = None,
+) -> None:
+    """Record a reviewer's decision about a pair; later match, groups and plans honour it while
+    both files are unchanged."""
+    from astradup.review import record_decision
+    from astradup.store import Store
+
+    try:
+        with Store(store) as st:
+            row = record_decision(st, a, b, as_, reviewer=reviewer, note=note)
+    except AstradupError as exc:
+        _fail(exc)
+    typer.echo(f"{row['decision']}: {row['a']} | {row['b']} (by {row['reviewer']}, {row['time']:%Y-%m-%d %H:%M:%S} UTC)")
+
+
+@app.command()
+def plan(
+    store: StoreOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="plan.json to write (plan.csv beside it).")] = Path("plan.json"),
+    rules: Annotated[Path | None, typer.Option(help="Keep rules (YAML: rules, protect, hold).")] = None,
+    hold: Annotated[list[str] | None, typer.Option("--hold", help="File or folder on legal hold, absolute or relative to the media folder (repeatable).")] = None,
+) -> None:
+    """Choose a keeper per group with ordered keep rules and write what would be removed, why,
+    and the bytes it frees. Changes nothing."""
+    from astradup.review import KeepRules, make_plan, write_plan
+    from astradup.store import Store
+
+    try:
+        # a relative --hold is held both under the media folder and under the current folder:
+        # for a legal hold, holding too much is the safe mistake
+        kr = KeepRules.from_file(rules, hold=[x for h in hold or [] for x in dict.fromkeys([h, str(Path(h).absolute())])])
+        with Store(store, read_only=True) as st:
+            p = make_plan(st, kr)
+        js, csv = write_plan(p, out)
+    except AstradupError as exc:
+        _fail(exc)
+    t = p["totals"]
+    typer.echo(f"{t['groups']} groups: {t['files_to_remove']} files to remove, {t['bytes_to_free']:,} bytes to free"
+               f", {t['ties']} tied (nothing removed)")
+    typer.echo(f"plan: {js}  ({csv})")
+
+
+@app.command("apply")
+def apply_(
+    plan_file: Annotated[Path, typer.Argument(help="plan.json from `astradup plan`.")],
+    quarantine: Annotated[Path, typer.Option(help="Folder the removed files move to (outside the media folder).")],
+    link: Annotated[str | None, typer.Option(help="hard | sym: leave a link to the keeper in each removed file's place.")] = None,
+    store: Annotated[Path | None, typer.Option("--store", "-s", help="Store to journal in [default: the plan's].")] = None,
+    hold: Annotated[list[str] | None, typer.Option("--hold", help="File or folder never to move (repeatable).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Move the plan's removals into the quarantine (re-checking each file; journaled; undoable)."""
+    from astradup.review import apply_plan, read_plan
+
+    modes = {None: "quarantine", "hard": "hardlink", "sym": "symlink"}
+    try:
+        if link not in modes:
+            raise AstradupError(f"--link must be hard or sym, but got {link!r}")
+        p = read_plan(plan_file)
+        t = p["totals"]
+        typer.echo(f"{t['files_to_remove']} files ({t['bytes_to_free']:,} bytes) move to {quarantine}"
+                   + (f", each replaced by a {link} link to its keeper" if link else ""))
+        if not yes and not typer.confirm("Go ahead?", default=False):
+            raise typer.Exit(code=1)
+        res = apply_plan(p, quarantine, mode=modes[link], store=store, hold=hold)
+    except AstradupError as exc:
+        _fail(exc)
+    for line in res.lines():
+        typer.echo(line)
+    typer.echo(f"undo with: astradup undo --store {store or p['store']} --action {res.action_ids[0]}")
+
+
+@app.command()
+def undo(
+    store: StoreOpt,
+    action: Annotated[str | None, typer.Option(help="Action id to undo [default: the latest].")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Undo every action, newest first.")] = False,
+) -> None:
+    """Put back the files an apply moved (same bytes, same mtime), finishing a crashed apply too."""
+    from astradup.review import undo as run_undo
+
+    try:
+        res = run_undo(store, action, all_=all_)
+    except AstradupError as exc:
+        _fail(exc)
+    for line in res.lines():
+        typer.echo(line)
+    if res.counts.get("undo-failed"):
+        raise typer.Exit(code=1)
 # -- the query service and search (issue 12) -----------------------------------------------------
 
 

@@ -68,7 +68,7 @@ def library(tmp_path_factory, seed_video):
     media = tmp_path_factory.mktemp("names")
     shutil.copyfile(seed_video, media / "ref.mp4")
     lib = Library(media.parent / "names.duckdb")
-    lib.index(media, eager=True, progress=False)  # so each example's run extracts only its own file
+    assert lib.index(media, eager=True, progress=False).n_indexed == 1
     return media, lib, count()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from astradup.errors import ReviewError
+from astradup.paths import to_text
 from astradup.store.decisions import DECISION_COLUMNS, decision_rows, standing_decisions
 from astradup.store.store import Store
 
@@ -44,12 +45,12 @@ def find_video(st: Store, path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p = os.fspath(path)
     if os.path.isabs(p):
-        cands = [os.path.abspath(p), os.path.realpath(p)]
+        cands = [to_text(os.path.abspath(p)), to_text(os.path.realpath(p))]
         row = st.con.execute(
             "SELECT video_id, path, rel_path, size, mtime, content_hash FROM videos WHERE path IN (?, ?) LIMIT 1",
             cands).fetchone()
     else:
-        rel = os.path.normpath(p)
+        rel = to_text(os.path.normpath(p))
         row = st.con.execute(
             "SELECT video_id, path, rel_path, size, mtime, content_hash FROM videos WHERE rel_path = ? LIMIT 1",
             [rel]).fetchone()
