@@ -45,7 +45,7 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairScore:
     """Compare two videos on every modality and fuse: a pure function of their features."""
-    vis = visual_similarity(a, b, cfg.match)
+    vis = visual_similarity(a, b, cfg.match, cfg.fusion)
     aud, offset = audio_similarity(a.audio, b.audio)
     meta = metadata_similarity(a, b)
     al = vis.alignment
@@ -109,7 +109,7 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     aligned = get("aligned_frames") > 0
     cov_a, cov_b = get("coverage_a"), get("coverage_b")
     visual = visual_from_stats(get("path_sim"), get("background"), get("hash_agreement"), cov_a, cov_b,
-                               get("segment_s"), get("min_duration_s", 1.0), aligned, cfg.match)
+                               get("segment_s"), get("min_duration_s", 1.0), aligned, cfg.match, cfg.fusion)
     meta_raw = pd.to_numeric(pd.Series([e.get("metadata_raw") for e in ex], index=pairs.index), errors="coerce").to_numpy(dtype=float)
     is_partial = aligned & (np.minimum(cov_a, cov_b) < cfg.match.partial_coverage)
     meta = np.where(is_partial, np.nan, meta_raw)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from astradup.config import MatchConfig
+from astradup.config import FusionConfig, MatchConfig
 from astradup.features.audio import ITEM_SECONDS, AudioFeatures
 from astradup.features.metadata import Metadata
 from astradup.features.phash import hamming_matrix
@@ -62,7 +62,20 @@ def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     return hs
 
 
-FLAT_CAP = 0.80  # visual score ceiling of a path that does not stand out from its background
+BAND_EPS = 1e-6  # "below a band" means this far under its lower bound
+UNALIGNED_CAP = 0.5  # most a pair with no aligned path can score (and never "similar")
+
+
+def band_knots(f: FusionConfig) -> tuple[float, float, float]:
+    """The visual scores the ``q_*`` knots map to: the config's similar, near and exact bands."""
+    return f.similar, f.near, f.exact
+
+
+def flat_cap(f: FusionConfig, margin: float = 0.10) -> float:
+    """Visual ceiling of a path that does not stand out from its background: half a soundtrack
+    margin under "near", so pictures alone cannot make it a copy but an agreeing soundtrack can
+    (fusion caps the score at visual + ``margin``)."""
+    return max(0.0, f.near - margin / 2)
 
 
 def visual_from_stats(
@@ -75,38 +88,46 @@ def visual_from_stats(
     min_duration: ArrayLike,
     aligned: ArrayLike,
     m: MatchConfig,
+    bands: FusionConfig | None = None,
 ) -> np.ndarray:
     """The visual score from alignment statistics (vectorised; used by matching and tuning).
 
-    The aligned path's mean similarity maps through the ``q_*`` knots to 0 / 0.70 / 0.85 / 0.95 /
-    1.0. Caps: at 0.80 when the path does not stand out from the matrix's background by
+    Every band this function maps onto or caps at is read from ``bands`` (the fusion config), so a
+    tuned band moves the visual score with it. The aligned path's mean similarity maps through the
+    ``q_*`` knots to 0 / similar / near / exact / 1.0 (piecewise linear). Caps: half a soundtrack
+    margin below "near" when the path does not stand out from the matrix's background by
     ``distinct_margin`` (``partial_margin`` for a path covering only part of a video, where a
-    stretch of repetitive content in two segments of one long recording is the usual impostor)
-    (static content: other moments look the same, so only audio agreement can make it a copy); below "near" when it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
-    covered; at most 0.5 when nothing aligned (``aligned`` false; ``path_sim`` is then the best
-    single frame pair).
+    stretch of repetitive content in two segments of one long recording is the usual impostor:
+    other moments look the same, so only audio agreement can make it a copy); below "near" when
+    it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
+    covered; at most 0.5 (and below "similar") when nothing aligned (``aligned`` false;
+    ``path_sim`` is then the best single frame pair).
     """
+    f = bands or FusionConfig()
+    sim_b, near_b, exact_b = band_knots(f)
     q = np.asarray(path_sim, dtype=np.float64)
-    score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, 0.70, 0.85, 0.95, 1.0])
+    # knots and bands may coincide (e.g. near == exact); np.interp needs increasing x only
+    score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, sim_b, near_b, exact_b, 1.0])
     short = np.asarray(segment) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration))
     partial = np.minimum(coverage_a, coverage_b) < m.partial_coverage
     flat = q - np.asarray(background) < np.where(partial, m.partial_margin, m.distinct_margin)
-    score = np.where(short, np.minimum(score, 0.849), score)
+    score = np.where(short, np.minimum(score, near_b - BAND_EPS), score)
     # a path no better than the rest of the matrix: static or repetitive content, where other
     # moments of the same material look the same; pictures alone cannot call it a copy
-    score = np.where(flat, np.minimum(score, FLAT_CAP), score)
+    score = np.where(flat, np.minimum(score, flat_cap(f)), score)
     exact_ok = (np.asarray(hash_agree) >= m.exact_hash) & (np.minimum(coverage_a, coverage_b) >= m.exact_coverage)
-    score = np.where(exact_ok, score, np.minimum(score, 0.949))
-    return np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, 0.5))
+    score = np.where(exact_ok, score, np.minimum(score, exact_b - BAND_EPS))
+    unaligned = min(UNALIGNED_CAP, sim_b - BAND_EPS)
+    return np.clip(np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, unaligned)), 0.0, 1.0)
 
 
 def _half_step(ts: np.ndarray) -> float:
     return float(np.median(np.diff(ts)) / 2) if len(ts) > 1 else 0.5
 
 
-def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> VisualResult:
+def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands: FusionConfig | None = None) -> VisualResult:
     """Align the two videos and turn the aligned path into a visual score (see
-    :func:`visual_from_stats`)."""
+    :func:`visual_from_stats`; ``bands`` is the fusion config whose bands it maps onto)."""
     sim = frame_similarity(a, b)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
     al = align_any(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
@@ -114,14 +135,14 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> Vis
     if al is None:
         bg = float(np.median(sim)) if sim.size else 0.0
         best = float(sim.max()) if sim.size else 0.0
-        score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m)
+        score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m, bands)
         return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg)
     agree = hash_agreement_matrix(a, b)[al.path[:, 0], al.path[:, 1]]
     hash_agree = float(agree.mean())
     cov_a = min((al.a_end - al.a_start) / max(a.duration, 1e-9), 1.0)
     cov_b = min((al.b_end - al.b_start) / max(b.duration, 1e-9), 1.0)
     seg = min(al.a_end - al.a_start, al.b_end - al.b_start)
-    score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m)
+    score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m, bands)
     return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background)
 
 
