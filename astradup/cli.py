@@ -218,6 +218,33 @@ def tune(
 
 
 @app.command()
+def train(
+    truth: Annotated[Path, typer.Option(help="ground_truth.csv of the labelled set (videos.csv beside it lists every video).")],
+    pairs: Annotated[Path, typer.Option(help="pairs.csv from `astradup match --min-score 0` over that set.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (model.npz + card.json).")] = Path("pair_model"),
+    holdout: Annotated[float, typer.Option(help="Share of the videos (by source group) held out to measure the model; 0 skips it.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Split and model seed.")] = 0,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Refit on every pair after measuring.")] = True,
+    max_iter: Annotated[int, typer.Option(help="Boosting iterations.")] = 300,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the learned pair scorer on labelled pairs (e.g. a set `astradup synth --sources` made
+    from your own clips); use it with `fusion.model: OUT` in the config."""
+    from astradup.evaluation import load_pairs, load_truth
+    from astradup.tuning.train import train_pair_model
+
+    try:
+        res = train_pair_model(load_pairs(pairs), load_truth(truth), out=out, holdout=holdout, seed=seed,
+                               refit=refit, training_data=f"{truth} + {pairs}", config=_load_config(config),
+                               max_iter=max_iter)
+    except AstradupError as exc:
+        _fail(exc)
+    if res.heldout:
+        typer.echo("held-out " + "  ".join(f"{k} {v:.4f}" for k, v in res.heldout.items() if isinstance(v, float)))
+    typer.echo(f"pair model ({res.n_train} training pairs) written to {res.out}; use it with fusion.model: {res.out}")
+
+
+@app.command()
 def report(
     store: StoreOpt,
     truth: Annotated[Path, typer.Option(help="ground_truth.csv.")],

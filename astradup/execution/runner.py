@@ -22,7 +22,7 @@ from astradup.errors import AstradupError, ConfigError, IndexError_, MediaError,
 from astradup.execution.extract import Failure, extract_video
 from astradup.features.video import VideoFeatures
 from astradup.media.files import check_file, content_hash, discover
-from astradup.scoring.pair import score_pair
+from astradup.scoring.pair import score_pair, score_pairs
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -574,9 +574,9 @@ def find_candidates_reduced(st: Store, cfg: AstradupConfig, store_path: str | os
 
 def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:
     """Verify candidate pairs: a pure function over features (mapped in chunks on Dask)."""
+    pairs = list(pairs)
     rows = []
-    for a, b in pairs:
-        ps = score_pair(features[a], features[b], cfg)
+    for (a, b), ps in zip(pairs, score_pairs([(features[a], features[b]) for a, b in pairs], cfg)):
         row = ps.row()
         row["a_id"], row["b_id"] = int(a), int(b)
         rows.append(row)
@@ -708,7 +708,7 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
 
     ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute.
     """
-    from astradup.scoring.similarity import frame_similarity
+    from astradup.scoring.similarity import gated_similarity
 
     cfg = config or AstradupConfig()
     with Store(store_path, read_only=True) as st:
@@ -725,7 +725,7 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
     from astradup.scoring.alignment import align_any
     from astradup.scoring.similarity import _half_step
 
-    sim = frame_similarity(fa, fb)
+    sim = gated_similarity(fa, fb, cfg.match)[0]
     al = align_any(sim, fa.timestamps, fb.timestamps, cfg.match.frame_threshold, cfg.match.gap,
                _half_step(fa.timestamps), _half_step(fb.timestamps), fa.duration or None, fb.duration or None)
     return {
@@ -803,8 +803,7 @@ def run_query(
         feats = st.load_features(cand)
         vids = st.videos().set_index("video_id")
     rows_out = []
-    for vid in cand:
-        ps = score_pair(res, feats[vid], cfg)
+    for vid, ps in zip(cand, score_pairs([(res, feats[vid]) for vid in cand], cfg)):
         if ps.score >= min_score:
             row = ps.row()
             row["a"], row["b"] = os.fspath(path), vids.loc[vid, "rel_path"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -24,6 +24,7 @@ class VisualResult:
     coverage_a: float
     coverage_b: float
     background: float
+    evidence: dict[str, float] = field(default_factory=dict)
 
 
 def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
@@ -60,6 +61,34 @@ def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     if a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings):
         return np.maximum(a.embeddings @ b.embeddings.T, hs)
     return hs
+
+
+def informative_frames(v: VideoFeatures, min_quality: float) -> np.ndarray:
+    """True for frames that can be evidence of a copy: their hash has structure and their picture
+    detail (:func:`astradup.features.quality.frame_quality`) reaches ``min_quality``. A frame of
+    unknown quality (NaN, or a store indexed before quality existed) counts as informative."""
+    ok = informative_hashes(v.phash)
+    if v.quality is not None and len(v.quality) == len(ok):
+        ok = ok & ~(np.asarray(v.quality, dtype=np.float64) < min_quality)
+    return ok
+
+
+def gated_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`frame_similarity` with low-information frames made neutral for the alignment.
+
+    A cell involving a frame that is not informative (:func:`informative_frames`) is lowered to
+    ``m.frame_threshold``: a path may pass through it (a fade inside a copy) but gains nothing
+    from it, and the trimmed path never starts or ends on it.
+
+    Returns:
+        (gated matrix, informative mask of a, informative mask of b).
+    """
+    sim = frame_similarity(a, b)
+    ia, ib = informative_frames(a, m.min_quality), informative_frames(b, m.min_quality)
+    gate = ~(ia[:, None] & ib[None, :])
+    if gate.any():
+        sim = np.where(gate, np.minimum(sim, m.frame_threshold), sim)
+    return sim, ia, ib
 
 
 BAND_EPS = 1e-6  # "below a band" means this far under its lower bound
@@ -127,8 +156,12 @@ def _half_step(ts: np.ndarray) -> float:
 
 def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands: FusionConfig | None = None) -> VisualResult:
     """Align the two videos and turn the aligned path into a visual score (see
-    :func:`visual_from_stats`; ``bands`` is the fusion config whose bands it maps onto)."""
-    sim = frame_similarity(a, b)
+    :func:`visual_from_stats`; ``bands`` is the fusion config whose bands it maps onto).
+
+    Low-information frames are gated first (:func:`gated_similarity`). ``evidence`` holds the
+    statistics the learned pair scorer reads (:func:`path_evidence`).
+    """
+    sim, ia, ib = gated_similarity(a, b, m)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
     al = align_any(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
     min_dur = min(a.duration, b.duration)
@@ -136,14 +169,74 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands:
         bg = float(np.median(sim)) if sim.size else 0.0
         best = float(sim.max()) if sim.size else 0.0
         score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m, bands)
-        return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg)
+        return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg, path_evidence(a, b, sim, None, ia, ib))
     agree = hash_agreement_matrix(a, b)[al.path[:, 0], al.path[:, 1]]
     hash_agree = float(agree.mean())
     cov_a = min((al.a_end - al.a_start) / max(a.duration, 1e-9), 1.0)
     cov_b = min((al.b_end - al.b_start) / max(b.duration, 1e-9), 1.0)
     seg = min(al.a_end - al.a_start, al.b_end - al.b_start)
     score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m, bands)
-    return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background)
+    return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background,
+                        path_evidence(a, b, sim, al, ia, ib))
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Alignment | None,
+                  ia: np.ndarray, ib: np.ndarray) -> dict[str, float]:
+    """Statistics of the aligned path that tell a copy from look-alike content (pure; NaN where a
+    statistic does not apply). All similarities are per frame pair along the path.
+
+    - ``emb_path``, ``emb_bg``: mean embedding cosine on the path, and its median over the matrix
+      (same subject, not the same pixels: high for both in a different edit of one shoot).
+    - ``hash_path``, ``hash_bg``: the same for pHash agreement (1 - Hamming/bits; 0.5 is chance).
+    - ``hash_hit``: share of path frames whose hashes agree on >= 80 % of bits (same pixels).
+    - ``emb_hash_gap``: ``emb_path - (2 * hash_path - 1)``: embeddings agree, hashes do not.
+    - ``standout``: mean over path frames of how far the matched cell beats the best cell of its
+      row and column more than two frames away (a copy's frames match their own moment, a static
+      or repetitive look-alike matches everything equally).
+    - ``informative``: share of path frames informative on both sides (quality and hash gates).
+    - ``quality_path``: mean of the lower of the two frames' quality on the path (NaN: unknown).
+    - ``best_cell``: the matrix's highest cell (gated); ``path_min``: the path's weakest cell.
+    """
+    nan = float("nan")
+    out = {k: nan for k in ("emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap",
+                            "standout", "informative", "quality_path", "best_cell", "path_min")}
+    if sim.size == 0:
+        return out
+    agree = hash_agreement_matrix(a, b)
+    has_emb = a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings)
+    emb = (a.embeddings @ b.embeddings.T) if has_emb else None  # type: ignore[union-attr]
+    out["best_cell"] = float(sim.max())
+    out["hash_bg"] = float(np.median(agree))
+    if emb is not None:
+        out["emb_bg"] = float(np.median(emb))
+    if al is None or al.length == 0:
+        return out
+    i, j = al.path[:, 0], al.path[:, 1]
+    out["hash_path"] = float(agree[i, j].mean())
+    out["hash_hit"] = float((agree[i, j] >= 0.8).mean())
+    if emb is not None:
+        out["emb_path"] = float(emb[i, j].mean())
+        out["emb_hash_gap"] = out["emb_path"] - (2 * out["hash_path"] - 1)
+    out["path_min"] = float(sim[i, j].min())
+    na, nb = sim.shape
+    cols, rows = np.arange(nb), np.arange(na)
+    stand = []
+    for r, c in zip(i.tolist(), j.tolist()):
+        far_r = sim[r, np.abs(cols - c) > 2]
+        far_c = sim[np.abs(rows - r) > 2, c]
+        rival = max(far_r.max() if far_r.size else -1.0, far_c.max() if far_c.size else -1.0)
+        stand.append(sim[r, c] - rival if rival > -1.0 else nan)
+    out["standout"] = _nanmean(np.asarray(stand))
+    out["informative"] = float((ia[i] & ib[j]).mean())
+    if a.quality is not None and b.quality is not None and len(a.quality) == na and len(b.quality) == nb:
+        out["quality_path"] = _nanmean(np.minimum(np.asarray(a.quality, np.float64)[i], np.asarray(b.quality, np.float64)[j]))
+    return out
 
 
 def audio_similarity(a: AudioFeatures | None, b: AudioFeatures | None, window: int = 40, min_items: int = 8) -> tuple[float | None, float | None]:

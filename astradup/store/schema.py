@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -42,6 +42,8 @@ MIGRATIONS: dict[int, list[str]] = {
             n_indexed INTEGER, n_skipped INTEGER, n_failed INTEGER, seconds DOUBLE,
             videos_per_hour DOUBLE, media_root VARCHAR, scheduler VARCHAR)""",
     ],
+    # per-frame picture detail (astradup.features.quality); NULL for frames indexed before it existed
+    2: ["ALTER TABLE frames ADD COLUMN IF NOT EXISTS quality FLOAT"],
 }
 
 TABLES = ("meta", "videos", "frames", "descriptors", "audio", "failures", "pairs", "labels", "runs")
