@@ -274,15 +274,23 @@ def load_model(name: str = "") -> PairModel:
     return _load_cached(str(p.resolve()), card.stat().st_mtime)
 
 
-def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray,
-                    bands: FusionConfig) -> tuple[np.ndarray, np.ndarray]:
+def _squeeze(s: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map [lo, 1] linearly onto [lo, hi] (order kept); values below lo are unchanged."""
+    if hi <= lo:
+        return np.minimum(s, hi)
+    return np.where(s >= lo, lo + (s - lo) * (hi - lo) / max(1.0 - lo, 1e-12), s)
+
+
+def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, bands: FusionConfig,
+                    short: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Probability of a copy -> (score, label) with the config's bands.
 
-    The score is the probability, so scores rank and the bands are probability thresholds, with two
+    The score is the probability, so scores rank and the bands are probability thresholds, with
     rules the model cannot overrule: "exact" needs the hashes to agree over (almost) all of both
-    videos (``exact_ok``), and a pair with no aligned path is never "similar" or above. Rather than
-    capping (which piles pairs up on one value), a pair a rule holds back is squeezed monotonically
-    into the band below, so the order among such pairs is kept.
+    videos (``exact_ok``); an aligned stretch shorter than ``match.min_segment`` (``short``) is
+    never a copy (at most "similar"); a pair with no aligned path is never "similar" or above.
+    Rather than capping (which piles pairs up on one value), a pair a rule holds back is squeezed
+    monotonically into the band below, so the order among such pairs is kept.
     """
     from astradup.scoring.fusion import band_labels
     from astradup.scoring.similarity import BAND_EPS
@@ -290,12 +298,10 @@ def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray,
     s = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
     exact_ok = np.asarray(exact_ok, dtype=bool)
     aligned = np.asarray(aligned, dtype=bool)
-    # not exact_ok: [near, 1] -> [near, exact) keeping order; unaligned: [0, 1] -> [0, similar)
-    hi = max(bands.exact - BAND_EPS, bands.near)
-    squeezed = np.where(s >= bands.near, bands.near + (s - bands.near) * (hi - bands.near) / max(1.0 - bands.near, 1e-12), s)
-    s = np.where(exact_ok, s, np.minimum(squeezed, hi) if bands.exact > bands.near else np.minimum(s, hi))
-    top = max(bands.similar - BAND_EPS, 0.0)
-    s = np.where(aligned, s, s * top)
+    s = np.where(exact_ok, s, _squeeze(s, bands.near, max(bands.exact - BAND_EPS, bands.near)))
+    if short is not None:
+        s = np.where(np.asarray(short, dtype=bool), _squeeze(s, bands.similar, max(bands.near - BAND_EPS, bands.similar)), s)
+    s = np.where(aligned, s, s * max(bands.similar - BAND_EPS, 0.0))
     return s, band_labels(s, bands)
 
 

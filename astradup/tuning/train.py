@@ -122,7 +122,8 @@ def train_pair_model(
         ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
         ex = _stats(ho_pairs)
         ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
-        s, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion)
+        short = ex["segment_s"] < np.minimum(cfg.match.min_segment, 0.8 * ex["min_duration_s"])
+        s, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, short.to_numpy())
         ho_pairs = ho_pairs.assign(score=s, label=lab)
         ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
         m = evaluate(ho_truth, ho_pairs, videos=sorted(ho_set)).metrics
@@ -151,7 +152,7 @@ def _stats(pairs: pd.DataFrame) -> pd.DataFrame:
     ex = pairs["explanation"].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
     vis = pd.DataFrame([e.get("visual", {}) for e in ex], index=pairs.index)
     out = pd.DataFrame(index=pairs.index)
-    for c in ("hash_agreement", "coverage_a", "coverage_b", "aligned_frames"):
+    for c in ("hash_agreement", "coverage_a", "coverage_b", "aligned_frames", "segment_s", "min_duration_s"):
         out[c] = pd.to_numeric(vis.get(c, pd.Series(0.0, index=pairs.index)), errors="coerce").fillna(0.0)
     out["aligned"] = out["aligned_frames"] > 0
     return out
