@@ -13,6 +13,10 @@
    scorer and the learned scorer, every pair counted.
 
 Usage: python benchmarks/train_default_model.py [--out astradup/scoring/models/default] [--work DIR]
+       [--store STORE] [--max-source N]
+
+``--max-source N`` keeps only the videos made from source clips 1..N (and the distractors): the
+shipped model was trained that way (see its card) because the full set was still being indexed.
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
     from astradup.media.decode import sample_frames
     from astradup.store import Store
 
+    import pandas as pd
+
     cfg = AstradupConfig().sampling
     n = 0
+    rows: list[tuple[int, int, float]] = []
     with Store(store_path) as st:
         todo = st.sql("SELECT v.video_id, v.path, v.duration, v.rotation, v.decoder, v.n_frames FROM videos v "
                       "WHERE EXISTS (SELECT 1 FROM frames f WHERE f.video_id = v.video_id AND f.quality IS NULL)")
@@ -55,9 +62,11 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
             if len(q) != int(r.n_frames):
                 print(f"quality: {r.path}: {len(q)} frames decoded, {r.n_frames} stored; left unknown")
                 continue
-            st.con.executemany("UPDATE frames SET quality = ? WHERE video_id = ? AND idx = ?",
-                               [[float(v), int(r.video_id), i] for i, v in enumerate(q)])
+            rows += [(int(r.video_id), i, float(v)) for i, v in enumerate(q)]
             n += 1
+        st.con.register("_quality_in", pd.DataFrame(rows, columns=["video_id", "idx", "q"]))
+        st.con.execute("UPDATE frames SET quality = _quality_in.q FROM _quality_in "
+                       "WHERE frames.video_id = _quality_in.video_id AND frames.idx = _quality_in.idx")
     return n
 
 
@@ -69,6 +78,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "astradup" / "scoring" / "models" / "default")
     ap.add_argument("--max-iter", type=int, default=300)
     ap.add_argument("--rematch", action="store_true", help="match again even if the work folder has pairs")
+    ap.add_argument("--store", type=Path, default=None, help="indexed store of the set (default: the accuracy cache's)")
+    ap.add_argument("--max-source", type=int, default=0, help="keep videos of source clips 1..N only (0: all)")
     args = ap.parse_args()
 
     from astradup.config import AstradupConfig
@@ -79,8 +90,8 @@ def main() -> None:
     from astradup.tuning.train import train_pair_model
 
     corpus = CACHE / f"corpus_s{args.seed}_n{args.n_sources}"
-    src_store = CACHE / f"store_s{args.seed}_n{args.n_sources}.duckdb"
-    truth = load_truth(corpus / "ground_truth.csv")
+    src_store = args.store or CACHE / f"store_s{args.seed}_n{args.n_sources}.duckdb"
+    truth = full_truth = load_truth(corpus / "ground_truth.csv")
     videos = list(truth.attrs["videos"])
     args.work.mkdir(parents=True, exist_ok=True)
     store = args.work / "store.duckdb"
@@ -88,8 +99,7 @@ def main() -> None:
     t0 = time.time()
     if not store.exists():
         for f in src_store.parent.glob(src_store.name + "*"):
-            if not f.name.endswith(".wal"):
-                shutil.copy2(f, args.work / f.name.replace(src_store.name, "store.duckdb"))
+            shutil.copy2(f, args.work / f.name.replace(src_store.name, "store.duckdb"))
     n_q = backfill_quality(store)
     t_q = time.time() - t0
     rules = AstradupConfig().replace(**{"fusion.scorer": "rules"})
@@ -97,17 +107,32 @@ def main() -> None:
         run_match(store, rules, out=pairs_csv, min_score=0.0, progress=True)
     pairs = load_pairs(pairs_csv)
     t_m = time.time() - t0 - t_q
+    from astradup.store import Store
 
-    train, test = split_by_group(truth, videos, val_fraction=0.5, seed=args.seed)
-    tr, te = set(train), set(test)
+    with Store(store, read_only=True) as st:
+        names = set(st.sql("SELECT rel_path FROM videos")["rel_path"])
+    if args.max_source:
+        keep = {f"src{k:02d}" for k in range(1, args.max_source + 1)}
+        names = {n for n in names if n.split("__")[0].split(".")[0] in keep or n.startswith("dis")}
+    groups = truth.attrs.get("video_groups") or {}
+    truth = truth[truth["a"].isin(names) & truth["b"].isin(names)].copy()
+    truth.attrs = {"videos": sorted(names), "video_groups": {k: v for k, v in groups.items() if k in names}}
+    pairs = pairs[pairs["a"].isin(names) & pairs["b"].isin(names)].reset_index(drop=True)
+
+    # the split of the whole set, as benchmarks/accuracy.py makes it, restricted to the videos kept
+    train, test = split_by_group(full_truth, videos, val_fraction=0.5, seed=args.seed)
+    tr, te = set(train) & names, set(test) & names
     restrict = lambda df, vs: df[df["a"].isin(vs) & df["b"].isin(vs)].reset_index(drop=True)  # noqa: E731
     tr_truth = truth[truth["a"].isin(tr) & truth["b"].isin(tr)].copy()
-    tr_truth.attrs = {"videos": sorted(tr), "video_groups": {k: v for k, v in (truth.attrs.get("video_groups") or {}).items() if k in tr}}
+    tr_truth.attrs = {"videos": sorted(tr), "video_groups": {k: v for k, v in groups.items() if k in tr}}
     res = train_pair_model(restrict(pairs, tr), tr_truth, videos=sorted(tr), out=args.out, holdout=0.3, seed=args.seed,
                            name="default", max_iter=args.max_iter,
                            training_data=(f"benchmarks/accuracy.py real-clip set (astradup synth over {args.n_sources} Debian "
                                           f"source clips, seed {args.seed}): train half of split_by_group(val_fraction=0.5, "
-                                          f"seed={args.seed}), {len(tr)} videos; reproduce with benchmarks/train_default_model.py"))
+                                          f"seed={args.seed}), {len(tr)} videos"
+                                          + (f" of source clips 1..{args.max_source} and the distractors" if args.max_source else "")
+                                          + "; reproduce with benchmarks/train_default_model.py"
+                                          + (f" --max-source {args.max_source}" if args.max_source else "")))
     t_t = time.time() - t0 - t_q - t_m
     te_truth = truth[truth["a"].isin(te) & truth["b"].isin(te)]
     te_pairs = restrict(pairs, te)

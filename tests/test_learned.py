@@ -251,3 +251,17 @@ def test_training_without_evidence_is_a_clear_error():
     pairs["explanation"] = "{}"
     with pytest.raises(ConfigError, match="evidence"):
         train_pair_model(pairs, truth, max_iter=5)
+
+
+def test_held_back_pairs_stay_below_near():
+    """Short stretches, and paths that do not stand out without a soundtrack to confirm them."""
+    from astradup.config import MatchConfig
+    from astradup.scoring.learned import held_back
+
+    m = MatchConfig()
+    held = held_back(np.array([1.0, 6.0, 6.0, 6.0, 6.0]), np.full(5, 8.0), np.array([0.3, 0.001, 0.001, 0.001, 0.2]),
+                     np.array([np.nan, np.nan, 0.2, 0.9, np.nan]), m)
+    assert held.tolist() == [True, True, True, False, False]
+    s, lab = learned_verdict(np.full(5, 0.999), np.ones(5, bool), np.ones(5, bool), FusionConfig(), held)
+    assert lab.tolist() == ["similar", "similar", "similar", "exact", "exact"]
+    assert np.all(s[:3] < FusionConfig().near)

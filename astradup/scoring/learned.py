@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from astradup.config import FusionConfig
+from astradup.config import FusionConfig, MatchConfig
 from astradup.errors import ConfigError
 
 #: The evidence a pair is scored on, in the model's column order (see :func:`pair_features`).
@@ -281,14 +281,32 @@ def _squeeze(s: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.where(s >= lo, lo + (s - lo) * (hi - lo) / max(1.0 - lo, 1e-12), s)
 
 
+AUDIO_CONFIRMS = 0.5  # audio similarity at which a soundtrack confirms a path that does not stand out
+
+
+def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray, audio: np.ndarray,
+              m: MatchConfig) -> np.ndarray:
+    """Pairs the pictures alone cannot call copies: an aligned stretch shorter than
+    ``m.min_segment`` (or 80 % of the shorter video), or a path whose similarity beats the matrix's
+    median by less than ``m.distinct_margin`` while the soundtracks do not agree (audio similarity
+    under :data:`AUDIO_CONFIRMS`, or missing)."""
+    short = np.asarray(segment, np.float64) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
+    flat = np.asarray(margin, np.float64) < m.distinct_margin
+    confirmed = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
+    return short | (flat & ~confirmed)
+
+
 def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, bands: FusionConfig,
-                    short: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    held: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Probability of a copy -> (score, label) with the config's bands.
 
     The score is the probability, so scores rank and the bands are probability thresholds, with
     rules the model cannot overrule: "exact" needs the hashes to agree over (almost) all of both
-    videos (``exact_ok``); an aligned stretch shorter than ``match.min_segment`` (``short``) is
-    never a copy (at most "similar"); a pair with no aligned path is never "similar" or above.
+    videos (``exact_ok``); a pair in ``held`` is never a copy (at most "similar"): its aligned
+    stretch is shorter than ``match.min_segment``, or its path does not stand out from the rest of
+    the similarity matrix and no soundtrack confirms it (static or repetitive pictures, where other
+    moments of the same material look the same: see :func:`held_back`); a pair with no aligned
+    path is never "similar" or above.
     Rather than capping (which piles pairs up on one value), a pair a rule holds back is squeezed
     monotonically into the band below, so the order among such pairs is kept.
     """
@@ -299,8 +317,8 @@ def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, ba
     exact_ok = np.asarray(exact_ok, dtype=bool)
     aligned = np.asarray(aligned, dtype=bool)
     s = np.where(exact_ok, s, _squeeze(s, bands.near, max(bands.exact - BAND_EPS, bands.near)))
-    if short is not None:
-        s = np.where(np.asarray(short, dtype=bool), _squeeze(s, bands.similar, max(bands.near - BAND_EPS, bands.similar)), s)
+    if held is not None:
+        s = np.where(np.asarray(held, dtype=bool), _squeeze(s, bands.similar, max(bands.near - BAND_EPS, bands.similar)), s)
     s = np.where(aligned, s, s * max(bands.similar - BAND_EPS, 0.0))
     return s, band_labels(s, bands)
 

@@ -13,7 +13,7 @@ import pandas as pd
 from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
 from astradup.scoring.fusion import fuse, fuse_arrays
-from astradup.scoring.learned import FEATURES, evidence_table, learned_verdict, load_model
+from astradup.scoring.learned import FEATURES, evidence_table, held_back, learned_verdict, load_model
 from astradup.scoring.similarity import VisualResult, audio_similarity, metadata_similarity, visual_similarity
 
 
@@ -69,11 +69,6 @@ def _exact_ok(hash_agree: np.ndarray, cov_a: np.ndarray, cov_b: np.ndarray, alig
     return np.asarray(aligned, bool) & (np.asarray(hash_agree) >= m.exact_hash) & (np.minimum(cov_a, cov_b) >= m.exact_coverage)
 
 
-def _short(segment: np.ndarray, min_duration: np.ndarray, cfg: AstradupConfig) -> np.ndarray:
-    """Aligned stretch shorter than ``match.min_segment`` (or 80 % of the shorter video)."""
-    return np.asarray(segment) < np.minimum(cfg.match.min_segment, 0.8 * np.asarray(min_duration))
-
-
 def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairScore:
     """Compare two videos on every modality and score them: a pure function of their features."""
     return score_pairs([(a, b)], cfg)[0]
@@ -98,8 +93,10 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
     aligned = np.array([v["aligned_frames"] > 0 for v in vis])
     ok = _exact_ok(np.array([v["hash_agreement"] or 0.0 for v in vis]), np.array([v["coverage_a"] or 0.0 for v in vis]),
                    np.array([v["coverage_b"] or 0.0 for v in vis]), aligned, cfg)
-    short = _short(np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis]), cfg)
-    s, lab = learned_verdict(p, ok, aligned, cfg.fusion, short)
+    held = held_back(np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis]),
+                     np.array([ps.explanation["evidence"]["margin"] for ps in scores], dtype=np.float64),
+                     np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match)
+    s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held)
     drivers = model.drivers(X)
     for k, ps in enumerate(scores):
         ps.score = round(float(s[k]), 6)
@@ -208,7 +205,9 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         model = load_model(cfg.fusion.model)
         p = model.predict_proba(ev[list(model.features)])[:, 1]
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
-        score, label = learned_verdict(p, ok, aligned, cfg.fusion, _short(get("segment_s"), get("min_duration_s", 1.0), cfg))
+        held = held_back(get("segment_s"), get("min_duration_s", 1.0), ev["margin"].to_numpy(dtype=float),
+                         ev["audio"].to_numpy(dtype=float), cfg.match)
+        score, label = learned_verdict(p, ok, aligned, cfg.fusion, held)
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
     out["partial"] = is_partial & np.isin(label, ["exact", "near"])

@@ -99,7 +99,7 @@ def train_pair_model(
         params: :class:`PairModel` parameters.
     """
     from astradup.evaluation import evaluate
-    from astradup.scoring.learned import FEATURES, PairModel, learned_verdict
+    from astradup.scoring.learned import FEATURES, PairModel, held_back, learned_verdict
     from astradup.tuning.split import split_by_group
 
     cfg = config or AstradupConfig()
@@ -122,8 +122,10 @@ def train_pair_model(
         ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
         ex = _stats(ho_pairs)
         ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
-        short = ex["segment_s"] < np.minimum(cfg.match.min_segment, 0.8 * ex["min_duration_s"])
-        s, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, short.to_numpy())
+        ev_ho = X[on_ho]
+        held = held_back(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), ev_ho["margin"].to_numpy(dtype=float),
+                         ev_ho["audio"].to_numpy(dtype=float), cfg.match)
+        s, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held)
         ho_pairs = ho_pairs.assign(score=s, label=lab)
         ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
         m = evaluate(ho_truth, ho_pairs, videos=sorted(ho_set)).metrics
