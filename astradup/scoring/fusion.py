@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from astradup.config import FusionConfig
+from astradup.labels import MODALITIES
 
-MODALITIES = ("visual", "audio", "metadata")
-LABELS = ("exact", "near", "similar", "different")
 SOUNDTRACK_MARGIN = 0.10
 
 

@@ -231,15 +231,9 @@ class PairModel:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from astradup.provenance import versions
 
-    out = {}
-    for pkg in ("astradup", "scikit-learn", "numpy", "pandas"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
+    return versions(("astradup", "scikit-learn", "numpy", "pandas"))
 
 
 def _json_default(v: Any) -> Any:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
+from astradup.labels import DUPLICATE_LABELS
 from astradup.scoring.fusion import fuse, fuse_arrays
 from astradup.scoring.learned import FEATURES, evidence_table, held_back, learned_verdict, load_model
 from astradup.scoring.similarity import VisualResult, audio_similarity, metadata_similarity, visual_similarity
@@ -102,7 +103,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
         ps.score = round(float(s[k]), 6)
         ps.label = str(lab[k])
         ps.confidence = round(float(max(p[k], 1.0 - p[k])), 4)
-        ps.partial = bool(ps.explanation["partial_coverage"] and ps.label in ("exact", "near"))
+        ps.partial = bool(ps.explanation["partial_coverage"] and ps.label in DUPLICATE_LABELS)
         ps.explanation["scorer"] = "learned"
         ps.explanation["band"] = ps.label
         ps.explanation["band_threshold"] = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(ps.label)
@@ -121,7 +122,7 @@ def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> Pair
     if is_partial:
         meta = None  # durations of a clip and its source differ by design: not evidence either way
     fused = fuse({"visual": vis.score, "audio": aud, "metadata": meta}, cfg.fusion)
-    partial = bool(is_partial and fused.label in ("exact", "near"))
+    partial = bool(is_partial and fused.label in DUPLICATE_LABELS)
     band = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(fused.label)
     evidence = pair_features(vis, aud, meta_raw, a, b)
     explanation = {
@@ -210,5 +211,5 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held)
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
-    out["partial"] = is_partial & np.isin(label, ["exact", "near"])
+    out["partial"] = is_partial & np.isin(label, DUPLICATE_LABELS)
     return out

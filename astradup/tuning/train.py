@@ -40,7 +40,8 @@ class TrainResult:
 def labelled_evidence(pairs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """The pairs' evidence (:func:`astradup.scoring.learned.evidence_table`) with ``a``, ``b``,
     ``relation`` and ``positive`` (exact, near or partial in the truth) per pair."""
-    from astradup.evaluation.io import POSITIVE_RELATIONS, check_pairs
+    from astradup.evaluation.io import check_pairs
+    from astradup.labels import POSITIVE_RELATIONS
     from astradup.scoring.learned import FEATURES, evidence_table
 
     p = check_pairs(pairs)
