@@ -199,7 +199,13 @@ def tune(
         st = storage or f"sqlite:///{out.with_suffix('.optuna.db').resolve()}"
         table = load_pairs(pairs)
         space, rescore = tuning_space(objective, table, fusion_only)
-        res = run_tune(table, load_truth(truth), base=_load_config(config), objective=objective,
+        base = _load_config(config)
+        if base.fusion.scorer != "rules":
+            # Optuna re-fuses the modality scores: it tunes the rule scorer (the learned scorer is
+            # fitted with `astradup train`), so the config it writes selects that scorer
+            typer.echo("tuning the rule scorer (fusion.scorer: rules); the learned scorer is trained with `astradup train`", err=True)
+            base = base.replace(**{"fusion.scorer": "rules"})
+        res = run_tune(table, load_truth(truth), base=base, objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
                        search_space=space, rescore=rescore, progress=not quiet)
         res.write_config(out)

@@ -187,7 +187,10 @@ def main() -> None:
         f"Index {s.n_indexed} videos + match: {t_run:.0f} s; generation {t_gen:.0f} s.", "",
         md_table(["metric (test half)", "AstraDup defaults (learned scorer)", "AstraDup rule scorer tuned on train", "vPDQ-style baseline (threshold fitted on train)"], rows), "",
         f"Baseline threshold fitted on train: {th:.3f}. Tuned parameters (train only): `{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res.best_params.items()})}`", "",
-        "How the defaults were set: `match.partial_margin` = 0.05 was chosen on the train half of this set; "
+        "The defaults column is the learned pair scorer shipped in the package; its card "
+        "(astradup/scoring/models/default/card.json) names its training data (train-half videos only) and "
+        "benchmarks/train_default_model.py reproduces it. "
+        "How the rule scorer's defaults were set: `match.partial_margin` = 0.05 was chosen on the train half of this set; "
         "`match.distinct_margin` = 0.012 was read off score quantiles of an earlier build of this set (all "
         "pairs, so test pairs influenced it); the other knots were set by hand on the procedural demo corpus.", "",
         f"µAP margin over the baseline: defaults {m_default.metrics['micro_ap'] - m_base.metrics['micro_ap']:+.3f}, "

@@ -36,6 +36,7 @@ CACHE = ROOT / "benchmarks" / ".cache" / "accuracy"
 
 def backfill_quality(store_path: Path, progress: bool = True) -> int:
     """Store frame quality for frames that have none, decoding each video as indexing does."""
+    import pandas as pd
     from tqdm.auto import tqdm
 
     from astradup.config import AstradupConfig
@@ -43,8 +44,6 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
     from astradup.features.quality import frame_quality
     from astradup.media.decode import sample_frames
     from astradup.store import Store
-
-    import pandas as pd
 
     cfg = AstradupConfig().sampling
     n = 0

@@ -215,7 +215,9 @@ def _labelled_set(n_groups: int = 24, seed: int = 0):
             ev["path_sim"] = rng.uniform(0.85, 1.0) if y else rng.uniform(0.5, 0.9)
             ev["hash_path"] = rng.uniform(0.8, 1.0) if y else rng.uniform(0.45, 0.6)
             ev["margin"] = rng.uniform(0.05, 0.4) if y else rng.uniform(-0.05, 0.4)  # copies stand out
-            expl = {"visual": {"hash_agreement": ev["hash_path"], "coverage_a": 1.0, "coverage_b": 1.0, "aligned_frames": 5},
+            ev["segment_s"], ev["min_duration_s"] = 6.0, 8.0
+            expl = {"visual": {"hash_agreement": ev["hash_path"], "coverage_a": 1.0, "coverage_b": 1.0, "aligned_frames": 5,
+                               "segment_s": 6.0, "min_duration_s": 8.0},
                     "evidence": ev}
             rows.append({"a": a, "b": b, "score": 0.5, "label": "similar", "visual": 0.5, "audio": np.nan,
                          "metadata": np.nan, "explanation": json.dumps(expl)})

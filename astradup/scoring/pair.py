@@ -14,8 +14,19 @@ from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
 from astradup.labels import DUPLICATE_LABELS
 from astradup.scoring.fusion import fuse, fuse_arrays
-from astradup.scoring.learned import FEATURES, evidence_table, held_back, learned_verdict, load_model
-from astradup.scoring.similarity import VisualResult, audio_similarity, metadata_similarity, visual_similarity
+from astradup.scoring.learned import (
+    FEATURES,
+    evidence_table,
+    held_back,
+    learned_verdict,
+    load_model,
+)
+from astradup.scoring.similarity import (
+    VisualResult,
+    audio_similarity,
+    metadata_similarity,
+    visual_similarity,
+)
 
 
 @dataclass
