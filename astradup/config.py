@@ -252,7 +252,7 @@ class AstradupConfig:
     def with_env(self, environ: dict[str, str] | None = None) -> AstradupConfig:
         """Apply DUPLICATE_THRESHOLD, NEAR_DUPLICATE_THRESHOLD and SIMILAR_THRESHOLD."""
         env = os.environ if environ is None else environ
-        updates: dict[str, float] = {}
+        updates: dict[str, Any] = {}
         for var, name in (
             ("DUPLICATE_THRESHOLD", "exact"),
             ("NEAR_DUPLICATE_THRESHOLD", "near"),
