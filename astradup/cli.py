@@ -219,7 +219,13 @@ def tune(
             n0 = len(truth_df)
             truth_df = reviewed_truth(str(decisions), truth_df)
             typer.echo(f"truth: {n0} generated pairs + reviewer decisions -> {len(truth_df)} labelled pairs", err=True)
-        res = run_tune(table, truth_df, base=_load_config(config), objective=objective,
+        base = _load_config(config)
+        if base.fusion.scorer != "rules":
+            # Optuna re-fuses the modality scores: it tunes the rule scorer (the learned scorer is
+            # fitted with `astradup train`), so the config it writes selects that scorer
+            typer.echo("tuning the rule scorer (fusion.scorer: rules); the learned scorer is trained with `astradup train`", err=True)
+            base = base.replace(**{"fusion.scorer": "rules"})
+        res = run_tune(table, truth_df, base=base, objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
                        search_space=space, rescore=rescore, progress=not quiet)
         res.write_config(out)
@@ -230,6 +236,33 @@ def tune(
     typer.echo("  default       " + "  ".join(f"{res.default_val_metrics.get(k, float('nan')):9.4f}" for k in keys))
     typer.echo("  tuned         " + "  ".join(f"{res.val_metrics.get(k, float('nan')):9.4f}" for k in keys))
     typer.echo(f"tuned config written to {out} (use: astradup match --config {out})")
+
+
+@app.command()
+def train(
+    truth: Annotated[Path, typer.Option(help="ground_truth.csv of the labelled set (videos.csv beside it lists every video).")],
+    pairs: Annotated[Path, typer.Option(help="pairs.csv from `astradup match --min-score 0` over that set.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (model.npz + card.json).")] = Path("pair_model"),
+    holdout: Annotated[float, typer.Option(help="Share of the videos (by source group) held out to measure the model; 0 skips it.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Split and model seed.")] = 0,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Refit on every pair after measuring.")] = True,
+    max_iter: Annotated[int, typer.Option(help="Boosting iterations.")] = 300,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the learned pair scorer on labelled pairs (e.g. a set `astradup synth --sources` made
+    from your own clips); use it with `fusion.model: OUT` in the config."""
+    from astradup.evaluation import load_pairs, load_truth
+    from astradup.tuning.train import train_pair_model
+
+    try:
+        res = train_pair_model(load_pairs(pairs), load_truth(truth), out=out, holdout=holdout, seed=seed,
+                               refit=refit, training_data=f"{truth} + {pairs}", config=_load_config(config),
+                               max_iter=max_iter)
+    except AstradupError as exc:
+        _fail(exc)
+    if res.heldout:
+        typer.echo("held-out " + "  ".join(f"{k} {v:.4f}" for k, v in res.heldout.items() if isinstance(v, float)))
+    typer.echo(f"pair model ({res.n_train} training pairs) written to {res.out}; use it with fusion.model: {res.out}")
 
 
 @app.command()

@@ -100,13 +100,23 @@ class FeatureConfig:
             raise ConfigError(f"features.device must be auto, cpu or cuda, but got {self.device!r}")
 
 
+SCORERS = ("learned", "rules")
+
+
 @dataclass(frozen=True)
 class FusionConfig:
-    """Weights of the modalities and the class bands.
+    """How a pair's evidence becomes one score, and the class bands that score is cut into.
 
     Attributes:
-        visual, audio, metadata: modality weights (>= 0, renormalised over present modalities).
-        exact, near, similar: lower bounds of the bands; ``exact >= near >= similar``.
+        visual, audio, metadata: modality weights of the rule-based score (>= 0, renormalised over
+            present modalities).
+        exact, near, similar: lower bounds of the bands; ``exact >= near >= similar``. The one
+            source of the bands: scoring, the visual calibration and the learned scorer all read them.
+        scorer: ``"learned"`` (default): the calibrated probability of a copy from the pair model
+            (:mod:`astradup.scoring.learned`) is the score; ``"rules"``: the weighted fusion of
+            the modality scores.
+        model: the learned scorer's model folder (written by ``astradup train``); ``""`` is the
+            model shipped with AstraDup.
     """
 
     visual: float = 0.65
@@ -115,6 +125,8 @@ class FusionConfig:
     exact: float = 0.95
     near: float = 0.85
     similar: float = 0.70
+    scorer: str = "learned"
+    model: str = ""
 
     def __post_init__(self) -> None:
         for name in ("visual", "audio", "metadata"):
@@ -122,6 +134,8 @@ class FusionConfig:
                 raise ConfigError(f"fusion.{name} weight must be >= 0, but got {getattr(self, name)}")
         if self.visual + self.audio + self.metadata <= 0:
             raise ConfigError("fusion weights must not all be zero")
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"fusion.scorer {self.scorer!r} is unknown; choose one of {list(SCORERS)}")
         if not 0 <= self.similar <= self.near <= self.exact <= 1:
             raise ConfigError(
                 "fusion bands must satisfy 0 <= similar <= near <= exact <= 1, but got "
@@ -156,6 +170,9 @@ class MatchConfig:
         index_dim: dimension of the reduced frame index (below the embedding dimension).
         keyframe_sim: reduced index only: a frame whose embedding cosine to the last kept frame
             of its video is at least this is not indexed (a near repeat within a shot); in (0, 1].
+        min_quality: picture detail (RMS Laplacian of the 32x32 grey thumbnail, grey levels; see
+            :mod:`astradup.features.quality`) a frame needs to count as evidence of a copy. Flat,
+            near-black and near-white frames and smooth gradients score about 0-2. 0 disables it.
     """
 
     k: int = 20
@@ -177,6 +194,7 @@ class MatchConfig:
     reduce_above: int = 2_000_000
     index_dim: int = 64
     keyframe_sim: float = 0.9
+    min_quality: float = 3.0
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -190,6 +208,8 @@ class MatchConfig:
         ks = self.keyframe_sim
         if isinstance(ks, bool) or not isinstance(ks, (int, float)) or not 0 < ks <= 1:
             raise ConfigError(f"match.keyframe_sim must be a cosine in (0, 1], but got {ks!r}")
+        if not self.min_quality >= 0:
+            raise ConfigError(f"match.min_quality must be >= 0, but got {self.min_quality}")
         if not 0 <= self.min_score <= 1:
             raise ConfigError(f"match.min_score must be in [0, 1], but got {self.min_score}")
         if not self.q_low < self.q_similar <= self.q_near <= self.q_exact < 1:
@@ -243,7 +263,7 @@ class AstradupConfig:
     def with_env(self, environ: dict[str, str] | None = None) -> AstradupConfig:
         """Apply DUPLICATE_THRESHOLD, NEAR_DUPLICATE_THRESHOLD and SIMILAR_THRESHOLD."""
         env = os.environ if environ is None else environ
-        updates: dict[str, float] = {}
+        updates: dict[str, Any] = {}
         for var, name in (
             ("DUPLICATE_THRESHOLD", "exact"),
             ("NEAR_DUPLICATE_THRESHOLD", "near"),

@@ -179,3 +179,42 @@ def test_align_any_uses_offset_voting_only_for_sparse_sampling():
     ts = np.arange(20.0)
     got, ref = align_any(dense, ts, ts, 0.7, 0.15, 0.5, 0.5), align(dense, ts, ts, 0.7, 0.15, 0.5, 0.5)
     assert got is not None and ref is not None and np.array_equal(got.path, ref.path)
+
+
+# -- bands come from the config only -----------------------------------------------------------
+
+def _vis(q, bands, m=None, *, bg=0.0, hash_agree=1.0, cov=1.0, seg=10.0, aligned=True):
+    from astradup.config import MatchConfig
+    from astradup.scoring.similarity import visual_from_stats
+
+    return float(visual_from_stats(q, bg, hash_agree, cov, cov, seg, 10.0, aligned, m or MatchConfig(), bands))
+
+
+@pytest.mark.parametrize("near,exact,similar", [(0.805, 0.9157, 0.2171), (0.85, 0.95, 0.70), (0.6, 0.99, 0.5)])
+def test_visual_knots_map_onto_the_configured_bands(near, exact, similar):
+    from astradup.config import MatchConfig
+
+    m, f = MatchConfig(), FusionConfig(exact=exact, near=near, similar=similar)
+    assert _vis(m.q_similar, f) == pytest.approx(similar)
+    assert _vis(m.q_near, f) == pytest.approx(near)
+    assert _vis(m.q_exact, f) == pytest.approx(exact)
+    # the caps sit just under the configured bands, wherever they are
+    assert near - 1e-3 < _vis(m.q_exact, f, seg=0.5) < near  # too short: below near
+    assert _vis(m.q_exact, f, hash_agree=0.5) < exact  # hashes disagree: below exact
+    assert _vis(m.q_exact, f, hash_agree=0.5) > exact - 1e-3
+    assert _vis(m.q_exact, f, bg=m.q_exact) < near  # flat path: pictures alone are no copy
+    assert _vis(0.999, f, aligned=False) < similar
+
+
+def test_a_tuned_near_band_is_not_ignored():
+    """RESULTS.md tuned fusion.near to 0.805: a too-short path must then fall below 0.805, and a
+    tuned exact band of 0.9157 must let a visual of 0.93 be exact (it used to need 0.95)."""
+    tuned = FusionConfig(visual=0.49, audio=0.35, metadata=0.65, near=0.805, exact=0.9157, similar=0.2171)
+    from astradup.config import MatchConfig
+
+    short = _vis(0.99, tuned, seg=0.5)
+    assert short < 0.805 and fuse({"visual": short, "audio": None, "metadata": None}, tuned).label == "similar"
+    assert fuse({"visual": 0.93, "audio": None, "metadata": None}, tuned).label == "exact"
+    assert fuse({"visual": 0.90, "audio": 1.0, "metadata": 1.0}, tuned).label == "near"
+    m = MatchConfig()
+    assert _vis(m.q_near, tuned) == pytest.approx(0.805)

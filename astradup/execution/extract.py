@@ -19,6 +19,7 @@ from astradup.features.audio import audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import video_descriptor
 from astradup.features.preprocess import trim_borders
+from astradup.features.quality import frame_quality
 from astradup.features.video import VideoFeatures
 from astradup.media.audio import iter_audio
 from astradup.media.decode import sample_frames, sample_keyframes
@@ -74,6 +75,8 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
             hasher = make_extractor(cfg.features.hash)
             ph = hasher.extract(frames)  # type: ignore[attr-defined]
             ph_flip = hasher.extract(np.ascontiguousarray(frames[:, :, ::-1]))  # type: ignore[attr-defined]
+        stage = "quality"
+        quality = frame_quality(frames)  # timed with the hashes: both are cheap per-frame passes
         t2 = time.perf_counter()
         timings["hash"] = t2 - t1
         stage = "embed"
@@ -107,6 +110,7 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
             phash=ph,
             phash_flip=ph_flip,
             embeddings=emb,
+            quality=quality,
             descriptor=desc,
             audio=aud,
             decoder=sample.backend,

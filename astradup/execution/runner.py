@@ -272,7 +272,7 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
 
     ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute.
     """
-    from astradup.scoring.similarity import frame_similarity
+    from astradup.scoring.similarity import gated_similarity
 
     cfg = config or AstradupConfig()
     with Store(store_path, read_only=True) as st:
@@ -289,7 +289,7 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
     from astradup.scoring.alignment import align_any
     from astradup.scoring.similarity import _half_step
 
-    sim = frame_similarity(fa, fb)
+    sim = gated_similarity(fa, fb, cfg.match)[0]  # low-information frames gated, as in scoring
     al = align_any(sim, fa.timestamps, fb.timestamps, cfg.match.frame_threshold, cfg.match.gap,
                _half_step(fa.timestamps), _half_step(fb.timestamps), fa.duration or None, fb.duration or None)
     return {

@@ -34,7 +34,7 @@ from astradup.execution.extract import Failure
 from astradup.features.video import VideoFeatures
 from astradup.index.frames import frame_index, reduced_frame_index, stack_features
 from astradup.labels import PAIR_COLUMNS
-from astradup.scoring.pair import score_pair
+from astradup.scoring.pair import score_pairs
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,10 @@ def search_votes(index: Any, owner: np.ndarray, queries: np.ndarray, k: int, min
 
 def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:
     """Verify candidate pairs: a pure function over features, one row per pair (with a_id, b_id)."""
+    pairs = list(pairs)
     rows = []
-    for a, b in pairs:
-        ps = score_pair(features[a], features[b], cfg)
+    # one call per chunk: the learned scorer runs its model once over all of the chunk's pairs
+    for (a, b), ps in zip(pairs, score_pairs([(features[a], features[b]) for a, b in pairs], cfg)):
         row = ps.row()
         row["a_id"], row["b_id"] = int(a), int(b)
         rows.append(row)
@@ -251,8 +252,7 @@ def verify_query(query: VideoFeatures, query_name: str, candidates: list[int], f
     rows scoring ``min_score`` or more, as pairs rows (``a`` = ``query_name``, ``b`` = the
     candidate's name in ``names``), best first."""
     rows_out = []
-    for vid in candidates:
-        ps = score_pair(query, features[vid], cfg)
+    for vid, ps in zip(candidates, score_pairs([(query, features[vid]) for vid in candidates], cfg)):
         if ps.score >= min_score:
             row = ps.row()
             row["a"], row["b"] = query_name, names.loc[vid]

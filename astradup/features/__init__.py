@@ -10,6 +10,7 @@ from astradup.features.base import (
 )
 from astradup.features.metadata import Metadata
 from astradup.features.phash import PDQ, PHash, hamming_matrix
+from astradup.features.quality import FrameQuality, frame_quality
 from astradup.features.video import VideoFeatures
 
 __all__ = [
@@ -20,11 +21,13 @@ __all__ = [
     "AudioFeatures",
     "Chromaprint",
     "Extractor",
+    "FrameQuality",
     "FrameExtractor",
     "Metadata",
     "PHash",
     "VideoFeatures",
     "audio_features",
+    "frame_quality",
     "hamming_matrix",
     "make_extractor",
 ]

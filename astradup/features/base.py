@@ -24,6 +24,7 @@ EXTRACTORS: dict[str, str] = {
     "chromaprint": "astradup.features.audio:Chromaprint",
     "mfcc": "astradup.features.audio:MFCC",
     "metadata": "astradup.features.metadata:Metadata",
+    "quality": "astradup.features.quality:FrameQuality",
 }
 
 

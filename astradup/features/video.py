@@ -20,6 +20,8 @@ class VideoFeatures:
         timestamps: sampled frame times (seconds).
         phash, phash_flip: packed frame hashes (N, bits/8) of the frames and their mirror images.
         embeddings: L2-normalised frame embeddings (N, dim), or ``None`` when disabled.
+        quality: picture detail of each frame (N,) (:func:`astradup.features.quality.frame_quality`),
+            or ``None`` when unknown (a store indexed before it existed); NaN entries are unknown too.
         descriptor: video-level embedding (dim,), or ``None``.
         audio: audio features, or ``None`` when audio extraction is disabled.
         timings: seconds spent per stage (decode, hash, embed, audio).
@@ -31,6 +33,7 @@ class VideoFeatures:
     phash: np.ndarray
     phash_flip: np.ndarray
     embeddings: np.ndarray | None = None
+    quality: np.ndarray | None = None
     descriptor: np.ndarray | None = None
     audio: AudioFeatures | None = None
     decoder: str = ""

@@ -7,7 +7,8 @@ Rules (all monotone: raising one modality's similarity never lowers the fused sc
    copy when the soundtrack was muted or replaced, and audio can lift a borderline picture match.
 3. ``score <= visual + soundtrack_margin``: a shared soundtrack over different pictures never
    makes a duplicate.
-4. Below ``exact`` unless ``visual >= 0.95``: audio and metadata cannot make pictures identical.
+4. Below ``exact`` unless ``visual >= exact`` (the config's band): audio and metadata cannot make
+   pictures identical.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from astradup.config import FusionConfig
 from astradup.labels import MODALITIES
 
 SOUNDTRACK_MARGIN = 0.10
-EXACT_VISUAL = 0.95  # the visual score a pair needs before it can be called "exact"
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def fuse_arrays(
     cap = np.where(has_visual, vals[:, 0] + SOUNDTRACK_MARGIN, 1.0)
     score = np.minimum(np.nan_to_num(score, nan=0.0), cap)
     # "exact" is a claim about the pictures: audio and metadata may not lift a pair into it
-    below = has_visual & (vals[:, 0] < EXACT_VISUAL)
+    below = has_visual & (vals[:, 0] < cfg.exact)
     score = np.where(below, np.minimum(score, cfg.exact - 1e-6), score)
     score = np.clip(score, 0.0, 1.0)
     label = band_labels(score, cfg)

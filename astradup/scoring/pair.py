@@ -14,7 +14,19 @@ from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
 from astradup.labels import DUPLICATE_LABELS
 from astradup.scoring.fusion import fuse, fuse_arrays
-from astradup.scoring.similarity import audio_similarity, metadata_similarity, visual_similarity
+from astradup.scoring.learned import (
+    FEATURES,
+    evidence_table,
+    held_back,
+    learned_verdict,
+    load_model,
+)
+from astradup.scoring.similarity import (
+    VisualResult,
+    audio_similarity,
+    metadata_similarity,
+    visual_similarity,
+)
 
 
 @dataclass
@@ -44,11 +56,78 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
+def pair_features(vis: VisualResult, aud: float | None, meta_raw: float | None, a: VideoFeatures,
+                  b: VideoFeatures) -> dict[str, float]:
+    """The learned scorer's evidence for one pair (:data:`astradup.scoring.learned.FEATURES`):
+    the visual alignment's statistics and :func:`path_evidence`, coverage, durations, audio and
+    metadata similarity (NaN when missing)."""
+    nan = float("nan")
+    al = vis.alignment
+    da, db = a.duration, b.duration
+    ev = {
+        "path_sim": vis.path_sim, "background": vis.background, "margin": vis.path_sim - vis.background,
+        **vis.evidence,
+        "coverage_min": min(vis.coverage_a, vis.coverage_b), "coverage_max": max(vis.coverage_a, vis.coverage_b),
+        "aligned_frames": 0.0 if al is None else float(al.length),
+        "segment_s": 0.0 if al is None else min(al.a_end - al.a_start, al.b_end - al.b_start),
+        "min_duration_s": min(da, db), "duration_ratio": min(da, db) / max(da, db, 1e-9),
+        "audio": nan if aud is None else float(aud), "metadata": nan if meta_raw is None else float(meta_raw),
+    }
+    return {f: float(ev.get(f, nan)) for f in FEATURES}
+
+
+def _exact_ok(hash_agree: np.ndarray, cov_a: np.ndarray, cov_b: np.ndarray, aligned: np.ndarray, cfg: AstradupConfig) -> np.ndarray:
+    m = cfg.match
+    return np.asarray(aligned, bool) & (np.asarray(hash_agree) >= m.exact_hash) & (np.minimum(cov_a, cov_b) >= m.exact_coverage)
+
+
 def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairScore:
-    """Compare two videos on every modality and fuse: a pure function of their features."""
-    vis = visual_similarity(a, b, cfg.match)
+    """Compare two videos on every modality and score them: a pure function of their features."""
+    return score_pairs([(a, b)], cfg)[0]
+
+
+def score_pairs(pairs: list[tuple[VideoFeatures, VideoFeatures]], cfg: AstradupConfig) -> list[PairScore]:
+    """:func:`score_pair` of many pairs, with the learned scorer's model run once over all of them."""
+    out = [_rule_score(a, b, cfg) for a, b in pairs]
+    if cfg.fusion.scorer == "learned" and out:
+        apply_model(out, cfg)
+    return out
+
+
+def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
+    """Replace score, label, confidence and partial of rule-scored pairs by the learned scorer's
+    (in place), and add its probability and main drivers to each explanation."""
+    model = load_model(cfg.fusion.model)
+    X = np.array([[ps.explanation["evidence"].get(f, np.nan) for f in model.features] for ps in scores], dtype=np.float64)
+    X = np.where(np.isfinite(X), X, np.nan)
+    p = model.predict_proba(X)[:, 1]
+    vis = [ps.explanation["visual"] for ps in scores]
+    aligned = np.array([v["aligned_frames"] > 0 for v in vis])
+    ok = _exact_ok(np.array([v["hash_agreement"] or 0.0 for v in vis]), np.array([v["coverage_a"] or 0.0 for v in vis]),
+                   np.array([v["coverage_b"] or 0.0 for v in vis]), aligned, cfg)
+    held = held_back(np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis]),
+                     np.array([ps.explanation["evidence"]["margin"] for ps in scores], dtype=np.float64),
+                     np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match)
+    s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held)
+    drivers = model.drivers(X)
+    for k, ps in enumerate(scores):
+        ps.score = round(float(s[k]), 6)
+        ps.label = str(lab[k])
+        ps.confidence = round(float(max(p[k], 1.0 - p[k])), 4)
+        ps.partial = bool(ps.explanation["partial_coverage"] and ps.label in DUPLICATE_LABELS)
+        ps.explanation["scorer"] = "learned"
+        ps.explanation["band"] = ps.label
+        ps.explanation["band_threshold"] = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(ps.label)
+        ps.explanation["learned"] = {"p_copy": round(float(p[k]), 6), "model": model.card.get("name", cfg.fusion.model or "default"),
+                                     "exact_allowed": bool(ok[k]), "drivers": drivers[k]}
+
+
+def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairScore:
+    """The rule-based verdict (modalities, fusion, band) and the evidence the learned scorer reads."""
+    vis = visual_similarity(a, b, cfg.match, cfg.fusion)
     aud, offset = audio_similarity(a.audio, b.audio)
-    meta = metadata_similarity(a, b)
+    meta_raw = metadata_similarity(a, b)
+    meta = meta_raw
     al = vis.alignment
     is_partial = al is not None and min(vis.coverage_a, vis.coverage_b) < cfg.match.partial_coverage
     if is_partial:
@@ -56,12 +135,16 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
     fused = fuse({"visual": vis.score, "audio": aud, "metadata": meta}, cfg.fusion)
     partial = bool(is_partial and fused.label in DUPLICATE_LABELS)
     band = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(fused.label)
+    evidence = pair_features(vis, aud, meta_raw, a, b)
     explanation = {
+        "scorer": "rules",
         "weights": {k: round(v, 4) for k, v in fused.weights.items()},
         "weighted_sum": _r(fused.score),
         "band": fused.label,
         "band_threshold": band,
+        "partial_coverage": bool(is_partial),
         "visual": {
+            "score": _r(vis.score),
             "path_sim": _r(vis.path_sim),
             "background": _r(vis.background),
             "hash_agreement": _r(vis.hash_agreement),
@@ -71,12 +154,13 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
             "segment_s": 0.0 if al is None else _r(min(al.a_end - al.a_start, al.b_end - al.b_start), 3),
             "min_duration_s": _r(min(a.duration, b.duration), 3),
         },
-        "metadata_raw": _r(metadata_similarity(a, b)),
+        "metadata_raw": _r(meta_raw),
         "audio": {
             "status_a": a.audio.status if a.audio else "disabled",
             "status_b": b.audio.status if b.audio else "disabled",
             "offset_s": _r(offset, 2),
         },
+        "evidence": {k: _r(v, 5) for k, v in evidence.items()},
         "top_frames": [] if al is None else [[_r(ta, 2), _r(tb, 2), _r(s)] for ta, tb, s in al.top_frames],
     }
     return PairScore(
@@ -98,6 +182,9 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
 def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     """Recompute visual, metadata, score, label and partial from the explanations' statistics.
 
+    With ``fusion.scorer = "learned"`` the score is the pair model's (``fusion.model``) verdict on
+    the evidence stored in each explanation; the explanations themselves are not rewritten.
+
     Vectorised and exact for every ``match.*`` field that does not change the alignment itself
     (the ``q_*`` knots, ``exact_hash``, ``exact_coverage``, ``distinct_margin``, ``min_segment``,
     ``partial_coverage``) and for all of ``fusion``, so Optuna can tune them without re-matching.
@@ -110,7 +197,7 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     aligned = get("aligned_frames") > 0
     cov_a, cov_b = get("coverage_a"), get("coverage_b")
     visual = visual_from_stats(get("path_sim"), get("background"), get("hash_agreement"), cov_a, cov_b,
-                               get("segment_s"), get("min_duration_s", 1.0), aligned, cfg.match)
+                               get("segment_s"), get("min_duration_s", 1.0), aligned, cfg.match, cfg.fusion)
     meta_raw = pd.to_numeric(pd.Series([e.get("metadata_raw") for e in ex], index=pairs.index), errors="coerce").to_numpy(dtype=float)
     is_partial = aligned & (np.minimum(cov_a, cov_b) < cfg.match.partial_coverage)
     meta = np.where(is_partial, np.nan, meta_raw)
@@ -119,6 +206,21 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     out["metadata"] = meta
     audio = pd.to_numeric(out["audio"], errors="coerce").to_numpy(dtype=float)
     score, label, conf = fuse_arrays(out["visual"].to_numpy(dtype=float), audio, meta, cfg.fusion)
+    if cfg.fusion.scorer == "learned":
+        ev = evidence_table(pairs)
+        if ev.isna().all(axis=1).any():
+            from astradup.errors import ConfigError
+
+            raise ConfigError("pairs without the learned scorer's evidence (written before it existed, or by "
+                              "another tool) cannot be re-scored with fusion.scorer = 'learned'; run "
+                              "`astradup match` again, or use fusion.scorer = 'rules'")
+        model = load_model(cfg.fusion.model)
+        p = model.predict_proba(ev[list(model.features)])[:, 1]
+        ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
+        held = held_back(get("segment_s"), get("min_duration_s", 1.0), ev["margin"].to_numpy(dtype=float),
+                         ev["audio"].to_numpy(dtype=float), cfg.match)
+        score, label = learned_verdict(p, ok, aligned, cfg.fusion, held)
+        conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
     out["partial"] = is_partial & np.isin(label, DUPLICATE_LABELS)
     return out

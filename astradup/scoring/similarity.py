@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from astradup.config import MatchConfig
+from astradup.config import FusionConfig, MatchConfig
 from astradup.features.audio import ITEM_SECONDS, AudioFeatures
 from astradup.features.metadata import Metadata
 from astradup.features.phash import hamming_matrix
@@ -24,6 +24,7 @@ class VisualResult:
     coverage_a: float
     coverage_b: float
     background: float
+    evidence: dict[str, float] = field(default_factory=dict)
 
 
 def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
@@ -62,7 +63,48 @@ def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     return hs
 
 
-FLAT_CAP = 0.80  # visual score ceiling of a path that does not stand out from its background
+def informative_frames(v: VideoFeatures, min_quality: float) -> np.ndarray:
+    """True for frames that can be evidence of a copy: their hash has structure and their picture
+    detail (:func:`astradup.features.quality.frame_quality`) reaches ``min_quality``. A frame of
+    unknown quality (NaN, or a store indexed before quality existed) counts as informative."""
+    ok = informative_hashes(v.phash)
+    if v.quality is not None and len(v.quality) == len(ok):
+        ok = ok & ~(np.asarray(v.quality, dtype=np.float64) < min_quality)
+    return ok
+
+
+def gated_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`frame_similarity` with low-information frames made neutral for the alignment.
+
+    A cell involving a frame that is not informative (:func:`informative_frames`) is lowered to
+    ``m.frame_threshold``: a path may pass through it (a fade inside a copy) but gains nothing
+    from it, and the trimmed path never starts or ends on it.
+
+    Returns:
+        (gated matrix, informative mask of a, informative mask of b).
+    """
+    sim = frame_similarity(a, b)
+    ia, ib = informative_frames(a, m.min_quality), informative_frames(b, m.min_quality)
+    gate = ~(ia[:, None] & ib[None, :])
+    if gate.any():
+        sim = np.where(gate, np.minimum(sim, m.frame_threshold), sim)
+    return sim, ia, ib
+
+
+BAND_EPS = 1e-6  # "below a band" means this far under its lower bound
+UNALIGNED_CAP = 0.5  # most a pair with no aligned path can score (and never "similar")
+
+
+def band_knots(f: FusionConfig) -> tuple[float, float, float]:
+    """The visual scores the ``q_*`` knots map to: the config's similar, near and exact bands."""
+    return f.similar, f.near, f.exact
+
+
+def flat_cap(f: FusionConfig, margin: float = 0.10) -> float:
+    """Visual ceiling of a path that does not stand out from its background: half a soundtrack
+    margin under "near", so pictures alone cannot make it a copy but an agreeing soundtrack can
+    (fusion caps the score at visual + ``margin``)."""
+    return max(0.0, f.near - margin / 2)
 
 
 def visual_from_stats(
@@ -75,54 +117,126 @@ def visual_from_stats(
     min_duration: ArrayLike,
     aligned: ArrayLike,
     m: MatchConfig,
+    bands: FusionConfig | None = None,
 ) -> np.ndarray:
     """The visual score from alignment statistics (vectorised; used by matching and tuning).
 
-    The aligned path's mean similarity maps through the ``q_*`` knots to 0 / 0.70 / 0.85 / 0.95 /
-    1.0. Caps: at 0.80 when the path does not stand out from the matrix's background by
+    Every band this function maps onto or caps at is read from ``bands`` (the fusion config), so a
+    tuned band moves the visual score with it. The aligned path's mean similarity maps through the
+    ``q_*`` knots to 0 / similar / near / exact / 1.0 (piecewise linear). Caps: half a soundtrack
+    margin below "near" when the path does not stand out from the matrix's background by
     ``distinct_margin`` (``partial_margin`` for a path covering only part of a video, where a
-    stretch of repetitive content in two segments of one long recording is the usual impostor)
-    (static content: other moments look the same, so only audio agreement can make it a copy); below "near" when it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
-    covered; at most 0.5 when nothing aligned (``aligned`` false; ``path_sim`` is then the best
-    single frame pair).
+    stretch of repetitive content in two segments of one long recording is the usual impostor:
+    other moments look the same, so only audio agreement can make it a copy); below "near" when
+    it is shorter than ``min_segment``; below "exact" unless the hashes agree and both videos are
+    covered; at most 0.5 (and below "similar") when nothing aligned (``aligned`` false;
+    ``path_sim`` is then the best single frame pair).
     """
+    f = bands or FusionConfig()
+    sim_b, near_b, exact_b = band_knots(f)
     q = np.asarray(path_sim, dtype=np.float64)
-    score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, 0.70, 0.85, 0.95, 1.0])
+    # knots and bands may coincide (e.g. near == exact); np.interp needs increasing x only
+    score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, sim_b, near_b, exact_b, 1.0])
     short = np.asarray(segment) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration))
     partial = np.minimum(coverage_a, coverage_b) < m.partial_coverage
     flat = q - np.asarray(background) < np.where(partial, m.partial_margin, m.distinct_margin)
-    score = np.where(short, np.minimum(score, 0.849), score)
+    score = np.where(short, np.minimum(score, near_b - BAND_EPS), score)
     # a path no better than the rest of the matrix: static or repetitive content, where other
     # moments of the same material look the same; pictures alone cannot call it a copy
-    score = np.where(flat, np.minimum(score, FLAT_CAP), score)
+    score = np.where(flat, np.minimum(score, flat_cap(f)), score)
     exact_ok = (np.asarray(hash_agree) >= m.exact_hash) & (np.minimum(coverage_a, coverage_b) >= m.exact_coverage)
-    score = np.where(exact_ok, score, np.minimum(score, 0.949))
-    return np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, 0.5))
+    score = np.where(exact_ok, score, np.minimum(score, exact_b - BAND_EPS))
+    unaligned = min(UNALIGNED_CAP, sim_b - BAND_EPS)
+    return np.clip(np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, unaligned)), 0.0, 1.0)
 
 
 def _half_step(ts: np.ndarray) -> float:
     return float(np.median(np.diff(ts)) / 2) if len(ts) > 1 else 0.5
 
 
-def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig) -> VisualResult:
+def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands: FusionConfig | None = None) -> VisualResult:
     """Align the two videos and turn the aligned path into a visual score (see
-    :func:`visual_from_stats`)."""
-    sim = frame_similarity(a, b)
+    :func:`visual_from_stats`; ``bands`` is the fusion config whose bands it maps onto).
+
+    Low-information frames are gated first (:func:`gated_similarity`). ``evidence`` holds the
+    statistics the learned pair scorer reads (:func:`path_evidence`).
+    """
+    sim, ia, ib = gated_similarity(a, b, m)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
     al = align_any(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
     min_dur = min(a.duration, b.duration)
     if al is None:
         bg = float(np.median(sim)) if sim.size else 0.0
         best = float(sim.max()) if sim.size else 0.0
-        score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m)
-        return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg)
+        score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m, bands)
+        return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg, path_evidence(a, b, sim, None, ia, ib))
     agree = hash_agreement_matrix(a, b)[al.path[:, 0], al.path[:, 1]]
     hash_agree = float(agree.mean())
     cov_a = min((al.a_end - al.a_start) / max(a.duration, 1e-9), 1.0)
     cov_b = min((al.b_end - al.b_start) / max(b.duration, 1e-9), 1.0)
     seg = min(al.a_end - al.a_start, al.b_end - al.b_start)
-    score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m)
-    return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background)
+    score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m, bands)
+    return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background,
+                        path_evidence(a, b, sim, al, ia, ib))
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Alignment | None,
+                  ia: np.ndarray, ib: np.ndarray) -> dict[str, float]:
+    """Statistics of the aligned path that tell a copy from look-alike content (pure; NaN where a
+    statistic does not apply). All similarities are per frame pair along the path.
+
+    - ``emb_path``, ``emb_bg``: mean embedding cosine on the path, and its median over the matrix
+      (same subject, not the same pixels: high for both in a different edit of one shoot).
+    - ``hash_path``, ``hash_bg``: the same for pHash agreement (1 - Hamming/bits; 0.5 is chance).
+    - ``hash_hit``: share of path frames whose hashes agree on >= 80 % of bits (same pixels).
+    - ``emb_hash_gap``: ``emb_path - (2 * hash_path - 1)``: embeddings agree, hashes do not.
+    - ``standout``: mean over path frames of how far the matched cell beats the best cell of its
+      row and column more than two frames away (a copy's frames match their own moment, a static
+      or repetitive look-alike matches everything equally).
+    - ``informative``: share of path frames informative on both sides (quality and hash gates).
+    - ``quality_path``: mean of the lower of the two frames' quality on the path (NaN: unknown).
+    - ``best_cell``: the matrix's highest cell (gated); ``path_min``: the path's weakest cell.
+    """
+    nan = float("nan")
+    out = {k: nan for k in ("emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap",
+                            "standout", "informative", "quality_path", "best_cell", "path_min")}
+    if sim.size == 0:
+        return out
+    agree = hash_agreement_matrix(a, b)
+    has_emb = a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings)
+    emb = (a.embeddings @ b.embeddings.T) if has_emb else None  # type: ignore[union-attr]
+    out["best_cell"] = float(sim.max())
+    out["hash_bg"] = float(np.median(agree))
+    if emb is not None:
+        out["emb_bg"] = float(np.median(emb))
+    if al is None or al.length == 0:
+        return out
+    i, j = al.path[:, 0], al.path[:, 1]
+    out["hash_path"] = float(agree[i, j].mean())
+    out["hash_hit"] = float((agree[i, j] >= 0.8).mean())
+    if emb is not None:
+        out["emb_path"] = float(emb[i, j].mean())
+        out["emb_hash_gap"] = out["emb_path"] - (2 * out["hash_path"] - 1)
+    out["path_min"] = float(sim[i, j].min())
+    na, nb = sim.shape
+    cols, rows = np.arange(nb), np.arange(na)
+    stand = []
+    for r, c in zip(i.tolist(), j.tolist()):
+        far_r = sim[r, np.abs(cols - c) > 2]
+        far_c = sim[np.abs(rows - r) > 2, c]
+        rival = max(far_r.max() if far_r.size else -1.0, far_c.max() if far_c.size else -1.0)
+        stand.append(sim[r, c] - rival if rival > -1.0 else nan)
+    out["standout"] = _nanmean(np.asarray(stand))
+    out["informative"] = float((ia[i] & ib[j]).mean())
+    if a.quality is not None and b.quality is not None and len(a.quality) == na and len(b.quality) == nb:
+        out["quality_path"] = _nanmean(np.minimum(np.asarray(a.quality, np.float64)[i], np.asarray(b.quality, np.float64)[j]))
+    return out
 
 
 def audio_similarity(a: AudioFeatures | None, b: AudioFeatures | None, window: int = 40, min_items: int = 8) -> tuple[float | None, float | None]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -67,6 +67,8 @@ MIGRATIONS: dict[int, list[str]] = {
             action_id VARCHAR, item INTEGER, path VARCHAR, rel_path VARCHAR, size BIGINT,
             content_hash VARCHAR, descriptor FLOAT[], keeper VARCHAR, time TIMESTAMP)""",
     ],
+    # per-frame picture detail (astradup.features.quality); NULL for frames indexed before it existed
+    3: ["ALTER TABLE frames ADD COLUMN IF NOT EXISTS quality FLOAT"],
 }
 
 TABLES = ("meta", "videos", "frames", "descriptors", "audio", "failures", "pairs", "labels", "runs",

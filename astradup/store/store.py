@@ -205,9 +205,12 @@ class Store:
                 "phash": pa.array([r.tobytes() for r in vf.phash], type=pa.binary()),
                 "phash_flip": pa.array([r.tobytes() for r in vf.phash_flip], type=pa.binary()),
                 "embedding": emb_col,
+                "quality": pa.array(np.full(n, np.nan, np.float32) if vf.quality is None
+                                    else np.asarray(vf.quality, dtype=np.float32), type=pa.float32()),
             })
             con.register("_frames_in", frames)
-            con.execute("INSERT INTO frames SELECT * FROM _frames_in")
+            con.execute("INSERT INTO frames (video_id, idx, t, phash, phash_flip, embedding, quality) "
+                        "SELECT video_id, idx, t, phash, phash_flip, embedding, quality FROM _frames_in")
             con.unregister("_frames_in")
             if vf.descriptor is not None:
                 con.execute("INSERT INTO descriptors VALUES (?, ?)", [vid, vf.descriptor.astype(np.float32).tolist()])
@@ -277,11 +280,13 @@ class Store:
             where = f"WHERE video_id IN ({', '.join('?' * len(video_ids))})"
             params = [int(v) for v in video_ids]
         vids = self.con.execute(f"SELECT * FROM videos {where} ORDER BY video_id", params).df()
-        fr = self.con.sql(f"SELECT video_id, t, phash, phash_flip, embedding FROM frames {where} ORDER BY video_id, idx", params=params).to_arrow_table()
+        fr = self.con.sql(f"SELECT video_id, t, phash, phash_flip, embedding, quality FROM frames {where} ORDER BY video_id, idx", params=params).to_arrow_table()
         desc = self.con.execute(f"SELECT video_id, embedding FROM descriptors {where}", params).df()
         aud = self.con.execute(f"SELECT * FROM audio {where}", params).df()
         vid_col = fr.column("video_id").to_numpy()
         t_col = fr.column("t").to_numpy()
+        # NULL (indexed before frame quality existed) reads as NaN: unknown
+        q_col = np.asarray(fr.column("quality").to_numpy(zero_copy_only=False), dtype=np.float32)
         ph = np.frombuffer(b"".join(fr.column("phash").to_pylist()), dtype=np.uint8) if len(fr) else np.zeros(0, np.uint8)
         phf = np.frombuffer(b"".join(fr.column("phash_flip").to_pylist()), dtype=np.uint8) if len(fr) else np.zeros(0, np.uint8)
         nbytes = len(ph) // max(len(fr), 1)
@@ -318,6 +323,7 @@ class Store:
                 phash=ph[lo:hi],
                 phash_flip=phf[lo:hi],
                 embeddings=emb_all[lo:hi] if has_emb else None,
+                quality=q_col[lo:hi],
                 descriptor=desc_map.get(vid),
                 audio=aud_map.get(vid),
                 decoder=row["decoder"] or "",

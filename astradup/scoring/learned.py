@@ -1,0 +1,325 @@
+"""A learned pair scorer: gradient-boosted trees over per-pair evidence, calibrated to a probability.
+
+The rule-based score (:mod:`astradup.scoring.fusion`) maps a few statistics through hand-set
+knots and caps, which leaves plateaus at the caps and trusts ImageNet embeddings alone when they
+agree. :class:`PairModel` instead learns P(copy | evidence) from labelled pairs (those
+``astradup synth`` makes from a user's own clips, or the shipped default trained on Debian media)
+over :data:`FEATURES`: alignment statistics, hash agreement along the path, embedding/hash
+disagreement, how much the path stands out, frame quality, audio and metadata.
+
+Training uses scikit-learn's ``HistGradientBoostingClassifier`` (log loss, so its output is a
+probability; monotone where more similarity can only mean more likely a copy). The fitted trees are
+then copied into plain arrays and saved as ``model.npz`` (no pickle: loading a model a user was
+handed runs no code) beside ``card.json`` (features in order, training data, seed, held-out metrics,
+library versions). Prediction walks those arrays with numpy, so scoring needs no scikit-learn;
+a test checks it against scikit-learn's own ``predict_proba``.
+
+Example:
+    >>> model = PairModel(max_iter=50).fit(table[list(FEATURES)], table["positive"])  # doctest: +SKIP
+    >>> model.save("my_model")  # doctest: +SKIP
+    >>> PairModel.load("my_model").predict_proba(table[list(FEATURES)])[:, 1]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astradup.config import FusionConfig, MatchConfig
+from astradup.errors import ConfigError
+
+#: The evidence a pair is scored on, in the model's column order (see :func:`pair_features`).
+FEATURES: tuple[str, ...] = (
+    "path_sim", "background", "margin", "best_cell", "path_min",
+    "emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap", "standout",
+    "informative", "quality_path",
+    "coverage_min", "coverage_max", "aligned_frames", "segment_s", "min_duration_s", "duration_ratio",
+    "audio", "metadata",
+)
+
+#: Features along which more can only mean "more likely a copy" (monotone increasing constraint).
+INCREASING = ("path_sim", "margin", "hash_path", "hash_hit", "standout", "informative", "coverage_min", "audio")
+
+FORMAT = "astradup-pair-model/1"
+DEFAULT_MODEL = "default"  # the shipped model: astradup/scoring/models/default/
+
+
+class PairModel:
+    """Gradient-boosted trees on :data:`FEATURES`; ``fit`` / ``predict_proba`` as in scikit-learn.
+
+    Constructor parameters are stored, nothing is computed (scikit-learn's rule).
+
+    Args:
+        features: column names, in order.
+        max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization: passed to
+            ``HistGradientBoostingClassifier``.
+        monotone: constrain the :data:`INCREASING` features to raise the probability.
+        seed: random seed (early stopping's validation split).
+    """
+
+    def __init__(self, features: tuple[str, ...] | list[str] = FEATURES, max_iter: int = 300,
+                 learning_rate: float = 0.05, max_leaf_nodes: int = 15, min_samples_leaf: int = 40,
+                 l2_regularization: float = 1.0, monotone: bool = True, seed: int = 0):
+        self.features = tuple(features)
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.monotone = monotone
+        self.seed = seed
+        self.card: dict[str, Any] = {}
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf",
+                                               "l2_regularization", "monotone", "seed")}
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series) -> PairModel:
+        """Fit on rows of evidence ``X`` (columns :attr:`features`) and boolean labels ``y``."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        x = self._matrix(X)
+        yy = np.asarray(y).astype(bool)
+        if yy.all() or not yy.any():
+            raise ConfigError(f"training needs both copies and non-copies, but got {int(yy.sum())} of {len(yy)} positive")
+        cst = [1 if (self.monotone and f in INCREASING) else 0 for f in self.features]
+        clf = HistGradientBoostingClassifier(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+            monotonic_cst=cst, early_stopping=False, random_state=self.seed,
+        )
+        clf.fit(x, yy)
+        self._from_sklearn(clf)
+        self._sklearn = clf  # kept for the oracle test only; never saved
+        return self
+
+    def _from_sklearn(self, clf: Any) -> None:
+        """Copy the fitted trees into flat arrays (one row per node, trees concatenated)."""
+        feats, thr, miss, left, right, leaf, value, roots = [], [], [], [], [], [], [], []
+        offset = 0
+        for it in clf._predictors:
+            nodes = it[0].nodes
+            roots.append(offset)
+            feats.append(nodes["feature_idx"].astype(np.int32))
+            thr.append(nodes["num_threshold"].astype(np.float64))
+            miss.append(nodes["missing_go_to_left"].astype(bool))
+            left.append(nodes["left"].astype(np.int32) + offset)
+            right.append(nodes["right"].astype(np.int32) + offset)
+            leaf.append(nodes["is_leaf"].astype(bool))
+            value.append(nodes["value"].astype(np.float64))
+            offset += len(nodes)
+        self.trees_ = {
+            "feature": np.concatenate(feats), "threshold": np.concatenate(thr), "missing_left": np.concatenate(miss),
+            "left": np.concatenate(left), "right": np.concatenate(right), "leaf": np.concatenate(leaf),
+            "value": np.concatenate(value), "roots": np.asarray(roots, dtype=np.int32),
+            "baseline": np.asarray([float(np.ravel(clf._baseline_prediction)[0])]),
+        }
+
+    # -- prediction ----------------------------------------------------------------------------------
+    def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            missing = [f for f in self.features if f not in X.columns]
+            if missing:
+                raise ConfigError(f"pair evidence lacks feature(s) {missing}; the model needs {list(self.features)}")
+            X = X[list(self.features)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.features):
+            raise ConfigError(f"pair evidence must have {len(self.features)} columns, but got shape {x.shape}")
+        return x
+
+    def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Log-odds of a copy, one per row (numpy tree walk over the saved arrays)."""
+        t = getattr(self, "trees_", None)
+        if t is None:
+            raise ConfigError("the pair model is not fitted (call fit or PairModel.load)")
+        x = self._matrix(X)
+        n = len(x)
+        roots = t["roots"].astype(np.int64)
+        # every (row, tree) walks down at once: one step per tree level
+        node = np.broadcast_to(roots, (n, len(roots))).copy()
+        rows = np.broadcast_to(np.arange(n)[:, None], node.shape)
+        active = ~t["leaf"][node]
+        while active.any():
+            nd = node[active]
+            v = x[rows[active], t["feature"][nd]]
+            go_left = np.where(np.isnan(v), t["missing_left"][nd], v <= t["threshold"][nd])
+            node[active] = np.where(go_left, t["left"][nd], t["right"][nd])
+            active = ~t["leaf"][node]
+        return float(t["baseline"][0]) + t["value"][node].sum(axis=1)
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """(n, 2) probabilities of (not a copy, copy)."""
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def drivers(self, X: pd.DataFrame | np.ndarray, top: int = 5) -> list[list[tuple[str, float]]]:
+        """Which features moved each pair's log-odds most: each feature in turn is replaced by its
+        training median (``card["reference"]``) and the change in log-odds is reported (positive:
+        this value argues for a copy). Per row, the ``top`` largest magnitudes first."""
+        x = self._matrix(X)
+        n, k = x.shape
+        if n == 0:
+            return []
+        ref = self.card.get("reference", {})
+        refv = np.array([np.nan if ref.get(f) is None else float(ref[f]) for f in self.features])
+        probes = np.repeat(x[:, None, :], k + 1, axis=1)  # (n, k + 1, k): row itself, then k probes
+        idx = np.arange(k)
+        probes[:, idx + 1, idx] = refv[None, :]
+        raw = self.decision_function(probes.reshape(-1, k)).reshape(n, k + 1)
+        deltas = raw[:, :1] - raw[:, 1:]
+        out = []
+        for d in deltas:
+            order = np.argsort(-np.abs(d), kind="stable")[:top]
+            out.append([(self.features[j], round(float(d[j]), 3)) for j in order if abs(d[j]) > 1e-9])
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def save(self, out_dir: str | os.PathLike[str], **card: Any) -> Path:
+        """Write ``model.npz`` (plain arrays) and ``card.json`` into ``out_dir``; returns the folder."""
+        t = getattr(self, "trees_", None)
+        if t is None:
+            raise ConfigError("the pair model is not fitted; nothing to save")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out / "model.npz", **t)
+        full = {"format": FORMAT, "features": list(self.features), "params": self.params(),
+                "n_trees": int(len(t["roots"])), "n_nodes": int(len(t["feature"])), **self.card, **card,
+                "versions": _versions()}
+        self.card = full
+        (out / "card.json").write_text(json.dumps(full, indent=1, default=_json_default) + "\n", encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str]) -> PairModel:
+        """Read a model saved by :meth:`save` (arrays only: ``allow_pickle=False``)."""
+        d = Path(model_dir)
+        card_p, npz_p = d / "card.json", d / "model.npz"
+        if not card_p.is_file() or not npz_p.is_file():
+            raise ConfigError(f"{d}: not a pair model folder (needs card.json and model.npz)")
+        try:
+            card = json.loads(card_p.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ConfigError(f"{card_p}: cannot parse the model card ({exc})") from exc
+        if card.get("format") != FORMAT:
+            raise ConfigError(f"{card_p}: format {card.get('format')!r} is not {FORMAT!r}")
+        model = cls(features=card["features"], **{k: v for k, v in card.get("params", {}).items()})
+        try:
+            with np.load(npz_p, allow_pickle=False) as z:
+                model.trees_ = {k: z[k] for k in ("feature", "threshold", "missing_left", "left", "right", "leaf",
+                                                  "value", "roots", "baseline")}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{npz_p}: cannot read the model arrays ({exc})") from exc
+        t = model.trees_
+        n = len(t["feature"])
+        if not all(len(t[k]) == n for k in ("threshold", "missing_left", "left", "right", "leaf", "value")):
+            raise ConfigError(f"{npz_p}: node arrays differ in length")
+        inner = ~t["leaf"]
+        if inner.any() and ((t["feature"][inner] < 0).any() or (t["feature"][inner] >= len(model.features)).any()
+                            or (t["left"][inner] >= n).any() or (t["right"][inner] >= n).any()):
+            raise ConfigError(f"{npz_p}: a node points outside the model")
+        model.card = card
+        return model
+
+
+def _versions() -> dict[str, str]:
+    from astradup.provenance import versions
+
+    return versions(("astradup", "scikit-learn", "numpy", "pandas"))
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return str(v)
+
+
+def model_path(name: str) -> Path:
+    """The folder of model ``name``: ``""`` or ``"default"`` is the shipped model, anything else a
+    folder written by ``astradup train``."""
+    if name in ("", DEFAULT_MODEL):
+        return Path(str(resources.files("astradup.scoring") / "models" / DEFAULT_MODEL))
+    return Path(name)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float) -> PairModel:
+    return PairModel.load(path)
+
+
+def load_model(name: str = "") -> PairModel:
+    """The pair model ``name`` (see :func:`model_path`), loaded once per process and file version."""
+    p = model_path(name)
+    card = p / "card.json"
+    if not card.is_file():
+        raise ConfigError(f"{p}: no pair model here (card.json missing); train one with `astradup train`"
+                          if name not in ("", DEFAULT_MODEL) else
+                          f"{p}: the shipped pair model is missing from this installation")
+    return _load_cached(str(p.resolve()), card.stat().st_mtime)
+
+
+def _squeeze(s: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map [lo, 1] linearly onto [lo, hi] (order kept); values below lo are unchanged."""
+    if hi <= lo:
+        return np.minimum(s, hi)
+    return np.where(s >= lo, lo + (s - lo) * (hi - lo) / max(1.0 - lo, 1e-12), s)
+
+
+AUDIO_CONFIRMS = 0.5  # audio similarity at which a soundtrack confirms a path that does not stand out
+
+
+def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray, audio: np.ndarray,
+              m: MatchConfig) -> np.ndarray:
+    """Pairs the pictures alone cannot call copies: an aligned stretch shorter than
+    ``m.min_segment`` (or 80 % of the shorter video), or a path whose similarity beats the matrix's
+    median by less than ``m.distinct_margin`` while the soundtracks do not agree (audio similarity
+    under :data:`AUDIO_CONFIRMS`, or missing)."""
+    short = np.asarray(segment, np.float64) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
+    flat = np.asarray(margin, np.float64) < m.distinct_margin
+    confirmed = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
+    return short | (flat & ~confirmed)
+
+
+def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, bands: FusionConfig,
+                    held: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Probability of a copy -> (score, label) with the config's bands.
+
+    The score is the probability, so scores rank and the bands are probability thresholds, with
+    rules the model cannot overrule: "exact" needs the hashes to agree over (almost) all of both
+    videos (``exact_ok``); a pair in ``held`` is never a copy (at most "similar"): its aligned
+    stretch is shorter than ``match.min_segment``, or its path does not stand out from the rest of
+    the similarity matrix and no soundtrack confirms it (static or repetitive pictures, where other
+    moments of the same material look the same: see :func:`held_back`); a pair with no aligned
+    path is never "similar" or above.
+    Rather than capping (which piles pairs up on one value), a pair a rule holds back is squeezed
+    monotonically into the band below, so the order among such pairs is kept.
+    """
+    from astradup.scoring.fusion import band_labels
+    from astradup.scoring.similarity import BAND_EPS
+
+    s = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    exact_ok = np.asarray(exact_ok, dtype=bool)
+    aligned = np.asarray(aligned, dtype=bool)
+    s = np.where(exact_ok, s, _squeeze(s, bands.near, max(bands.exact - BAND_EPS, bands.near)))
+    if held is not None:
+        s = np.where(np.asarray(held, dtype=bool), _squeeze(s, bands.similar, max(bands.near - BAND_EPS, bands.similar)), s)
+    s = np.where(aligned, s, s * max(bands.similar - BAND_EPS, 0.0))
+    return s, band_labels(s, bands)
+
+
+def evidence_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`FEATURES` of each row of a pairs table, read from its explanations
+    (``explanation["evidence"]``); rows without evidence are NaN."""
+    ex = pairs["explanation"].map(lambda s: json.loads(s) if isinstance(s, str) and s else (s if isinstance(s, dict) else {}))
+    ev = pd.DataFrame([e.get("evidence", {}) or {} for e in ex], index=pairs.index)
+    return ev.reindex(columns=list(FEATURES)).apply(pd.to_numeric, errors="coerce")

@@ -1,0 +1,270 @@
+"""The learned pair scorer and frame quality: oracle, round-trip and property tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astradup.config import AstradupConfig, FusionConfig
+from astradup.errors import ConfigError
+from astradup.features.quality import frame_quality
+from astradup.scoring.learned import FEATURES, INCREASING, PairModel, learned_verdict, load_model
+
+
+def synthetic_table(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Evidence rows where copies have high path and hash agreement, look-alikes high embeddings
+    only; some values missing (no audio)."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.3
+    X = pd.DataFrame(rng.random((n, len(FEATURES))), columns=list(FEATURES))
+    X["path_sim"] = np.where(y, rng.uniform(0.8, 1.0, n), rng.uniform(0.5, 0.95, n))
+    X["hash_path"] = np.where(y, rng.uniform(0.75, 1.0, n), rng.uniform(0.45, 0.65, n))
+    X["emb_path"] = rng.uniform(0.8, 1.0, n)
+    X.loc[rng.random(n) < 0.2, "audio"] = np.nan
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = synthetic_table()
+    return PairModel(max_iter=40, min_samples_leaf=10).fit(X, y), X, y
+
+
+def test_tree_walk_equals_scikit_learn(fitted):
+    """Oracle: the numpy walk over the exported arrays gives scikit-learn's own probabilities."""
+    model, X, _ = fitted
+    want = model._sklearn.predict_proba(X.to_numpy())[:, 1]
+    got = model.predict_proba(X)[:, 1]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_model_learns_the_signal(fitted):
+    model, _, _ = fitted
+    X, y = synthetic_table(600, seed=1)
+    p = model.predict_proba(X)[:, 1]
+    assert p[y].mean() > 0.8 and p[~y].mean() < 0.2
+
+
+def test_save_load_round_trip_is_exact(fitted, tmp_path):
+    model, X, _ = fitted
+    model.card = {"name": "t", "reference": {f: 0.5 for f in FEATURES}}
+    model.save(tmp_path / "m", training={"data": "synthetic"})
+    back = PairModel.load(tmp_path / "m")
+    assert np.array_equal(back.predict_proba(X), model.predict_proba(X))
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["features"] == list(FEATURES) and card["training"] == {"data": "synthetic"}
+    assert "scikit-learn" in card["versions"] and card["params"]["seed"] == 0
+    # plain arrays: nothing in the file needs unpickling
+    with np.load(tmp_path / "m" / "model.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_damaged_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a pair model folder"):
+        PairModel.load(tmp_path)
+    (tmp_path / "card.json").write_text('{"format": "something else"}')
+    (tmp_path / "model.npz").write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="format"):
+        PairModel.load(tmp_path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=st.integers(0, 299), which=st.sampled_from(INCREASING), bump=st.floats(0.0, 1.0))
+def test_more_agreement_never_lowers_the_probability(fitted, row, which, bump):
+    model, X, _ = fitted
+    x = X.iloc[[row]].copy()
+    before = model.predict_proba(x)[0, 1]
+    if pd.isna(x[which].iloc[0]):
+        return
+    x[which] = x[which] + bump
+    assert model.predict_proba(x)[0, 1] >= before - 1e-12
+
+
+def test_drivers_name_the_features_that_moved_the_verdict(fitted):
+    model, X, y = fitted
+    model.card = {"reference": X.median().to_dict()}
+    copy = X[y].iloc[[0]]
+    names = [f for f, _ in model.drivers(copy)[0]]
+    assert names and names[0] in ("path_sim", "hash_path")
+
+
+def test_verdict_uses_the_bands_and_keeps_the_order():
+    bands = FusionConfig(near=0.805, exact=0.9157, similar=0.2171)
+    p = np.array([0.99, 0.97, 0.95, 0.9, 0.81, 0.5, 0.1])
+    s, lab = learned_verdict(p, np.ones(7, bool), np.ones(7, bool), bands)
+    assert list(lab) == ["exact", "exact", "exact", "near", "near", "similar", "different"]
+    # without hash agreement: never exact, still near, order kept (no plateau)
+    s2, lab2 = learned_verdict(p, np.zeros(7, bool), np.ones(7, bool), bands)
+    assert "exact" not in set(lab2) and list(lab2[:5]) == ["near"] * 5
+    assert np.all(np.diff(s2) < 0)
+    # nothing aligned: below similar
+    _, lab3 = learned_verdict(p, np.ones(7, bool), np.zeros(7, bool), bands)
+    assert set(lab3) == {"different"}
+
+
+def test_shipped_model_loads_and_scores():
+    model = load_model("")
+    assert model.features == FEATURES
+    card = model.card
+    assert card["training"]["data"] and card["heldout"] and "scikit-learn" in card["versions"]
+    X, y = synthetic_table(200, seed=3)
+    p = model.predict_proba(X)[:, 1]
+    assert np.all((p >= 0) & (p <= 1)) and np.isfinite(p).all()
+    assert AstradupConfig().fusion.scorer == "learned"
+
+
+def test_unknown_scorer_is_refused():
+    with pytest.raises(ConfigError, match="scorer"):
+        FusionConfig(scorer="magic")
+
+
+# -- frame quality -------------------------------------------------------------------------------
+
+def _frames():
+    rng = np.random.default_rng(0)
+    h = 160
+    yy, xx = np.mgrid[0:h, 0:h]
+    ramp = np.broadcast_to(np.linspace(0, 255, h)[None, :, None], (h, h, 3)).astype(np.uint8)
+    radial = (255 * np.clip(1 - np.hypot(xx - 80, yy - 80) / 113, 0, 1))[..., None].repeat(3, 2).astype(np.uint8)
+    vignette = (255 * np.exp(-((xx - 50) ** 2 + (yy - 90) ** 2) / (2 * 40.0**2)))[..., None].repeat(3, 2).astype(np.uint8)
+    black = np.clip(rng.normal(8, 2, (h, h, 3)), 0, 255).astype(np.uint8)
+    white = np.full((h, h, 3), 245, np.uint8)
+    low = {"ramp": ramp, "radial": radial, "vignette": vignette, "near-black": black, "white": white}
+    texture = rng.integers(0, 255, (20, 20, 3)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    text = white.copy()
+    text[40:48, 20:140] = 20
+    text[60:66, 20:100] = 20
+    edges = np.zeros((h, h, 3), np.uint8)
+    edges[:, 50:110] = 200
+    edges[70:90] = 90
+    return low, {"texture": texture, "text": text, "edges": edges}
+
+
+def test_quality_is_low_for_flat_dark_and_gradient_frames_high_for_detail():
+    low, high = _frames()
+    q_low = frame_quality(np.stack(list(low.values())))
+    q_high = frame_quality(np.stack(list(high.values())))
+    cfg = AstradupConfig().match
+    assert q_low.max() < cfg.min_quality, dict(zip(low, q_low))
+    assert q_high.min() > 3 * cfg.min_quality, dict(zip(high, q_high))
+
+
+def test_quality_of_any_frame_size_and_grey_input():
+    _, high = _frames()
+    f = high["texture"][:150, :90]
+    q = frame_quality(f[None])
+    assert q.shape == (1,) and q.dtype == np.float32 and q[0] > 10
+    grey = f @ np.array([0.299, 0.587, 0.114])
+    assert frame_quality(grey[None])[0] == pytest.approx(q[0], rel=0.05)
+    assert frame_quality(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0,)
+
+
+def test_low_quality_frames_carry_no_evidence():
+    """Two unrelated 'slideshows' of white and gradient frames: identical hashes and embeddings on
+    every frame, yet no aligned path once quality gates them; a textured copy still aligns."""
+    from astradup.features.phash import PHash
+    from astradup.features.video import VideoFeatures
+    from astradup.scoring.similarity import visual_similarity
+
+    low, high = _frames()
+    ph = PHash()
+
+    def video(frames, seed):
+        frames = np.stack(frames)
+        h, hf = ph.extract_with_flip(frames)
+        rng = np.random.default_rng(seed)
+        emb = np.tile(rng.standard_normal(16), (len(frames), 1)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        return VideoFeatures(path=f"v{seed}", info={"duration": float(len(frames))}, timestamps=np.arange(len(frames)) + 0.5,
+                             phash=h, phash_flip=hf, embeddings=emb, quality=frame_quality(frames))
+
+    dull = [low["white"], low["ramp"], low["white"], low["vignette"], low["white"], low["ramp"]]
+    a, b = video(dull, 1), video(dull, 1)
+    m = AstradupConfig().match
+    assert visual_similarity(a, b, m).alignment is None
+    ungated = visual_similarity(a, b, AstradupConfig().replace(**{"match.min_quality": 0.0}).match)
+    assert ungated.alignment is not None  # the test would pass without the gate otherwise
+    rich = [high["texture"], high["text"], high["edges"], high["texture"][::-1], high["text"][:, ::-1], np.ascontiguousarray(high["edges"].transpose(1, 0, 2))]
+    c, d = video(rich, 2), video(rich, 2)
+    assert visual_similarity(c, d, m).alignment is not None
+
+
+def _labelled_set(n_groups: int = 24, seed: int = 0):
+    """A corpus of groups (a source and three copies each) and the pairs table a match would write:
+    copies within a group, and look-alike pairs across groups."""
+    rng = np.random.default_rng(seed)
+    truth, rows, videos = [], [], []
+    for g in range(n_groups):
+        vs = [f"g{g}_{k}.mp4" for k in range(4)]
+        videos += vs
+        for k in range(1, 4):
+            truth.append({"a": vs[0], "b": vs[k], "relation": "near", "group": f"g{g}"})
+    X, _ = synthetic_table(4 * len(videos), seed=seed)
+    pos = {(t["a"], t["b"]) for t in truth}
+    k = 0
+    for i, a in enumerate(videos):
+        for b in videos[i + 1 : i + 6]:
+            y = (a, b) in pos
+            ev = X.iloc[k].to_dict()
+            k = (k + 1) % len(X)
+            ev["path_sim"] = rng.uniform(0.85, 1.0) if y else rng.uniform(0.5, 0.9)
+            ev["hash_path"] = rng.uniform(0.8, 1.0) if y else rng.uniform(0.45, 0.6)
+            ev["margin"] = rng.uniform(0.05, 0.4) if y else rng.uniform(-0.05, 0.4)  # copies stand out
+            ev["segment_s"], ev["min_duration_s"] = 6.0, 8.0
+            expl = {"visual": {"hash_agreement": ev["hash_path"], "coverage_a": 1.0, "coverage_b": 1.0, "aligned_frames": 5,
+                               "segment_s": 6.0, "min_duration_s": 8.0},
+                    "evidence": ev}
+            rows.append({"a": a, "b": b, "score": 0.5, "label": "similar", "visual": 0.5, "audio": np.nan,
+                         "metadata": np.nan, "explanation": json.dumps(expl)})
+    t = pd.DataFrame(truth)
+    t.attrs["videos"] = videos
+    return pd.DataFrame(rows), t, videos
+
+
+def test_train_pair_model_end_to_end(tmp_path):
+    from astradup.scoring.pair import rescore_pairs
+    from astradup.tuning.train import labelled_evidence, train_pair_model
+
+    pairs, truth, videos = _labelled_set()
+    table = labelled_evidence(pairs, truth)
+    assert table["positive"].sum() == len(truth) and list(table.columns[:2]) == ["a", "b"]
+    res = train_pair_model(pairs, truth, out=tmp_path / "m", holdout=0.3, seed=1, max_iter=60, learning_rate=0.2, min_samples_leaf=5,
+                           training_data="synthetic")
+    assert res.heldout["micro_ap"] > 0.95 and res.n_heldout > 0
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["heldout"]["micro_ap"] == pytest.approx(res.heldout["micro_ap"])
+    assert card["training"]["data"] == "synthetic" and set(card["reference"]) == set(FEATURES)
+    # the trained model re-scores the pairs through the config, and ranks copies first
+    cfg = AstradupConfig().replace(**{"fusion.model": str(tmp_path / "m")})
+    out = rescore_pairs(pairs, cfg)
+    pos = labelled_evidence(pairs, truth)["positive"].to_numpy()
+    assert out["score"][pos].min() > out["score"][~pos].quantile(0.95)
+    assert set(out.loc[pos, "label"]) <= {"exact", "near"}
+
+
+def test_training_without_evidence_is_a_clear_error():
+    from astradup.tuning.train import train_pair_model
+
+    pairs, truth, _ = _labelled_set(4)
+    pairs["explanation"] = "{}"
+    with pytest.raises(ConfigError, match="evidence"):
+        train_pair_model(pairs, truth, max_iter=5)
+
+
+def test_held_back_pairs_stay_below_near():
+    """Short stretches, and paths that do not stand out without a soundtrack to confirm them."""
+    from astradup.config import MatchConfig
+    from astradup.scoring.learned import held_back
+
+    m = MatchConfig()
+    held = held_back(np.array([1.0, 6.0, 6.0, 6.0, 6.0]), np.full(5, 8.0), np.array([0.3, 0.001, 0.001, 0.001, 0.2]),
+                     np.array([np.nan, np.nan, 0.2, 0.9, np.nan]), m)
+    assert held.tolist() == [True, True, True, False, False]
+    s, lab = learned_verdict(np.full(5, 0.999), np.ones(5, bool), np.ones(5, bool), FusionConfig(), held)
+    assert lab.tolist() == ["similar", "similar", "similar", "exact", "exact"]
+    assert np.all(s[:3] < FusionConfig().near)
