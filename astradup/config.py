@@ -70,6 +70,13 @@ class FeatureConfig:
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when present).
         batch_size: frames per forward pass.
         audio: run Chromaprint and MFCC extraction.
+        mirror: how MobileNetV2 embeddings are made mirror-invariant: ``"symmetric"`` (one
+            forward pass through mirror-symmetrised kernels; exact), ``"two_pass"`` (sum of the
+            frame's and its mirror image's embeddings: twice the work) or ``"none"``. CLIP and
+            DINOv2 always use two passes.
+        runtime: ``"onnx"`` (ONNX Runtime on CPU, exported once from the shipped weights) or
+            ``"torch"`` (eager) for MobileNetV2; the outputs agree to ~1e-5, so the runtime is
+            not part of the feature key. A CUDA device always runs torch.
     """
 
     hash: str = "phash"
@@ -79,6 +86,8 @@ class FeatureConfig:
     device: str = "auto"
     batch_size: int = 32
     audio: bool = True
+    mirror: str = "symmetric"
+    runtime: str = "onnx"
 
     def __post_init__(self) -> None:
         if self.hash_size not in (8, 16, 32):
@@ -87,6 +96,10 @@ class FeatureConfig:
             raise ConfigError(f"features.batch_size must be >= 1, but got {self.batch_size}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"features.device must be auto, cpu or cuda, but got {self.device!r}")
+        if self.mirror not in ("symmetric", "two_pass", "none"):
+            raise ConfigError(f"features.mirror must be symmetric, two_pass or none, but got {self.mirror!r}")
+        if self.runtime not in ("onnx", "torch"):
+            raise ConfigError(f"features.runtime must be onnx or torch, but got {self.runtime!r}")
 
 
 @dataclass(frozen=True)

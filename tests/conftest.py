@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -63,3 +64,17 @@ def media_dir(tmp_path_factory) -> Path:
     transcode(src, d / "clip.mp4", ["-ss", "1", "-t", "4.5", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
     make_video(d / "other.mp4", "life", seconds=6, seed=5)
     return d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """Exported model files (MobileNetV2 as ONNX) go to a session folder, not the user's cache;
+    Dask workers and notebook kernels started by the tests inherit it."""
+    old = os.environ.get("ASTRADUP_CACHE_DIR")
+    path = tmp_path_factory.mktemp("model-cache")
+    os.environ["ASTRADUP_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ASTRADUP_CACHE_DIR", None)
+    else:
+        os.environ["ASTRADUP_CACHE_DIR"] = old

@@ -78,8 +78,25 @@ def feature_key(cfg: AstradupConfig) -> str:
     parts: list[Any] = [s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio]
     if s.keyframes_only:  # appended only when set, so keys of existing stores stay the same
         parts.append("keyframes_only")
+    if f.embedding and f.mirror != "two_pass":  # two_pass made every store before mirror existed
+        parts.append(f"mirror={f.mirror}")
     blob = json.dumps(parts)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
+    """Warn when videos in the store were extracted with other feature settings than ``cfg``'s
+    (for example by an AstraDup that embedded frames in two passes, before ``features.mirror``):
+    their features are not comparable with new ones. ``astradup index`` re-extracts exactly those
+    videos. Returns how many there are."""
+    want = feature_key(cfg.replace(**{"sampling.keyframes_only": False}))
+    keys = st.sql("SELECT feature_key, count(*) AS n FROM videos GROUP BY feature_key")
+    stale = int(keys.loc[keys["feature_key"] != want, "n"].sum()) if len(keys) else 0
+    if stale:
+        log.warning("%s: %d of %d videos were indexed with other feature settings than this config's "
+                    "(feature key %s; an AstraDup before one-pass embeddings used features.mirror=two_pass): "
+                    "run `astradup index` again to re-extract them", st.path, stale, int(keys["n"].sum()), want)
+    return stale
 
 
 def _progress(iterable: Iterable, total: int, desc: str, enabled: bool, unit: str = "video") -> Iterator:
@@ -674,6 +691,7 @@ def run_match(
             n_videos = len(feats)
         if n_videos < 2:
             raise StoreError(f"{store_path}: {n_videos} indexed video(s); matching needs at least 2")
+        check_feature_keys(st, cfg)
         st.start_run(run_id, "match", cfg.to_dict(), versions(), st.media_root)
         if reduced:
             rel = st.sql("SELECT video_id, rel_path FROM videos").set_index("video_id")["rel_path"]
@@ -774,6 +792,7 @@ def run_query(
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
     index_path, manifest, pca_path = index_files(store_path)
     with Store(store_path, read_only=True) as st:
+        check_feature_keys(st, cfg)
         state = _read_manifest(manifest) if index_path.exists() and manifest.exists() else None
         pca = None
         if state is not None and state.get("mode", "full") == "reduced":
