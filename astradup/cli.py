@@ -82,14 +82,21 @@ def match(
     out: Annotated[Path, typer.Option("--out", "-o", help="pairs.csv to write.")] = Path("pairs.csv"),
     min_score: Annotated[float | None, typer.Option(help="Drop pairs below this fused score (0 keeps every candidate) [default 0.5].")] = None,
     config: ConfigOpt = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: verify candidates on its workers.")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes [default: one per core].")] = None,
+    eager: Annotated[bool, typer.Option("--eager", help="Verify in this process even for many candidates.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Retrieve candidate pairs with FAISS, verify, fuse and classify them; write pairs.csv."""
+    """Retrieve candidate pairs with FAISS, verify, fuse and classify them; write pairs.csv.
+
+    Verification runs on Dask with --scheduler, and on a LocalCluster by default when there are
+    many candidates (see astradup.execution.verify.DASK_MATCH_ABOVE); the pairs are the same."""
     from astradup.execution import run_match
 
     try:
         cfg = _load_config(config)
-        df = run_match(store, cfg, out=out, min_score=min_score, progress=not quiet)
+        df = run_match(store, cfg, out=out, min_score=min_score, progress=not quiet, scheduler=scheduler,
+                       workers=workers, eager=eager)
     except AstradupError as exc:
         _fail(exc)
     counts = df["label"].value_counts().to_dict() if len(df) else {}

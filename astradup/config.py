@@ -77,6 +77,10 @@ class FeatureConfig:
         runtime: ``"onnx"`` (ONNX Runtime on CPU, exported once from the shipped weights) or
             ``"torch"`` (eager) for MobileNetV2; the outputs agree to ~1e-5, so the runtime is
             not part of the feature key. A CUDA device always runs torch.
+        compact_dim: MobileNetV2 only: frame embeddings are projected on this many directions
+            of a basis shipped with the package (fitted on real Debian clips; see
+            ``astradup/features/models/``) and stored, indexed and compared at that size;
+            0 keeps the full 1280 dimensions (5 KB a frame in the store and again in the index).
     """
 
     hash: str = "phash"
@@ -88,6 +92,7 @@ class FeatureConfig:
     audio: bool = True
     mirror: str = "symmetric"
     runtime: str = "onnx"
+    compact_dim: int = 128
 
     def __post_init__(self) -> None:
         if self.hash_size not in (8, 16, 32):
@@ -98,6 +103,8 @@ class FeatureConfig:
             raise ConfigError(f"features.device must be auto, cpu or cuda, but got {self.device!r}")
         if self.mirror not in ("symmetric", "two_pass", "none"):
             raise ConfigError(f"features.mirror must be symmetric, two_pass or none, but got {self.mirror!r}")
+        if not _is_int(self.compact_dim) or not 0 <= self.compact_dim <= 128:
+            raise ConfigError(f"features.compact_dim must be an integer in [0, 128] (0 = full 1280-d), but got {self.compact_dim!r}")
         if self.runtime not in ("onnx", "torch"):
             raise ConfigError(f"features.runtime must be onnx or torch, but got {self.runtime!r}")
 

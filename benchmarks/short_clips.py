@@ -167,25 +167,32 @@ def time_vpdq(files: list[Path]) -> tuple[float, float]:
     return t_hash, time.perf_counter() - t
 
 
-def time_astradup(corpus: Path, workers: int | None) -> tuple[float, float, dict[str, float], int]:
+def time_astradup(corpus: Path, workers: int | None, config: Path | None) -> dict:
+    """``run_index`` + ``run_match`` into a fresh store: seconds, stage totals, and the bytes of
+    the store and the files beside it (frame index, manifest)."""
+    from astradup.config import AstradupConfig
     from astradup.execution import run_index, run_match
     from astradup.store import Store
 
+    cfg = AstradupConfig.from_file(config)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "short.duckdb"
         t = time.perf_counter()
-        s = run_index(corpus, store, workers=workers, progress=False)
+        s = run_index(corpus, store, cfg, workers=workers, progress=False)
         t_index = time.perf_counter() - t
         t = time.perf_counter()
-        run_match(store, progress=False)
+        run_match(store, cfg, progress=False)
         t_match = time.perf_counter() - t
         with Store(store, read_only=True) as st:
             timings = st.sql("SELECT timings FROM videos")["timings"].tolist()
+            seconds = float(st.sql("SELECT sum(duration) AS s FROM videos")["s"].iloc[0])
+        sizes = {p.name.replace("short.duckdb", "store"): p.stat().st_size for p in Path(tmp).iterdir() if p.is_file()}
     stages: dict[str, float] = {}
     for tj in timings:
         for k, v in json.loads(tj).items():
             stages[k] = stages.get(k, 0.0) + v
-    return t_index, t_match, stages, s.n_failed
+    return {"index": t_index, "match": t_match, "stages": stages, "failed": s.n_failed, "sizes": sizes,
+            "video_seconds": seconds}
 
 
 def main() -> None:
@@ -194,6 +201,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the three jobs, order alternating")
     ap.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    ap.add_argument("--config", type=Path, default=None, help="AstraDup config file (default: the defaults)")
+    ap.add_argument("--jobs", default="ffmpeg,vpdq,astradup", help="which jobs to run (comma-separated)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
     args = ap.parse_args()
 
@@ -204,7 +213,7 @@ def main() -> None:
     total_s = sum(probe(f).duration for f in files)
     lens = np.array([probe(f).duration for f in files])
     print(f"{len(files)} clips, {total_s / 60:.1f} minutes ({lens.min():.1f}-{lens.max():.1f} s, median {np.median(lens):.1f} s)")
-    jobs = ["ffmpeg", "vpdq", "astradup"]
+    jobs = args.jobs.split(",")
     rounds = []
     for r in range(args.rounds):
         res: dict[str, object] = {"load_before": os.getloadavg()[0]}
@@ -214,11 +223,13 @@ def main() -> None:
             elif job == "vpdq":
                 res["vpdq_hash"], res["vpdq"] = time_vpdq(files)
             else:
-                res["index"], res["match"], res["stages"], res["failed"] = time_astradup(corpus, args.workers)
-            print(f"round {r + 1}: {job} done: { {k: v for k, v in res.items() if k != 'stages'} }", flush=True)
+                res.update(time_astradup(corpus, args.workers, args.config))
+            print(f"round {r + 1}: {job} done: {res}", flush=True)
         res["load_after"] = os.getloadavg()[0]
         rounds.append(res)
 
+    if set(jobs) != {"ffmpeg", "vpdq", "astradup"}:
+        return  # a partial run only prints
     rows = []
     for r, res in enumerate(rounds, 1):
         ours = float(res["index"]) + float(res["match"])  # type: ignore[arg-type]
@@ -234,7 +245,8 @@ def main() -> None:
     stages = best["stages"]
     body = [
         stamp(), "",
-        f"Command: `python benchmarks/short_clips.py --n {args.n} --seed {args.seed} --rounds {args.rounds}`. "
+        f"Command: `python benchmarks/short_clips.py --n {args.n} --seed {args.seed} --rounds {args.rounds}"
+        + (f" --config {args.config}" if args.config else "") + "`. "
         f"Corpus: {len(files)} clips cut from the real Debian videos, {total_s / 60:.1f} minutes in all "
         f"({lens.min():.1f}-{lens.max():.1f} s, median {np.median(lens):.1f} s), H.264 at most {MAX_WIDTH} px wide, "
         "AAC where the source has sound. All jobs are children of one process, two at a time (two "
@@ -247,6 +259,10 @@ def main() -> None:
         f"(goal >= 1.0x: {_met(d_ratio >= 1.0)}).", "",
         "Stage totals inside AstraDup's workers (seconds of worker time, summed over files, best round): "
         + ", ".join(f"{k} {v:.1f}" for k, v in sorted(stages.items())),  # type: ignore[union-attr]
+        "",
+        f"Size: store and the files beside it {sum(best['sizes'].values()) / 1024:.0f} KB for "  # type: ignore[union-attr]
+        f"{float(best['video_seconds']):.0f} s of video = {sum(best['sizes'].values()) / float(best['video_seconds']) / 1024:.2f} "  # type: ignore[union-attr,arg-type]
+        "KB per second (" + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sorted(best["sizes"].items())) + ").",  # type: ignore[union-attr]
     ]
     text = "\n".join(body)
     print(text)

@@ -169,6 +169,34 @@ def test_mirror_mode_is_part_of_the_feature_key():
     assert feature_key(cfg.replace(**{"features.runtime": "torch"})) == feature_key(cfg)
 
 
+def test_compact_embeddings_keep_cosines_and_mirror_invariance(frames):
+    from astradup.features.embedding import MobileNetV2, compact_basis
+
+    mean, comps = compact_basis()
+    assert comps.shape == (128, 1280) and np.allclose(comps @ comps.T, np.eye(128), atol=5e-3)  # orthonormal
+    f = np.concatenate([frames["src.mp4"], frames["other.mp4"]])
+    full = MobileNetV2().extract(f)
+    small = MobileNetV2(compact_dim=128).extract(f)
+    assert small.shape == (len(f), 128) and small.dtype == np.float32
+    assert np.allclose(np.linalg.norm(small, axis=1), 1.0, atol=1e-5)
+    # cosines between frames survive the projection (the matching thresholds were set on them)
+    assert np.abs(small @ small.T - full @ full.T).max() < 0.1
+    mirrored = MobileNetV2(compact_dim=128).extract(np.ascontiguousarray(f[:, :, ::-1]))
+    assert np.abs(small - mirrored).max() < 1e-4
+    assert MobileNetV2(compact_dim=32).extract(f).shape == (len(f), 32)
+
+
+def test_compact_dim_is_checked_and_keyed():
+    from astradup.config import AstradupConfig
+    from astradup.errors import ConfigError
+    from astradup.execution.runner import feature_key
+
+    with pytest.raises(ConfigError, match="compact_dim"):
+        AstradupConfig.from_dict({"features": {"compact_dim": 512}})
+    cfg = AstradupConfig()
+    assert feature_key(cfg) != feature_key(cfg.replace(**{"features.compact_dim": 0}))
+
+
 def test_letterbox_is_trimmed():
     rng = np.random.default_rng(0)
     pic = (rng.random((3, 48, 64, 3)) * 200 + 40).astype(np.uint8)

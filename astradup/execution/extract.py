@@ -50,7 +50,7 @@ def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
         params["model"] = f.model
         params["flip_invariant"] = f.mirror != "none"
     elif f.embedding == "mobilenetv2":
-        params.update(mirror=f.mirror, runtime=f.runtime)
+        params.update(mirror=f.mirror, runtime=f.runtime, compact_dim=f.compact_dim)
     return make_extractor(f.embedding, **params)  # type: ignore[return-value]
 
 

