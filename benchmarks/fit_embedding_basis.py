@@ -76,7 +76,7 @@ def main() -> None:
         "training_data": f"{len(x)} frames at {args.fps:g} fps from the {len(used)} real videos Debian packages "
                          "ship (benchmarks/debian_media.py): " + ", ".join(used),
         "energy_kept": float((s[: args.dim] ** 2).sum() / (s**2).sum()),
-        "script": "python benchmarks/fit_embedding_basis.py " + " ".join(sys.argv[1:]),
+        "script": f"python benchmarks/fit_embedding_basis.py --fps {args.fps:g} --dim {args.dim}",
         "versions": {p: md.version(p) for p in ("torch", "onnxruntime", "numpy", "av")},
     }
     path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
