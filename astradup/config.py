@@ -93,7 +93,7 @@ class FeatureConfig:
     audio: bool = True
     mirror: str = "two_pass"
     runtime: str = "onnx"
-    compact_dim: int = 128
+    compact_dim: int = 96
 
     def __post_init__(self) -> None:
         if self.hash_size not in (8, 16, 32):
