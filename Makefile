@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.astradup-installed
-APT_PACKAGES := libchromaprint1 chromium fonts-dejavu-core
+APT_PACKAGES := libchromaprint1 chromium chromium-driver fonts-dejavu-core
 DEMO_DIR := data/demo
 PYTEST_ARGS ?=
 

@@ -6,6 +6,7 @@ functions that use them, so ``import astradup`` is fast.
 
 from __future__ import annotations
 
+from astradup.api import Library
 from astradup.config import (
     AstradupConfig,
     FeatureConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "FeatureConfig",
     "FusionConfig",
+    "Library",
     "MatchConfig",
     "MediaError",
     "MediaInfo",

@@ -13,6 +13,7 @@ import typer
 
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError
+from astradup.labels import LABELS
 
 app = typer.Typer(
     name="astradup",
@@ -62,12 +63,12 @@ def index(
     quiet: QuietOpt = False,
 ) -> None:
     """Probe and extract every video under MEDIA_DIR into the store (incremental)."""
-    from astradup.execution import run_index
+    from astradup.api import Library
 
     try:
-        cfg = _load_config(config, **{"sampling.fps": fps})
-        summary = run_index(
-            media_dir, store, cfg, scheduler=scheduler, gpus=gpus, workers=workers, progress=not quiet, eager=eager,
+        lib = Library(store, _load_config(config, **{"sampling.fps": fps}))
+        summary = lib.index(
+            media_dir, scheduler=scheduler, gpus=gpus, workers=workers, progress=not quiet, eager=eager,
             on_dashboard=lambda link: typer.echo(f"Dask dashboard: {link}", err=True),
         )
     except AstradupError as exc:
@@ -91,17 +92,16 @@ def match(
 
     Verification runs on Dask with --scheduler, and on a LocalCluster by default when there are
     many candidates (see astradup.execution.verify.DASK_MATCH_ABOVE); the pairs are the same."""
-    from astradup.execution import run_match
+    from astradup.api import Library
 
     try:
-        cfg = _load_config(config)
-        df = run_match(store, cfg, out=out, min_score=min_score, progress=not quiet, scheduler=scheduler,
-                       workers=workers, eager=eager)
+        df = Library(store, _load_config(config)).match(out=out, min_score=min_score, progress=not quiet,
+                                                        scheduler=scheduler, workers=workers, eager=eager)
     except AstradupError as exc:
         _fail(exc)
     counts = df["label"].value_counts().to_dict() if len(df) else {}
     typer.echo(f"{df.attrs.get('n_candidates', 0)} candidates -> {len(df)} pairs written to {out}")
-    typer.echo("  " + ", ".join(f"{k}: {counts.get(k, 0)}" for k in ("exact", "near", "similar", "different")))
+    typer.echo("  " + ", ".join(f"{k}: {counts.get(k, 0)}" for k in LABELS))
 
 
 @app.command()
@@ -116,12 +116,12 @@ def query(
     config: ConfigOpt = None,
 ) -> None:
     """Is this video already in the library? Prints its matches with scores and segments."""
-    from astradup.execution import run_query
+    from astradup.api import Library
 
     t = time.perf_counter()
     try:
         cfg = _load_config(config, **({"sampling.keyframes_only": True} if fast else {}))
-        df = run_query(video, store, cfg, top=top, min_score=min_score)
+        df = Library(store, cfg).query(video, top=top, min_score=min_score)
     except AstradupError as exc:
         _fail(exc)
     cols = ["b", "score", "label", "visual", "audio", "metadata", "a_start", "a_end", "b_start", "b_end"]
@@ -199,18 +199,13 @@ def tune(
     """Tune fusion weights, class bands and the visual calibration on a train split (grouped by
     source); report validation figures only and write a config that `astradup match --config` takes."""
     from astradup.evaluation import load_pairs, load_truth
-    from astradup.scoring.pair import rescore_pairs
     from astradup.tuning import tune as run_tune
-    from astradup.tuning.space import MATCH_SPACE, default_search_space
+    from astradup.tuning.space import tuning_space
 
     try:
         st = storage or f"sqlite:///{out.with_suffix('.optuna.db').resolve()}"
         table = load_pairs(pairs)
-        space = default_search_space(objective)
-        rescore = None
-        if not fusion_only and "explanation" in table.columns:
-            space = {**space, **MATCH_SPACE}
-            rescore = lambda c: rescore_pairs(table, c)  # noqa: E731
+        space, rescore = tuning_space(objective, table, fusion_only)
         res = run_tune(table, load_truth(truth), base=_load_config(config), objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
                        search_space=space, rescore=rescore, progress=not quiet)
@@ -233,7 +228,7 @@ def report(
     config: ConfigOpt = None,
 ) -> None:
     """Render the precision/recall HTML report (papermill + nbconvert, plotly figures)."""
-    from astradup.report import render_report
+    from astradup.orchestration import render_report
 
     try:
         html = render_report(store, truth, pairs, out, config=_load_config(config))
@@ -249,7 +244,7 @@ def pipeline_run(
     reports_dir: Annotated[Path, typer.Option(help="Where dated run folders go.")] = Path("reports"),
 ) -> None:
     """Run a pipeline's notebooks with papermill into reports/<pipeline>/<timestamp>/."""
-    from astradup.report.pipeline import run_pipeline
+    from astradup.orchestration import run_pipeline
 
     overrides = {}
     for p in param or []:
@@ -304,10 +299,10 @@ def explain(
     config: ConfigOpt = None,
 ) -> None:
     """Explain one pair: modality scores, aligned segments and best matching frames."""
-    from astradup.execution import explain_pair
+    from astradup.api import Library
 
     try:
-        ex = explain_pair(store, a, b, _load_config(config))
+        ex = Library(store, _load_config(config)).explain(a, b)
     except AstradupError as exc:
         _fail(exc)
     typer.echo(json.dumps({k: ex[k] for k in ("a", "b", "scores", "segments", "top_frames", "explanation")}, indent=2, default=str))

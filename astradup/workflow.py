@@ -62,7 +62,7 @@ def run_demo(
     html = None
     if render:
         echo("[5/5] rendering the HTML report ...")
-        from astradup.report import render_report
+        from astradup.orchestration import render_report
 
         html = render_report(store, corpus / "ground_truth.csv", pairs_csv, work / "report", config=cfg)
     echo("")

@@ -126,7 +126,7 @@ def main() -> None:
     from astradup.scoring.pair import rescore_pairs
     from astradup.synth import generate
     from astradup.tuning import split_by_group, tune
-    from astradup.tuning.space import MATCH_SPACE, default_search_space
+    from astradup.tuning.space import tuning_space
     from benchmarks.debian_media import fetch_clips, sources_dir
 
     t0 = time.time()
@@ -148,11 +148,11 @@ def main() -> None:
     cfg0 = AstradupConfig()
     # fusion weights and bands only: with the visual knots free as well, 200 trials over-fit the
     # train sources (measured: validation precision fell from 0.78 to 0.51)
-    space = default_search_space("f1") if args.fusion_only else {**default_search_space("f1"), **MATCH_SPACE}
     tr_pairs = restrict(pairs, train)
+    space, rescore = tuning_space("f1", tr_pairs, args.fusion_only)
     res = tune(tr_pairs, truth[truth["a"].isin(train) & truth["b"].isin(train)].copy(), videos=sorted(train), base=cfg0,
                objective="f1", n_trials=args.trials, seed=args.seed, search_space=space,
-               rescore=lambda c: rescore_pairs(tr_pairs, c), val_fraction=0.3)
+               rescore=rescore, val_fraction=0.3)
     tuned = res.best_config
     test_truth = truth[truth["a"].isin(test) & truth["b"].isin(test)]
     te_pairs = restrict(pairs, test)

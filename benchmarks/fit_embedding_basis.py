@@ -30,12 +30,11 @@ sys.path.insert(0, str(ROOT))
 def source_embeddings(fps: float, exclude: set[str] | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """Full-dimension embeddings of the Debian videos' frames (sampled at ``fps``), less the
     videos named in ``exclude``; the names used; the name of each frame's video."""
-    from benchmarks.debian_media import sources_dir
-
     from astradup.features.embedding import MobileNetV2
     from astradup.features.preprocess import trim_borders
     from astradup.media.decode import sample_frames
     from astradup.media.probe import probe
+    from benchmarks.debian_media import sources_dir
 
     ex = MobileNetV2(compact_dim=0)
     parts, used, owner = [], [], []

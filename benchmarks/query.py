@@ -118,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
+    import pandas as pd
+
     from astradup.config import AstradupConfig
     from astradup.execution import extract_video
-    from astradup.index import PCAReducer, select_keyframes
-    from astradup.scoring.pair import score_pair
+    from astradup.execution.stages import search_votes, verify_query
+    from astradup.index import PCAReducer
+    from astradup.index.frames import project_keyframes
 
     cfg = AstradupConfig()
     t_import = time.perf_counter() - t_start
@@ -153,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     # the real clips join the index as videos n, n+1, ...
     real_rows, real_owner = [], []
     for j, f in enumerate(lib):
-        keep = select_keyframes(f.embeddings, np.zeros(len(f.embeddings), np.int64), 0.9)
-        real_rows.append(pca.transform(f.embeddings[keep]))
-        real_owner.append(np.full(keep.size, args.videos + j, np.int64))
+        keys, _ = project_keyframes(f.embeddings, np.zeros(len(f.embeddings), np.int64), pca, 0.9)
+        real_rows.append(keys)
+        real_owner.append(np.full(len(keys), args.videos + j, np.int64))
     start = idx.ntotal
     rows = np.concatenate(real_rows)
     idx.add(rows, np.arange(start, start + rows.shape[0], dtype=np.int64))
@@ -167,38 +170,34 @@ def main(argv: list[str] | None = None) -> int:
     def one_mode(mcfg: AstradupConfig) -> dict:
         stages: dict[str, list[float]] = {k: [] for k in STAGES}
         for _ in range(args.repeats):
+            # the stages of astradup.execution.runner.run_query, one by one
             t0 = time.perf_counter()
             q = extract_video(str(query_file), mcfg)
             t1 = time.perf_counter()
-            keep = select_keyframes(q.embeddings, np.zeros(len(q.embeddings), np.int64), 0.9)
-            qk = pca.transform(q.embeddings[keep])
+            qk, _ = project_keyframes(q.embeddings, np.zeros(len(q.embeddings), np.int64), pca, 0.9)
             t2 = time.perf_counter()
-            sims, hit = idx.search(qk, args.k)
-            ok = (hit >= 0) & (sims >= mcfg.match.min_candidate_sim)
-            vids, votes = np.unique(owner[hit[ok]], return_counts=True)
-            cand = vids[np.argsort(-votes, kind="stable")][: args.top]
+            cand = search_votes(idx, owner, qk, args.k, mcfg.match.min_candidate_sim, args.top)
             t3 = time.perf_counter()
-            results = []
-            for i, v in enumerate(cand.tolist()):
-                real = v - args.videos
-                other = (
-                    lib[real] if 0 <= real < len(lib) else lib[i % len(lib)]
-                )  # same work per pair
-                results.append((v, score_pair(q, other, mcfg)))
+            # a synthetic candidate is verified against a real clip instead: same work per pair
+            feats = {v: lib[v - args.videos] if 0 <= v - args.videos < len(lib) else lib[i % len(lib)]
+                     for i, v in enumerate(cand)}
+            found = verify_query(q, str(query_file), cand, feats, pd.Series({v: v for v in cand}), mcfg,
+                                 min_score=0.0, top=len(cand))
             t4 = time.perf_counter()
             for name, val in zip(
                 STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0), strict=True
             ):
                 stages[name].append(val)
-        ranks = [i for i, (v, _) in enumerate(results) if v == args.videos]
-        source = next((ps for v, ps in results if v == args.videos), None)
+        ranks = [i for i, v in enumerate(cand) if v == args.videos]
+        hit = found[found["b"] == args.videos]
+        source = None if hit.empty else hit.iloc[0]
         return {
             "decoder": q.decoder,
             "query_frames": int(q.n_frames),
             "candidates_verified": int(len(cand)),
             "source_rank": ranks[0] if ranks else -1,
-            "source_score": None if source is None else round(source.score, 4),
-            "source_label": None if source is None else source.label,
+            "source_score": None if source is None else round(float(source["score"]), 4),
+            "source_label": None if source is None else source["label"],
             **{f"{k}_s": round(float(np.median(v)), 3) for k, v in stages.items()},
         }
 

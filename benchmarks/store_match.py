@@ -33,10 +33,9 @@ from benchmarks._results import md_table, stamp, write_section  # noqa: E402
 
 def build_store(store: Path, n: int, frames: int, dim: int, seed: int) -> tuple[float, set[tuple[int, int]]]:
     """Write ``n`` synthetic videos; return (seconds, planted (source, copy) video-id pairs)."""
-    from benchmarks.scale import generate
-
     from astradup.features.video import VideoFeatures
     from astradup.store import Store
+    from benchmarks.scale import generate
 
     proj = np.random.default_rng(seed + 1).standard_normal((dim, 256)).astype(np.float32)
     planted: set[tuple[int, int]] = set()

@@ -152,10 +152,10 @@ def _pairs(df: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture()
 def small_chunks(monkeypatch):
     """Verification chunks of 4 pairs, so a dozen videos make many chunks and several in flight."""
-    from astradup.execution import runner
+    from astradup.execution import stages
 
-    monkeypatch.setattr(runner, "VERIFY_PAIRS", 4)
-    return runner
+    monkeypatch.setattr(stages, "VERIFY_PAIRS", 4)
+    return stages
 
 
 def test_match_through_scheduler_equals_eager(eager_store, cluster, small_chunks, tmp_path):
@@ -176,7 +176,7 @@ def test_match_through_scheduler_equals_eager(eager_store, cluster, small_chunks
 def test_match_survives_a_worker_killed_mid_run(eager_store, cluster, small_chunks):
     addr, workers = cluster
     eager = run_match(eager_store, min_score=0.0, progress=False, eager=True)
-    feature_chunks = small_chunks._feature_chunks
+    feature_chunks = small_chunks.feature_chunks
 
     def chunks_then_kill(*args, **kwargs):
         for i, chunk in enumerate(feature_chunks(*args, **kwargs)):
@@ -185,10 +185,10 @@ def test_match_survives_a_worker_killed_mid_run(eager_store, cluster, small_chun
                 workers[0].wait(timeout=30)
             yield chunk
 
-    small_chunks._feature_chunks = chunks_then_kill
+    small_chunks.feature_chunks = chunks_then_kill
     try:
         dist = run_match(eager_store, min_score=0.0, progress=False, scheduler=addr)
     finally:
-        small_chunks._feature_chunks = feature_chunks
+        small_chunks.feature_chunks = feature_chunks
     assert workers[0].poll() is not None
     pd.testing.assert_frame_equal(_pairs(eager), _pairs(dist))

@@ -265,7 +265,8 @@ def test_transformers_missing_model_is_config_error(tmp_path):
 
 @pytest.mark.gpu
 def test_embeddings_on_gpu_match_cpu(frames):
-    torch = pytest.importorskip("torch")
+    import torch
+
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
     cpu = make_extractor("mobilenetv2", device="cpu").extract(frames["src.mp4"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pandas as pd
 import pytest
 
 from astradup.errors import AstradupError, IndexError_, UnknownBackendError
 from astradup.index import (
-    PAIR_COLUMNS,
+    CANDIDATE_COLUMNS,
     BinaryHashIndex,
     PCAReducer,
     VectorIndex,
@@ -16,7 +17,6 @@ from astradup.index import (
     select_keyframes,
 )
 
-faiss = pytest.importorskip("faiss")
 HAS_GPU = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 needs_gpu = [pytest.mark.gpu, pytest.mark.skipif(not HAS_GPU, reason="faiss sees no GPU")]
 
@@ -540,7 +540,7 @@ def oracle_frame_votes(
 
 
 def check_pair_frame(df: pd.DataFrame) -> None:
-    assert list(df.columns) == list(PAIR_COLUMNS)
+    assert list(df.columns) == list(CANDIDATE_COLUMNS)
     assert df["a"].dtype == np.int64 and df["b"].dtype == np.int64
     assert (df["a"] < df["b"]).all()  # unordered, no self pairs
     assert not df.duplicated(["a", "b"]).any()
@@ -670,7 +670,7 @@ def test_candidate_pairs_without_frames_uses_hashes_and_descriptors():
 
 def test_candidate_pairs_empty_and_single_video():
     df = candidate_pairs(np.ones((4, 8), np.float32), np.zeros(4, np.int64))
-    assert df.empty and list(df.columns) == list(PAIR_COLUMNS)
+    assert df.empty and list(df.columns) == list(CANDIDATE_COLUMNS)
     df = candidate_pairs(np.empty((0, 8), np.float32), np.empty(0, np.int64))
     assert df.empty
 

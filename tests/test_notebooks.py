@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from astradup.report.params import NOTEBOOK_PARAMS
+from astradup.orchestration.params import NOTEBOOK_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -119,13 +119,12 @@ def corpus(media_dir, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def dedup_run(corpus) -> Path:
-    """02_dedup_run executed once (index + match on one local Dask worker); later notebooks read
+    """01_dedup_run executed once (index + match on one local Dask worker); later notebooks read
     its store."""
-    pytest.importorskip("astradup.execution", reason="the execution layer is not built yet")
-    from astradup.report.render import execute_notebook
+    from astradup.orchestration import execute_notebook
 
     return execute_notebook(
-        "02_dedup_run", corpus["work"] / "02_dedup_run.ipynb",
+        "01_dedup_run", corpus["work"] / "01_dedup_run.ipynb",
         {"media_dir": str(corpus["media"]), "store": str(corpus["store"]), "out": str(corpus["pairs"]),
          "workers": 1},
         cwd=corpus["work"],
@@ -138,7 +137,7 @@ def _outputs_html(path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_02_dedup_run(dedup_run, corpus):
+def test_01_dedup_run(dedup_run, corpus):
     assert corpus["pairs"].is_file()
     pairs = pd.read_csv(corpus["pairs"])
     found = {frozenset(p) for p in zip(pairs["a"], pairs["b"])}
@@ -149,10 +148,10 @@ def test_02_dedup_run(dedup_run, corpus):
 
 
 @pytest.mark.slow
-def test_01_explore_corpus(dedup_run, corpus):
-    from astradup.report.render import execute_notebook
+def test_02_explore_corpus(dedup_run, corpus):
+    from astradup.orchestration import execute_notebook
 
-    out = execute_notebook("01_explore_corpus", corpus["work"] / "01.ipynb",
+    out = execute_notebook("02_explore_corpus", corpus["work"] / "02.ipynb",
                            {"store": str(corpus["store"]), "top_n": 3}, cwd=corpus["work"])
     html = _outputs_html(out)
     assert "Corpus" in html and "EmptyFileError" in html  # the empty file is listed as a failure
@@ -161,7 +160,7 @@ def test_01_explore_corpus(dedup_run, corpus):
 
 @pytest.mark.slow
 def test_04_evaluation_report(dedup_run, corpus):
-    from astradup.report import render_report
+    from astradup.orchestration import render_report
 
     html = render_report(corpus["store"], corpus["truth"], corpus["pairs"], corpus["work"] / "report",
                          title="tiny corpus", top_n=3)
@@ -173,8 +172,7 @@ def test_04_evaluation_report(dedup_run, corpus):
 
 @pytest.mark.slow
 def test_03_tune(dedup_run, corpus):
-    pytest.importorskip("astradup.tuning", reason="the tuning layer is not built yet")
-    from astradup.report.render import execute_notebook
+    from astradup.orchestration import execute_notebook
 
     tuned = corpus["work"] / "tuned.yaml"
     out = execute_notebook(

@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from astradup.errors import ConfigError
-from astradup.report.browser import check_page, find_chromium
-from astradup.report.pipeline import (
+from astradup.orchestration.pipeline import (
     PipelineError,
     find_pipeline,
     load_pipeline,
@@ -22,6 +21,7 @@ from astradup.report.pipeline import (
     run_pipeline,
     substitute,
 )
+from astradup.testing.browser import check_page, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NASTY = "<script>alert(1)</script>.mp4"
@@ -54,7 +54,7 @@ def test_shipped_pipelines_resolve():
         path = find_pipeline(name)
         assert path == ROOT / "pipelines" / f"{name}.yaml"
         steps = plan(load_pipeline(path), name, Path("/r/run"), "T", source=name)
-        assert steps[0]["stem"] == "02_dedup_run"
+        assert steps[0]["stem"] == "01_dedup_run"
         assert steps[0]["parameters"]["out"] == "/r/run/pairs.csv"
         assert steps[-1]["stem"] == "04_evaluation_report"
         assert steps[-1]["parameters"]["pairs"] == "/r/run/pairs.csv"
@@ -113,7 +113,7 @@ def test_unknown_pipeline_and_notebook(tmp_path):
     with pytest.raises(ConfigError, match=r"pipeline 'nope' not found; choose one of \[.*'demo'.*'nightly'"):
         find_pipeline("nope")
     path = write(tmp_path / "p.yaml", {"notebooks": [{"notebook": "99_nothing"}]})
-    with pytest.raises(ConfigError, match=r"notebook '99_nothing' not found; choose one of \['01_explore_corpus'"):
+    with pytest.raises(ConfigError, match=r"notebook '99_nothing' not found; choose one of \['01_dedup_run'"):
         run_pipeline(path, reports_dir=tmp_path / "reports")
 
 
@@ -163,7 +163,7 @@ def test_failing_notebook_stops_and_keeps_partial_outputs(tmp_path):
     err = info.value
     msg = str(err)
     assert "pipeline 'breaks' stopped at step 2 of 3: 04_evaluation_report.ipynb cell" in msg
-    assert "(run = sections.load_report(params)) raised TableError" in msg and "missing.csv: file does not exist" in msg
+    assert "(run = runs.load_report(params)) raised TableError" in msg and "missing.csv: file does not exist" in msg
     assert str(err.run_dir) in msg and err.notebook == "04_evaluation_report"
 
     run_dir = err.run_dir
@@ -183,7 +183,6 @@ def test_failing_notebook_stops_and_keeps_partial_outputs(tmp_path):
 @pytest.mark.skipif(find_chromium() is None, reason="Debian's chromium is not installed (apt-get install -y chromium)")
 def test_demo_pipeline_end_to_end(media_dir, tmp_path, monkeypatch):
     """pipelines/demo.yaml on a tiny corpus: index + match, then the report, opened in chromium."""
-    pytest.importorskip("astradup.execution", reason="the execution layer is not built yet")
     corpus = tmp_path / "corpus"
     shutil.copytree(media_dir, corpus)
     (corpus / "<script>alert(1)<").mkdir()
@@ -197,7 +196,7 @@ def test_demo_pipeline_end_to_end(media_dir, tmp_path, monkeypatch):
                            reports_dir=tmp_path / "reports")
     assert (tmp_path / "reports" / "demo" / "latest").resolve() == run_dir.resolve()
     assert (run_dir / "pairs.csv").is_file()
-    assert {"02_dedup_run.html", "04_evaluation_report.html", "index.html"} <= {p.name for p in run_dir.iterdir()}
+    assert {"01_dedup_run.html", "04_evaluation_report.html", "index.html"} <= {p.name for p in run_dir.iterdir()}
     page = check_page(run_dir / "04_evaluation_report.html")
     assert page.ok, (page.console_errors, page.exceptions, page.dialogs, page.external_requests)
     assert page.n_plots >= 7 and NASTY in page.text

@@ -15,8 +15,8 @@ import pytest
 from astradup.config import AstradupConfig, MatchConfig
 from astradup.errors import ConfigError
 from astradup.execution import run_index, run_match, run_query
-from astradup.execution.runner import index_files
 from astradup.index import PCAReducer, VectorIndex
+from astradup.index.frames import index_files
 from astradup.store import Store
 from tests.conftest import transcode
 
@@ -27,7 +27,7 @@ COPIES = {  # pairs of the corpus that are copies of one source, and the class t
     ("mirror.mp4", "src.mp4"), ("reencode.mkv", "src.mp4"), ("mirror.mp4", "reencode.mkv"),
     ("clip.mp4", "src.mp4"), ("clip.mp4", "mirror.mp4"), ("clip.mp4", "reencode.mkv"),
 }
-LOG = "astradup.execution.runner"
+LOG = "astradup.index.frames"
 
 
 def labels(df) -> dict[tuple[str, str], str]:
@@ -87,25 +87,25 @@ def test_iter_embeddings_streams_what_load_features_reads(indexed):
 
 
 def test_chunked_verification_equals_in_memory_scoring(indexed, monkeypatch):
-    from astradup.execution import runner
+    from astradup.execution import stages
 
     cfg = AstradupConfig()
     with Store(indexed, read_only=True) as st:
         feats = st.load_features()
-        cand = runner.find_candidates(feats, cfg)
-        whole = runner.score_candidates(zip(cand["a"], cand["b"]), feats, cfg)
-        monkeypatch.setattr(runner, "VERIFY_PAIRS", 2)
-        chunked = runner.verify_streamed(st, cand.sample(frac=1.0, random_state=0), cfg, threshold=0.0)
-        high = runner.verify_streamed(st, cand, cfg, threshold=0.8)
+        cand = stages.find_candidates(feats, cfg)
+        whole = stages.score_candidates(zip(cand["a"], cand["b"]), feats, cfg)
+        monkeypatch.setattr(stages, "VERIFY_PAIRS", 2)
+        chunked = stages.verify_streamed(st, cand.sample(frac=1.0, random_state=0), cfg, threshold=0.0)
+        high = stages.verify_streamed(st, cand, cfg, threshold=0.8)
     key = lambda r: (r["a_id"], r["b_id"])  # noqa: E731
     assert len(whole) == len(cand) >= 6
     assert sorted(chunked, key=key) == sorted(whole, key=key)
     assert sorted(high, key=key) == sorted((r for r in whole if r["score"] >= 0.8), key=key) != []
-    monkeypatch.setattr(runner, "VERIFY_FRAMES", 10)
+    monkeypatch.setattr(stages, "VERIFY_FRAMES", 10)
     n = {1: 4, 2: 4, 3: 4, 4: 1, 5: 1, 9: 20, 10: 1}
     a, b = np.array([1, 1, 1, 1, 2, 2, 9]), np.array([2, 3, 4, 5, 3, 4, 10])
-    monkeypatch.setattr(runner, "VERIFY_PAIRS", 3)
-    assert list(runner._pair_chunks(a, b, n)) == [(0, 1), (1, 4), (4, 6), (6, 7)]
+    monkeypatch.setattr(stages, "VERIFY_PAIRS", 3)
+    assert list(stages.pair_chunks(a, b, n)) == [(0, 1), (1, 4), (4, 6), (6, 7)]
 
 
 def test_reduced_match_finds_the_copies_the_full_index_finds(store, tmp_path):
@@ -186,7 +186,7 @@ def test_changing_index_dim_rebuilds_with_a_warning(store, caplog):
     with caplog.at_level(logging.WARNING, logger=LOG):
         full = run_match(store, min_score=0.0, progress=False)
     assert full.attrs["index_mode"] == "full" and full.attrs["frame_index"] == "built"
-    assert "mode" not in manifest(store) and VectorIndex.load(index_files(store)[0]).dim == EMB_DIM
+    assert manifest(store)["mode"] == "full" and VectorIndex.load(index_files(store)[0]).dim == EMB_DIM
 
 
 def test_reindexed_video_rebuilds_the_index_with_the_saved_pca(store):

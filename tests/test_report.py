@@ -14,11 +14,12 @@ import pytest
 from astradup.config import AstradupConfig, FusionConfig
 from astradup.errors import AstradupError, ConfigError
 from astradup.evaluation import evaluate
+from astradup.orchestration import render_report
+from astradup.orchestration.params import ReportParams, check_params
 from astradup.report import figures, sections
-from astradup.report.browser import check_page, find_chromium
 from astradup.report.display import Html, figure_html, kv_table, table_html
-from astradup.report.params import ReportParams, check_params
-from astradup.report.render import export_png, notebook_to_html, render_report
+from astradup.report.render import export_png, notebook_to_html
+from astradup.testing.browser import check_page, find_chromium
 
 NASTY = "<script>alert(1)</script>.mp4"
 NASTY_IMG = '<img src=x onerror="alert(2)">.mp4'
@@ -371,7 +372,9 @@ def test_summary_without_truth(pairs):
 
 
 def test_versions_and_run_info(pairs):
-    v = sections.versions()
+    from astradup.provenance import versions
+
+    v = versions()
     assert v["astradup"] and v["python"]
     info = sections.run_info(sections.RunData(pairs=pairs, config=AstradupConfig())).html
     assert "fusion:" in info and "near: 0.85" in info and "Versions" in info
@@ -440,7 +443,7 @@ def test_render_report_rejects_bad_params(tmp_path):
 
 @pytest.mark.slow
 def test_render_report_names_the_failing_cell(tmp_path):
-    with pytest.raises(AstradupError, match=r"04_evaluation_report.ipynb: cell \d+ \(run = sections.load_report\(params\)\) raised TableError: .*missing.csv: file does not exist"):
+    with pytest.raises(AstradupError, match=r"04_evaluation_report.ipynb: cell \d+ \(run = runs.load_report\(params\)\) raised TableError: .*missing.csv: file does not exist"):
         render_report(None, None, tmp_path / "missing.csv", tmp_path / "out")
 
 
@@ -482,7 +485,6 @@ def test_check_page_sees_injected_script_and_cdn(tmp_path):
 @pytest.mark.browser
 @needs_chromium
 def test_export_png(tmp_path):
-    pytest.importorskip("kaleido", reason="kaleido>=1.0 is not installed (pip install 'kaleido>=1.0')")
     labels = ["exact", "near", "similar", "different"]
     fig = figures.confusion_heatmap(pd.DataFrame(np.eye(4, dtype=int), index=labels, columns=labels))
     out = export_png(fig, tmp_path / "confusion.png", width=640, height=400)

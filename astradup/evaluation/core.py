@@ -25,11 +25,12 @@ from astradup.evaluation.io import (
     check_truth,
 )
 from astradup.evaluation.metrics import Ranking, interval_iou, ranking
+from astradup.labels import NO_MATCH, RELATION_TO_LABEL
 
 log = logging.getLogger(__name__)
 
 #: Truth relation -> confusion-matrix class (partial copies count as near duplicates).
-TRUTH_CLASS = {"exact": "exact", "near": "near", "partial": "near", "similar": "similar", "different": "different"}
+TRUTH_CLASS = RELATION_TO_LABEL
 PR_CURVE_POINTS = 200
 
 
@@ -166,10 +167,10 @@ def join(truth: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     j["b"] = uniques.to_numpy()[key % n]
     j["in_truth"] = j["in_truth"].notna()
     j["in_pairs"] = j["in_pairs"].notna()
-    j["relation"] = j["relation"].fillna("different")
+    j["relation"] = j["relation"].fillna(NO_MATCH)
     j["transform"] = j["transform"].fillna("")
     j["truth_class"] = j["relation"].map(TRUTH_CLASS)
-    j["label"] = j["label"].fillna("different")
+    j["label"] = j["label"].fillna(NO_MATCH)
     j["positive"] = j["relation"].isin(POSITIVE_RELATIONS).to_numpy()
     j["pred_duplicate"] = j["label"].isin(DUPLICATE_LABELS).to_numpy()
     j["tiou"] = pair_tiou(j)

@@ -38,15 +38,19 @@ import numpy as np
 import pandas as pd
 
 from astradup.errors import AstradupError
+from astradup.labels import (
+    DUPLICATE_LABELS,
+    LABELS,
+    MODALITIES,
+    POSITIVE_RELATIONS,
+    RELATIONS,
+    SEGMENT_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
-RELATIONS = ("exact", "near", "partial", "similar", "different")
-LABELS = ("exact", "near", "similar", "different")
-POSITIVE_RELATIONS = ("exact", "near", "partial")
-DUPLICATE_LABELS = ("exact", "near")
-MODALITY_COLUMNS = ("visual", "audio", "metadata")
-SEGMENT_COLUMNS = ("a_start", "a_end", "b_start", "b_end")
+MODALITY_COLUMNS = MODALITIES
+__all__ = ["DUPLICATE_LABELS", "LABELS", "MODALITY_COLUMNS", "POSITIVE_RELATIONS", "RELATIONS", "SEGMENT_COLUMNS"]
 _KEY_ALIASES = {"video_a": "a", "video_b": "b", "path_a": "a", "path_b": "b"}
 
 

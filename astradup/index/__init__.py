@@ -1,7 +1,8 @@
 """astradup.index: FAISS retrieval of candidate pairs (no all-pairs comparison anywhere).
 
-Pure functions and small objects over numpy arrays; faiss is imported lazily inside them, and the
-store and Dask are never touched here (the execution layer keeps index files beside the store).
+Pure functions and small objects over numpy arrays; faiss is imported lazily inside them, and Dask
+is never touched here. One module reads the store: :mod:`astradup.index.frames` keeps the frame
+index beside it (full or PCA-reduced, one manifest, extended when the library grows).
 
 - :class:`VectorIndex`: cosine search on float embeddings (flat, IVF or HNSW; GPU when present).
 - :class:`BinaryHashIndex`: Hamming search on packed perceptual hashes (flat or multi-index hash).
@@ -15,7 +16,7 @@ from __future__ import annotations
 from astradup.index.binary import BINARY_KINDS, BinaryHashIndex
 from astradup.index.candidates import (
     ALL_PAIRS_FLAT_MAX,
-    PAIR_COLUMNS,
+    CANDIDATE_COLUMNS,
     candidate_pairs,
     select_keyframes,
 )
@@ -25,7 +26,7 @@ from astradup.index.vector import VECTOR_KINDS, VectorIndex, default_nlist
 __all__ = [
     "ALL_PAIRS_FLAT_MAX",
     "BINARY_KINDS",
-    "PAIR_COLUMNS",
+    "CANDIDATE_COLUMNS",
     "VECTOR_KINDS",
     "BinaryHashIndex",
     "PCAReducer",

@@ -31,7 +31,8 @@ from astradup.index.vector import VectorIndex
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = ("a", "b", "votes", "max_sim", "video_sim", "hash_hits")
+#: Columns of the candidate table (before verification; pairs.csv columns are astradup.labels.PAIR_COLUMNS).
+CANDIDATE_COLUMNS = ("a", "b", "votes", "max_sim", "video_sim", "hash_hits")
 
 # An all-pairs search costs n^2 * d on a flat index but ~ n^1.5 * d on IVF, so the indexes built
 # here switch to IVF far earlier than VectorIndex's default (measured at 88k 64-d keyframes on one
@@ -232,11 +233,7 @@ def _video_sims(
     if n < 2:
         keys, _, best = acc.result()
         return keys, best
-    if index is None:
-        index = VectorIndex(vecs.shape[1], **{"flat_max": ALL_PAIRS_FLAT_MAX, **index_kw})
-        index.add(vecs, np.arange(n, dtype=np.int64))
-    else:
-        _check_prebuilt(index, vecs, "video_index", "video_vecs")
+    index = _index_of(index, vecs, index_kw, ("video_index", "video_vecs"))
     kk = int(min(n, k + 1))
     for start in range(0, queries.size, batch_size):
         rows = queries[start : start + batch_size]
@@ -277,6 +274,80 @@ def _hash_hits(
         acc.add(keys, np.ones(keys.size, np.int64), np.zeros(keys.size, np.float32))
     keys, counts, _ = acc.result()
     return keys, counts
+
+
+def _checked_sources(frame_vecs, frame_video, video_vecs, video_ids, hash_codes, hash_video) -> tuple:
+    """The three candidate sources, checked: (frame vectors, their video ids, descriptors, their
+    video ids, hash codes, their video ids); the missing optional ones are None."""
+    if frame_vecs is None:
+        frame_vecs, frame_video = np.empty((0, 1), np.float32), np.empty(0, np.int64)
+    if not isinstance(frame_vecs, np.ndarray) or frame_vecs.ndim != 2:
+        raise IndexError_("frame_vecs must be a 2-D numpy float array (n_frames, d)")
+    # no copy: the index normalises each query batch itself
+    fv = as_vectors(frame_vecs, frame_vecs.shape[1], "frame_vecs", copy=False)
+    fvid = _as_video_ids(frame_video, fv.shape[0], "frame_video")
+    vv = vvid = hc = hvid = None
+    if (video_vecs is None) != (video_ids is None):
+        raise IndexError_("video_vecs and video_ids must be given together")
+    if video_vecs is not None:
+        if not isinstance(video_vecs, np.ndarray) or video_vecs.ndim != 2:
+            raise IndexError_("video_vecs must be a 2-D numpy float array (n_videos, D)")
+        vv = as_vectors(video_vecs, video_vecs.shape[1], "video_vecs", copy=False)
+        vvid = _as_video_ids(video_ids, vv.shape[0], "video_ids")
+        if np.unique(vvid).shape[0] != vvid.shape[0]:
+            raise IndexError_("video_ids must be unique (one descriptor per video)")
+    if (hash_codes is None) != (hash_video is None):
+        raise IndexError_("hash_codes and hash_video must be given together")
+    if hash_codes is not None:
+        if not isinstance(hash_codes, np.ndarray) or hash_codes.ndim != 2:
+            raise IndexError_("hash_codes must be a 2-D numpy uint8 array (n, nbits // 8)")
+        hc = as_codes(hash_codes, hash_codes.shape[1], "hash_codes")
+        hvid = _as_video_ids(hash_video, hc.shape[0], "hash_video")
+    return fv, fvid, vv, vvid, hc, hvid
+
+
+def _index_of(index: VectorIndex | None, vecs: np.ndarray, index_kw: dict[str, Any] | None,
+              names: tuple[str, str] = ("index", "frame_vecs")) -> VectorIndex:
+    """``index`` checked to hold ``vecs`` (``names``: the two arguments, for the error), or a new
+    one holding them with row numbers as ids."""
+    if index is not None:
+        _check_prebuilt(index, vecs, *names)
+        return index
+    index = VectorIndex(vecs.shape[1], **{"flat_max": ALL_PAIRS_FLAT_MAX, **(index_kw or {})})
+    if vecs.shape[0]:
+        index.add(vecs, np.arange(vecs.shape[0], dtype=np.int64))
+    return index
+
+
+def _candidate_table(universe: np.ndarray, n_videos: int, keys: np.ndarray, frames: tuple, videos: tuple,
+                     hashes: tuple) -> pd.DataFrame:
+    """One row per pair key (``a * n_videos + b`` in dense ids) with each source's evidence."""
+    (f_keys, f_votes, f_best), (v_keys, v_best), (h_keys, h_hits) = frames, videos, hashes
+    votes = np.zeros(keys.size, np.int64)
+    max_sim = np.full(keys.size, np.nan, np.float64)
+    video_sim = np.full(keys.size, np.nan, np.float64)
+    hits = np.zeros(keys.size, np.int64)
+    if f_keys.size:
+        pos = np.searchsorted(keys, f_keys)
+        votes[pos] = f_votes
+        max_sim[pos] = f_best
+    if v_keys.size and keys.size:
+        pos = np.minimum(np.searchsorted(keys, v_keys), keys.size - 1)
+        found = keys[pos] == v_keys
+        video_sim[pos[found]] = v_best[found]
+    if h_keys.size:
+        hits[np.searchsorted(keys, h_keys)] = h_hits
+    return pd.DataFrame(
+        {
+            "a": universe[keys // n_videos].astype(np.int64),
+            "b": universe[keys % n_videos].astype(np.int64),
+            "votes": votes,
+            "max_sim": max_sim,
+            "video_sim": video_sim,
+            "hash_hits": hits,
+        },
+        columns=list(CANDIDATE_COLUMNS),
+    )
 
 
 def candidate_pairs(
@@ -335,46 +406,19 @@ def candidate_pairs(
     """
     if (frame_vecs is None) != (frame_video is None):
         raise IndexError_("frame_vecs and frame_video must be given together (or both None)")
-    if frame_vecs is None:
-        if index is not None:
-            raise IndexError_("an index was passed without the frame_vecs it holds")
-        frame_vecs, frame_video = np.empty((0, 1), np.float32), np.empty(0, np.int64)
-    if not isinstance(frame_vecs, np.ndarray) or frame_vecs.ndim != 2:
-        raise IndexError_("frame_vecs must be a 2-D numpy float array (n_frames, d)")
-    # no copy: the index normalises each query batch itself
-    fv = as_vectors(frame_vecs, frame_vecs.shape[1], "frame_vecs", copy=False)
-    fvid = _as_video_ids(frame_video, fv.shape[0], "frame_video")
+    if frame_vecs is None and index is not None:
+        raise IndexError_("an index was passed without the frame_vecs it holds")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise IndexError_(f"k must be an integer >= 1, but got {k!r}")
     if batch_size < 1:
         raise IndexError_(f"batch_size must be >= 1, but got {batch_size}")
-    parts = [fvid]
-    vv = vvid = hc = hvid = None
-    if (video_vecs is None) != (video_ids is None):
-        raise IndexError_("video_vecs and video_ids must be given together")
-    if video_vecs is not None:
-        if not isinstance(video_vecs, np.ndarray) or video_vecs.ndim != 2:
-            raise IndexError_("video_vecs must be a 2-D numpy float array (n_videos, D)")
-        vv = as_vectors(video_vecs, video_vecs.shape[1], "video_vecs", copy=False)
-        vvid = _as_video_ids(video_ids, vv.shape[0], "video_ids")
-        if np.unique(vvid).shape[0] != vvid.shape[0]:
-            raise IndexError_("video_ids must be unique (one descriptor per video)")
-        parts.append(vvid)
-    if (hash_codes is None) != (hash_video is None):
-        raise IndexError_("hash_codes and hash_video must be given together")
-    if hash_codes is not None:
-        if not isinstance(hash_codes, np.ndarray) or hash_codes.ndim != 2:
-            raise IndexError_("hash_codes must be a 2-D numpy uint8 array (n, nbits // 8)")
-        hc = as_codes(hash_codes, hash_codes.shape[1], "hash_codes")
-        hvid = _as_video_ids(hash_video, hc.shape[0], "hash_video")
-        parts.append(hvid)
-
+    fv, fvid, vv, vvid, hc, hvid = _checked_sources(frame_vecs, frame_video, video_vecs, video_ids,
+                                                    hash_codes, hash_video)
+    parts = [x for x in (fvid, vvid, hvid) if x is not None]
     universe = np.unique(np.concatenate(parts))
     n_videos = max(int(universe.shape[0]), 1)
     if query_videos is not None:
-        query_videos = _as_video_ids(
-            query_videos, np.asarray(query_videos).shape[0], "query_videos"
-        )
+        query_videos = _as_video_ids(query_videos, np.asarray(query_videos).shape[0], "query_videos")
 
     def query_rows(owner: np.ndarray) -> np.ndarray:
         if query_videos is None:
@@ -385,70 +429,26 @@ def candidate_pairs(
         return np.searchsorted(universe, x).astype(np.int64)
 
     # frames
-    if index is None:
-        index = VectorIndex(fv.shape[1], **{"flat_max": ALL_PAIRS_FLAT_MAX, **(index_kw or {})})
-        if fv.shape[0]:
-            index.add(fv, np.arange(fv.shape[0], dtype=np.int64))
-    else:
-        _check_prebuilt(index, fv, "index", "frame_vecs")
+    index = _index_of(index, fv, index_kw)
     if fv.shape[0] and index.has_cpu_lists:
-        f_keys, f_votes, f_best = _join_votes(
-            fv, dense(fvid), n_videos, int(k), float(min_sim), index, query_rows(fvid)
-        )
+        f_keys, f_votes, f_best = _join_votes(fv, dense(fvid), n_videos, int(k), float(min_sim), index, query_rows(fvid))
     else:
-        f_keys, f_votes, f_best = _frame_votes(
-            fv, dense(fvid), n_videos, int(k), float(min_sim), index, batch_size, query_rows(fvid)
-        )
+        f_keys, f_votes, f_best = _frame_votes(fv, dense(fvid), n_videos, int(k), float(min_sim), index, batch_size,
+                                               query_rows(fvid))
 
     # video descriptors
-    v_keys = np.empty(0, np.int64)
-    v_best = np.empty(0, np.float32)
+    v_keys, v_best = np.empty(0, np.int64), np.empty(0, np.float32)
     if vv is not None and vvid is not None:
-        v_keys, v_best = _video_sims(
-            vv,
-            dense(vvid),
-            n_videos,
-            int(video_k),
-            batch_size,
-            video_index,
-            video_index_kw or {},
-            query_rows(vvid),
-        )
+        v_keys, v_best = _video_sims(vv, dense(vvid), n_videos, int(video_k), batch_size, video_index,
+                                     video_index_kw or {}, query_rows(vvid))
 
     # hashes
-    h_keys = np.empty(0, np.int64)
-    h_hits = np.empty(0, np.int64)
+    h_keys, h_hits = np.empty(0, np.int64), np.empty(0, np.int64)
     if hc is not None and hvid is not None:
-        h_keys, h_hits = _hash_hits(
-            hc, dense(hvid), n_videos, int(hash_radius), batch_size, query_rows(hvid)
-        )
+        h_keys, h_hits = _hash_hits(hc, dense(hvid), n_videos, int(hash_radius), batch_size, query_rows(hvid))
 
     keys = np.unique(np.concatenate([f_keys, v_keys[v_best >= video_min_sim], h_keys]))
-    votes = np.zeros(keys.size, np.int64)
-    max_sim = np.full(keys.size, np.nan, np.float64)
-    video_sim = np.full(keys.size, np.nan, np.float64)
-    hits = np.zeros(keys.size, np.int64)
-    if f_keys.size:
-        pos = np.searchsorted(keys, f_keys)
-        votes[pos] = f_votes
-        max_sim[pos] = f_best
-    if v_keys.size and keys.size:
-        pos = np.minimum(np.searchsorted(keys, v_keys), keys.size - 1)
-        found = keys[pos] == v_keys
-        video_sim[pos[found]] = v_best[found]
-    if h_keys.size:
-        hits[np.searchsorted(keys, h_keys)] = h_hits
-    return pd.DataFrame(
-        {
-            "a": universe[keys // n_videos].astype(np.int64),
-            "b": universe[keys % n_videos].astype(np.int64),
-            "votes": votes,
-            "max_sim": max_sim,
-            "video_sim": video_sim,
-            "hash_hits": hits,
-        },
-        columns=list(PAIR_COLUMNS),
-    )
+    return _candidate_table(universe, n_videos, keys, (f_keys, f_votes, f_best), (v_keys, v_best), (h_keys, h_hits))
 
 
 def select_keyframes(

@@ -1,51 +1,24 @@
-"""Reports: plotly figures of a run, notebooks executed with papermill, standalone HTML, pipelines.
+"""Reports: plotly figures of a run, the tables the notebooks show, standalone HTML.
 
 * :mod:`~astradup.report.figures` - one function per figure, from plain tables.
-* :mod:`~astradup.report.sections` - loading a run and the tables the notebooks show.
+* :mod:`~astradup.report.sections` - the tables and sections the notebooks show, from a RunData.
 * :mod:`~astradup.report.display` - showing figures and escaped tables in a notebook.
-* :mod:`~astradup.report.render` - papermill execution, HTML export, PNG export.
-* :mod:`~astradup.report.pipeline` - YAML pipelines of notebooks.
-* :mod:`~astradup.report.params` - the notebooks' parameter dataclasses.
+* :mod:`~astradup.report.render` - HTML export of an executed notebook, PNG export.
 
-plotly, papermill and nbconvert are imported inside the functions that use them.
+Executing notebooks, their parameters and pipelines are :mod:`astradup.orchestration`'s. plotly
+and nbconvert are imported inside the functions that use them.
 """
 
 from __future__ import annotations
 
 from astradup.report import figures
 from astradup.report.display import Html, show
-from astradup.report.params import (
-    NOTEBOOK_PARAMS,
-    DedupRunParams,
-    ExploreParams,
-    ReportParams,
-    TuneParams,
-    check_params,
-)
-from astradup.report.pipeline import PipelineError, run_pipeline
-from astradup.report.render import (
-    NotebookError,
-    execute_notebook,
-    export_png,
-    notebook_to_html,
-    render_report,
-)
+from astradup.report.render import export_png, notebook_to_html
 
 __all__ = [
-    "NOTEBOOK_PARAMS",
-    "DedupRunParams",
-    "ExploreParams",
     "Html",
-    "NotebookError",
-    "PipelineError",
-    "ReportParams",
-    "TuneParams",
-    "check_params",
-    "execute_notebook",
     "export_png",
     "figures",
     "notebook_to_html",
-    "render_report",
-    "run_pipeline",
     "show",
 ]

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-LABEL_ORDER = ("exact", "near", "partial", "similar", "different", "unlabelled")
+from astradup.labels import RELATIONS
+
+LABEL_ORDER = (*RELATIONS, "unlabelled")
 #: one colour per truth relation / predicted label, used by every figure
 CLASS_COLOURS = {
     "exact": "#1b9e77",

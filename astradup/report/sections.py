@@ -11,27 +11,21 @@ import base64
 import io
 import logging
 import os
-import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from astradup.errors import AstradupError
+from astradup.labels import DUPLICATE_LABELS, LABELS
+from astradup.paths import from_text
+from astradup.provenance import versions
 from astradup.report.display import Html, esc, kv_table, table_html
 
 log = logging.getLogger(__name__)
 
-DUPLICATE = ("exact", "near")
-POSITIVE = ("exact", "near", "partial")
-VERSION_PACKAGES = (
-    "astradup", "numpy", "pandas", "torch", "transformers", "faiss-cpu", "faiss-gpu", "duckdb",
-    "dask", "distributed", "optuna", "av", "plotly", "papermill", "nbconvert", "kaleido",
-)
 #: metrics compared between the default and the tuned config
 TUNE_METRICS = ("micro_ap", "recall_at_p99", "precision", "recall", "f1", "partial_recall", "mean_tiou")
 METRIC_NAMES = {
@@ -63,6 +57,7 @@ class RunData:
         videos, failures, runs: the store's tables (empty when there is no store).
         config: the ``AstradupConfig`` the run used.
         store: path of the store ("" when none), media_root: folder video paths are relative to.
+        explainer: ``(a, b) -> dict`` as :meth:`astradup.Library.explain` returns, or None.
     """
 
     pairs: pd.DataFrame
@@ -74,6 +69,7 @@ class RunData:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     store: str = ""
     media_root: str = ""
+    explainer: Callable[[str, str], dict[str, Any]] | None = None
 
     @property
     def joined(self) -> pd.DataFrame:
@@ -119,64 +115,6 @@ class RunData:
         return None
 
 
-def read_store(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The store's ``videos``, ``failures``, ``runs`` and ``pairs`` tables and its media root."""
-    from astradup.store import Store
-
-    p = Path(path)
-    if not p.exists():
-        raise AstradupError(f"{p}: store does not exist (run `astradup index` first)")
-    with Store(p, read_only=True) as s:
-        return {
-            "videos": s.videos(), "failures": s.failures(), "runs": s.runs(), "pairs": s.pairs(),
-            "media_root": str(getattr(s, "media_root", "") or ""),
-        }
-
-
-def load_config(path: str | os.PathLike[str] | None) -> Any:
-    from astradup.config import AstradupConfig
-
-    return AstradupConfig.from_file(path or None)
-
-
-def load_run(store: str = "", pairs: str = "", truth: str = "", config: str = "") -> RunData:
-    """Load a run for a report: the store's tables, the pairs (file or store), the truth and
-    the evaluation. Empty strings mean "not given"."""
-    from astradup.evaluation import check_pairs, evaluate, load_pairs, load_truth
-
-    tables: dict[str, Any] = {}
-    if store:
-        tables = read_store(store)
-    if pairs:
-        pairs_df = load_pairs(pairs)
-    elif store:
-        pairs_df = check_pairs(tables["pairs"], where=f"{store}: pairs")
-    else:
-        raise AstradupError("no pairs to report: give a store or a pairs CSV")
-    data = RunData(
-        pairs=pairs_df, config=load_config(config), store=str(store),
-        videos=tables.get("videos", pd.DataFrame()), failures=tables.get("failures", pd.DataFrame()),
-        runs=tables.get("runs", pd.DataFrame()), media_root=tables.get("media_root", ""),
-    )
-    if truth:
-        data.truth = load_truth(truth)
-        data.result = evaluate(data.truth, pairs_df, videos=data.corpus_videos)
-    return data
-
-
-def load_corpus(store: str) -> RunData:
-    """The store's tables, without checking or evaluating pairs (a store may not be matched yet)."""
-    tables = read_store(store)
-    return RunData(pairs=tables["pairs"], config=load_config(None), store=str(store),
-                   videos=tables["videos"], failures=tables["failures"], runs=tables["runs"],
-                   media_root=tables["media_root"])
-
-
-def load_report(params: Any) -> RunData:
-    """:func:`load_run` from a :class:`~astradup.report.params.ReportParams`."""
-    return load_run(store=params.store, pairs=params.pairs, truth=params.truth, config=params.config)
-
-
 # -- tables -------------------------------------------------------------------------------------
 def summary(data: RunData) -> Html:
     """The metrics, or without a truth table a note saying so; then the reported pairs per label."""
@@ -212,7 +150,7 @@ def false_positives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame | None:
     first; None without a truth table (``joined`` is then the bare pairs)."""
     if "positive" not in joined.columns:
         return None
-    fp = joined[joined["label"].isin(DUPLICATE) & ~joined["positive"].astype(bool)]
+    fp = joined[joined["label"].isin(DUPLICATE_LABELS) & ~joined["positive"].astype(bool)]
     return fp.sort_values("score", ascending=False, kind="stable").head(n)
 
 
@@ -221,7 +159,7 @@ def false_negatives(joined: pd.DataFrame, n: int = 10) -> pd.DataFrame | None:
     pairs never scored; None without a truth table."""
     if "positive" not in joined.columns:
         return None
-    fn = joined[joined["positive"].astype(bool) & ~joined["label"].isin(DUPLICATE)]
+    fn = joined[joined["positive"].astype(bool) & ~joined["label"].isin(DUPLICATE_LABELS)]
     return fn.sort_values("score", ascending=False, kind="stable", na_position="last").head(n)
 
 
@@ -232,7 +170,7 @@ def top_pairs(pairs: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 
 def label_counts(pairs: pd.DataFrame) -> pd.DataFrame:
     """Reported pairs per predicted label, in band order."""
-    order = ["exact", "near", "similar", "different"]
+    order = list(LABELS)
     counts = pairs["label"].value_counts() if len(pairs) else pd.Series(dtype=int)
     return pd.DataFrame({"label": order, "pairs": [int(counts.get(k, 0)) for k in order]})
 
@@ -258,8 +196,8 @@ def _thumb_time(row: pd.Series, side: str) -> float:
 
 def resolve_media(path: str, media_root: str = "") -> Path:
     """A video path from the tables as a file: relative paths are under ``media_root``."""
-    p = Path(path)
-    return p if p.is_absolute() or not media_root else Path(media_root) / p
+    p = Path(from_text(path))  # the tables hold names as astradup.paths.to_text spells them
+    return p if p.is_absolute() or not media_root else Path(from_text(media_root)) / p
 
 
 def thumbnail_html(path: str | os.PathLike[str], t: float, size: int = 160) -> Html:
@@ -336,13 +274,12 @@ def pick_alignment_pairs(data: RunData, n: int = 2) -> list[tuple[str, str]]:
 
 
 def explain(data: RunData, a: str, b: str) -> dict[str, Any] | None:
-    """``explain_pair`` of one pair, or None (with a log line) when the store cannot say."""
-    if not data.store:
+    """``data.explainer(a, b)`` (everything behind one pair's verdict), or None (with a log line)
+    when the run has no explainer or it cannot say."""
+    if data.explainer is None:
         return None
     try:
-        from astradup.execution import explain_pair
-
-        return explain_pair(data.store, a, b, config=data.config)
+        return data.explainer(a, b)
     except Exception as exc:  # noqa: BLE001 - an explanation is optional in a report
         log.warning("cannot explain %s vs %s: %s", a, b, exc)
         return None
@@ -396,18 +333,6 @@ def _score_text(v: Any) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "n/a"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def versions(packages: Sequence[str] = VERSION_PACKAGES) -> dict[str, str]:
-    """Installed versions of the libraries a run depends on (from package metadata: nothing is
-    imported)."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def run_info(data: RunData) -> Html:

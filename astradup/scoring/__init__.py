@@ -1,7 +1,8 @@
 """Scoring: per-modality similarity, temporal alignment, fusion and class bands."""
 
+from astradup.labels import LABELS, MODALITIES
 from astradup.scoring.alignment import Alignment, align
-from astradup.scoring.fusion import LABELS, MODALITIES, Fused, band_labels, fuse, fuse_arrays
+from astradup.scoring.fusion import Fused, band_labels, fuse, fuse_arrays
 from astradup.scoring.pair import PairScore, score_pair
 from astradup.scoring.similarity import (
     audio_similarity,

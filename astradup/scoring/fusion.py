@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from astradup.config import FusionConfig
+from astradup.labels import MODALITIES
 
-MODALITIES = ("visual", "audio", "metadata")
-LABELS = ("exact", "near", "similar", "different")
 SOUNDTRACK_MARGIN = 0.10
 EXACT_VISUAL = 0.95  # the visual score a pair needs before it can be called "exact"
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
+from astradup.labels import DUPLICATE_LABELS
 from astradup.scoring.fusion import fuse, fuse_arrays
 from astradup.scoring.similarity import audio_similarity, metadata_similarity, visual_similarity
 
@@ -53,7 +54,7 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
     if is_partial:
         meta = None  # durations of a clip and its source differ by design: not evidence either way
     fused = fuse({"visual": vis.score, "audio": aud, "metadata": meta}, cfg.fusion)
-    partial = bool(is_partial and fused.label in ("exact", "near"))
+    partial = bool(is_partial and fused.label in DUPLICATE_LABELS)
     band = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(fused.label)
     explanation = {
         "weights": {k: round(v, 4) for k, v in fused.weights.items()},
@@ -119,5 +120,5 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     audio = pd.to_numeric(out["audio"], errors="coerce").to_numpy(dtype=float)
     score, label, conf = fuse_arrays(out["visual"].to_numpy(dtype=float), audio, meta, cfg.fusion)
     out["score"], out["label"], out["confidence"] = score, label, conf
-    out["partial"] = is_partial & np.isin(label, ["exact", "near"])
+    out["partial"] = is_partial & np.isin(label, DUPLICATE_LABELS)
     return out

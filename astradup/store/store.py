@@ -20,6 +20,7 @@ import pandas as pd
 from astradup.errors import StoreError
 from astradup.features.audio import AudioFeatures
 from astradup.features.video import VideoFeatures
+from astradup.paths import to_text
 from astradup.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,13 @@ class Store:
 
     @property
     def media_root(self) -> str | None:
+        """The folder last indexed, as :func:`astradup.paths.to_text` spells it."""
         return self.get_meta("media_root")
 
     # -- videos ---------------------------------------------------------------------------------
     def known_files(self) -> pd.DataFrame:
-        """path, size, mtime, content_hash and feature_key of every indexed video."""
+        """path, size, mtime, content_hash and feature_key of every indexed video (paths as
+        :func:`astradup.paths.to_text` spells them)."""
         return self.sql("SELECT video_id, path, size, mtime, content_hash, feature_key FROM videos")
 
     def _next_id(self) -> int:
@@ -163,13 +166,18 @@ class Store:
 
     def write_video(self, vf: VideoFeatures, *, rel_path: str, size: int, mtime: float, content_hash: str,
                     feature_key: str, run_id: str) -> int:
-        """Replace all rows of ``vf.path`` in one transaction; returns its video_id."""
+        """Replace all rows of ``vf.path`` in one transaction; returns its video_id.
+
+        ``vf.path`` and ``rel_path`` are file-system names; they are stored as
+        :func:`astradup.paths.to_text` spells them (bytes that are not UTF-8 escaped, losslessly).
+        """
         import pyarrow as pa
 
         con = self.con
+        key, rel_path = to_text(vf.path), to_text(rel_path)
         con.execute("BEGIN TRANSACTION")
         try:
-            old = con.execute("SELECT video_id FROM videos WHERE path = ?", [vf.path]).fetchone()
+            old = con.execute("SELECT video_id FROM videos WHERE path = ?", [key]).fetchone()
             if old:
                 vid = int(old[0])
                 for t in ("frames", "descriptors", "audio", "videos"):
@@ -179,7 +187,7 @@ class Store:
             info = vf.info
             cols = ["video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *_INFO_COLS,
                     "n_frames", "decoder", "timings", "run_id", "indexed_at"]
-            vals = [vid, vf.path, rel_path, size, mtime, content_hash, feature_key, *[info.get(c) for c in _INFO_COLS],
+            vals = [vid, key, rel_path, size, mtime, content_hash, feature_key, *[info.get(c) for c in _INFO_COLS],
                     vf.n_frames, vf.decoder, json.dumps(vf.timings), run_id, _now()]
             con.execute(f"INSERT INTO videos ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
             n = vf.n_frames
@@ -209,7 +217,7 @@ class Store:
                     "INSERT INTO audio VALUES (?, ?, ?, ?, ?, ?)",
                     [vid, a.status, a.fingerprint.astype(np.int64).tolist(), a.mfcc_mean.tolist(), a.mfcc_std.tolist(), a.rms],
                 )
-            con.execute("DELETE FROM failures WHERE path = ?", [vf.path])
+            con.execute("DELETE FROM failures WHERE path = ?", [key])
             con.execute("COMMIT")
         except Exception as exc:
             con.execute("ROLLBACK")
@@ -217,7 +225,9 @@ class Store:
         return vid
 
     def remove_missing(self, present: set[str]) -> int:
-        """Forget videos whose files are gone from the media folder (their files are not touched)."""
+        """Forget videos whose files are gone from the media folder (their files are not touched).
+        ``present`` holds file-system names."""
+        present = {to_text(p) for p in present}
         df = self.sql("SELECT video_id, path FROM videos")
         gone = df[~df["path"].isin(present)]
         for vid in gone["video_id"]:
@@ -228,6 +238,9 @@ class Store:
         return len(gone)
 
     def record_failure(self, run_id: str, path: str, stage: str, error_class: str, message: str) -> None:
+        """Record why ``path`` (a file-system name) failed; the message is stored with any byte
+        that is not UTF-8 shown as ``\\udcNN``."""
+        path, message = to_text(path), message.encode("utf-8", "backslashreplace").decode("utf-8")
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("DELETE FROM failures WHERE path = ?", [path])
         self.con.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)", [run_id, path, stage, error_class, message, _now()])

@@ -49,6 +49,28 @@ MATCH_SPACE: dict[str, Any] = {
 }
 
 
+def tuning_space(objective: str, pairs: Any, fusion_only: bool = False) -> tuple[dict[str, Any], Any]:
+    """The space ``astradup tune`` and the accuracy benchmark search, and the rescore it needs.
+
+    Fusion weights and bands (:func:`default_search_space`) always; unless ``fusion_only``, also
+    the visual calibration (:data:`MATCH_SPACE`) when ``pairs`` carries the ``explanation``
+    column that rescoring reads.
+
+    Returns:
+        (space, rescore): ``rescore(config) -> pairs`` re-scores ``pairs`` from their
+        explanations, or None when the space holds fusion fields only.
+
+    Example:
+        >>> space, rescore = tuning_space("f1", pd.DataFrame(columns=["a", "b", "explanation"]))  # doctest: +SKIP
+    """
+    space = default_search_space(objective)
+    if fusion_only or "explanation" not in getattr(pairs, "columns", ()):
+        return space, None
+    from astradup.scoring.pair import rescore_pairs
+
+    return {**space, **MATCH_SPACE}, lambda config: rescore_pairs(pairs, config)
+
+
 class InfeasibleTrial(Exception):
     """The sampled values cannot form a valid config (e.g. exact's range lies below near)."""
 

@@ -10,11 +10,9 @@ import pandas as pd
 
 from astradup.errors import ConfigError
 from astradup.evaluation.io import check_truth
+from astradup.labels import LINKED_RELATIONS
 
 log = logging.getLogger(__name__)
-
-#: Truth relations whose two videos must sit on the same side (they share content).
-LINKED_RELATIONS = ("exact", "near", "partial", "similar")
 
 
 def video_groups(truth: pd.DataFrame, videos: Iterable[str] | None = None) -> pd.Series:

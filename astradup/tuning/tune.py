@@ -42,6 +42,7 @@ from astradup.errors import AstradupError, ConfigError
 from astradup.evaluation import evaluate, join
 from astradup.evaluation.core import confusion_matrix, corpus_size, json_value, scalar_metrics
 from astradup.evaluation.io import MODALITY_COLUMNS, TableError, check_pairs, check_truth
+from astradup.labels import DUPLICATE_LABELS, NO_MATCH
 from astradup.scoring.fusion import fuse_arrays
 from astradup.tuning.space import InfeasibleTrial, SearchSpace, default_search_space
 from astradup.tuning.split import split_by_group
@@ -145,9 +146,9 @@ class _Side:
         score, label, _ = fuse_arrays(self.modal[:, 0], self.modal[:, 1], self.modal[:, 2], fusion)
         s = np.full(len(self.joined), np.nan)
         s[self.in_pairs] = score
-        lab = np.full(len(self.joined), "different", dtype=object)
+        lab = np.full(len(self.joined), NO_MATCH, dtype=object)
         lab[self.in_pairs] = label
-        j = self.joined.assign(score=s, label=lab, pred_duplicate=(lab == "exact") | (lab == "near"))
+        j = self.joined.assign(score=s, label=lab, pred_duplicate=np.isin(lab, DUPLICATE_LABELS))
         return scalar_metrics(j, self.n_videos), macro_f1(confusion_matrix(j, self.n_videos))
 
 
@@ -223,6 +224,103 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return min(done, key=lambda t: (sum(max(c, 0.0) for c in _constraints(t)), -(t.value or 0.0), t.number))
 
 
+def _check_tune_args(objective: str, min_precision: float, max_fpr: float | None, n_trials: int) -> None:
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective {objective!r} is unknown; choose one of {list(OBJECTIVES)}")
+    if not 0 < min_precision <= 1:
+        raise ConfigError(f"min_precision must be in (0, 1], but got {min_precision}")
+    if max_fpr is not None and not max_fpr >= 0:
+        raise ConfigError(f"max_fpr must be >= 0, but got {max_fpr}")
+    if n_trials < 0:
+        raise ConfigError(f"n_trials must be >= 0, but got {n_trials}")
+
+
+def _corpus_videos(videos: list[str] | None, truth: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
+    """``videos``, else ``truth.attrs["videos"]``, else every video the two tables name (warned)."""
+    if videos is None:
+        videos = truth.attrs.get("videos")
+    if videos is None:
+        videos = sorted(set(pairs["a"]) | set(pairs["b"]) | set(truth["a"]) | set(truth["b"]))
+        log.warning("no video list given; splitting the %d videos named in the truth and pairs", len(videos))
+    return list(videos)
+
+
+def _side_metrics(p: pd.DataFrame, truth_plain: pd.DataFrame, config: AstradupConfig,
+                  side_videos: list[str]) -> dict[str, Any]:
+    """The metrics of ``config`` on one side of the split (pairs re-fused with its fusion)."""
+    keep = pd.Index(side_videos)
+    p = refuse(p[p["a"].isin(keep) & p["b"].isin(keep)], config.fusion)
+    t = truth_plain[truth_plain["a"].isin(keep) & truth_plain["b"].isin(keep)]
+    return evaluate(t, p, videos=side_videos).metrics
+
+
+def _trial_fn(space: SearchSpace, base: AstradupConfig, truth_plain: pd.DataFrame, train: _Side,
+              train_videos: list[str], pairs_for: Callable[[AstradupConfig], pd.DataFrame], objective: str,
+              min_precision: float, max_fpr: float | None) -> Callable[[Any], float]:
+    """The Optuna objective: sample a config, score it on the train side, record what it did."""
+    import optuna
+
+    # Optuna >= 5 takes constraints from Trial.set_constraint; older ones from constraints_func
+    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
+
+    def run_trial(trial: optuna.Trial) -> float:
+        try:
+            values = space.sample(trial, base)
+            config = base.replace(**values)
+        except (InfeasibleTrial, ConfigError) as exc:
+            raise optuna.TrialPruned(str(exc)) from exc
+        side = _Side.build(truth_plain, pairs_for(config), train_videos) if space.needs_rescore else train
+        metrics, agreement = side.metrics(config.fusion)
+        primary = float(metrics[{"f1": "f1", "recall_at_precision": "recall", "micro_ap": "micro_ap"}[objective]])
+        constraints = {}
+        if objective == "recall_at_precision":
+            constraints["min_precision"] = min_precision - metrics["precision"]
+        if max_fpr is not None:
+            constraints["max_fpr"] = metrics["fpr"] - max_fpr
+        if native_constraints:
+            for name, value in constraints.items():
+                trial.set_constraint(name, value)
+        trial.set_user_attr("config", values)
+        trial.set_user_attr("objective", primary)
+        trial.set_user_attr("band_agreement", agreement)
+        trial.set_user_attr("constraints", list(constraints.values()))
+        trial.set_user_attr("train_metrics", _jsonable(metrics))
+        return primary + TIE_BREAK * agreement
+
+    return run_trial
+
+
+def _run_study(run_trial: Callable[[Any], float], space: SearchSpace, base: AstradupConfig, settings: dict[str, Any],
+               storage: str | os.PathLike[str] | None, study_name: str, n_trials: int, seed: int,
+               constrained: bool, progress: bool) -> Any:
+    """Create or resume the study (refusing one made with other ``settings``), seed it with the
+    base config, and run ``n_trials`` more trials."""
+    import optuna
+
+    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
+    with _quiet_optuna(progress):
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, constraints_func=_constraints if constrained and not native_constraints else None
+        )
+        study = optuna.create_study(storage=storage_url(storage), study_name=study_name, direction="maximize",
+                                    sampler=sampler, load_if_exists=True)
+        stored = {k: study.user_attrs.get(k) for k in settings}
+        if study.trials and stored != settings:
+            raise ConfigError(
+                f"study {study_name!r} in {storage} was made with other settings {stored}; "
+                "use another study_name or storage to start afresh"
+            )
+        for k, v in settings.items():
+            study.set_user_attr(k, v)
+        if not study.trials:
+            first = space.params_for(base)
+            if first is not None:
+                study.enqueue_trial(first, user_attrs={"note": "base config"})
+        study.optimize(run_trial, n_trials=n_trials, show_progress_bar=progress)
+    return study
+
+
+
 def tune(
     pairs: pd.DataFrame,
     truth: pd.DataFrame,
@@ -270,32 +368,17 @@ def tune(
     Raises:
         ConfigError: unknown objective, bad range, or non-fusion fields without ``rescore``.
     """
-    import optuna
-
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"objective {objective!r} is unknown; choose one of {list(OBJECTIVES)}")
-    if not 0 < min_precision <= 1:
-        raise ConfigError(f"min_precision must be in (0, 1], but got {min_precision}")
-    if max_fpr is not None and not max_fpr >= 0:
-        raise ConfigError(f"max_fpr must be >= 0, but got {max_fpr}")
-    if n_trials < 0:
-        raise ConfigError(f"n_trials must be >= 0, but got {n_trials}")
+    _check_tune_args(objective, min_precision, max_fpr, n_trials)
     base = base or AstradupConfig()
     space = SearchSpace(search_space if search_space is not None else default_search_space(objective))
     if space.needs_rescore and rescore is None:
-        raise ConfigError(
-            f"search-space field(s) {space.needs_rescore} change the pairs themselves; pass "
-            "rescore=callable(config) -> pairs, or search only fusion.* fields"
-        )
+        raise ConfigError(f"search-space field(s) {space.needs_rescore} change the pairs themselves; pass "
+                          "rescore=callable(config) -> pairs, or search only fusion.* fields")
 
     pairs = _unique_pairs(check_pairs(pairs))
     if rescore is None and not set(MODALITY_COLUMNS) & set(pairs.columns):
         raise TableError(f"pairs need at least one of the columns {list(MODALITY_COLUMNS)} to be re-fused")
-    if videos is None:
-        videos = truth.attrs.get("videos")
-    if videos is None:
-        videos = sorted(set(pairs["a"]) | set(pairs["b"]) | set(truth["a"]) | set(truth["b"]))
-        log.warning("no video list given; splitting the %d videos named in the truth and pairs", len(videos))
+    videos = _corpus_videos(videos, truth, pairs)
     train_videos, val_videos = split_by_group(truth, videos, val_fraction, seed)
     log.info("split: %d train videos, %d validation videos", len(train_videos), len(val_videos))
     truth_plain = check_truth(truth)
@@ -317,72 +400,17 @@ def tune(
             return pairs
         return check_pairs(refuse(rescore(config), config.fusion), where="rescore(config)")  # type: ignore[misc]
 
-    # Optuna >= 5 takes constraints from Trial.set_constraint; older ones from constraints_func
-    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
+    run_trial = _trial_fn(space, base, truth_plain, train, train_videos, pairs_for, objective, min_precision, max_fpr)
     constrained = objective == "recall_at_precision" or max_fpr is not None
-
-    def run_trial(trial: optuna.Trial) -> float:
-        try:
-            values = space.sample(trial, base)
-            config = base.replace(**values)
-        except (InfeasibleTrial, ConfigError) as exc:
-            raise optuna.TrialPruned(str(exc)) from exc
-        side = _Side.build(truth_plain, pairs_for(config), train_videos) if space.needs_rescore else train
-        metrics, agreement = side.metrics(config.fusion)
-        primary = float(metrics[{"f1": "f1", "recall_at_precision": "recall", "micro_ap": "micro_ap"}[objective]])
-        constraints = {}
-        if objective == "recall_at_precision":
-            constraints["min_precision"] = min_precision - metrics["precision"]
-        if max_fpr is not None:
-            constraints["max_fpr"] = metrics["fpr"] - max_fpr
-        if native_constraints:
-            for name, value in constraints.items():
-                trial.set_constraint(name, value)
-        trial.set_user_attr("config", values)
-        trial.set_user_attr("objective", primary)
-        trial.set_user_attr("band_agreement", agreement)
-        trial.set_user_attr("constraints", list(constraints.values()))
-        trial.set_user_attr("train_metrics", _jsonable(metrics))
-        return primary + TIE_BREAK * agreement
-
-    with _quiet_optuna(progress):
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, constraints_func=_constraints if constrained and not native_constraints else None
-        )
-        study = optuna.create_study(storage=storage_url(storage), study_name=study_name, direction="maximize",
-                                    sampler=sampler, load_if_exists=True)
-        stored = {k: study.user_attrs.get(k) for k in settings}
-        if study.trials and stored != settings:
-            raise ConfigError(
-                f"study {study_name!r} in {storage} was made with other settings {stored}; "
-                "use another study_name or storage to start afresh"
-            )
-        for k, v in settings.items():
-            study.set_user_attr(k, v)
-        if not study.trials:
-            first = space.params_for(base)
-            if first is not None:
-                study.enqueue_trial(first, user_attrs={"note": "base config"})
-        study.optimize(run_trial, n_trials=n_trials, show_progress_bar=progress)
+    study = _run_study(run_trial, space, base, settings, storage, study_name, n_trials, seed, constrained, progress)
 
     best = best_trial(study)
     best_config = base.replace(**best.user_attrs["config"])
 
     def measure(config: AstradupConfig, side_videos: list[str]) -> dict[str, Any]:
-        p = pairs_for(config)
-        keep = pd.Index(side_videos)
-        p = refuse(p[p["a"].isin(keep) & p["b"].isin(keep)], config.fusion)
-        t = truth_plain[truth_plain["a"].isin(keep) & truth_plain["b"].isin(keep)]
-        return evaluate(t, p, videos=side_videos).metrics
+        return _side_metrics(pairs_for(config), truth_plain, config, side_videos)
 
-    return TuneResult(
-        best_config=best_config,
-        best_params=dict(best.user_attrs["config"]),
-        train_metrics=measure(best_config, train_videos),
-        val_metrics=measure(best_config, val_videos),
-        default_val_metrics=measure(base, val_videos),
-        study=study,
-        objective=objective,
-        train_videos=train_videos,
-        val_videos=val_videos,
-    )
+    return TuneResult(best_config=best_config, best_params=dict(best.user_attrs["config"]),
+                      train_metrics=measure(best_config, train_videos), val_metrics=measure(best_config, val_videos),
+                      default_val_metrics=measure(base, val_videos), study=study, objective=objective,
+                      train_videos=train_videos, val_videos=val_videos)

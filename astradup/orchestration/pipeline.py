@@ -7,7 +7,7 @@ A pipeline file (``pipelines/<name>.yaml``)::
       media_dir: data/demo/media
       store: data/demo/store.duckdb
     notebooks:
-      - notebook: 02_dedup_run     # a notebook in notebooks/ (stem or file name)
+      - notebook: 01_dedup_run     # a notebook in notebooks/ (stem or file name)
         parameters:                # checked against the notebook's dataclass before anything runs
           media_dir: ${media_dir}  # a whole-value reference keeps the value's type
           store: ${store}
@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from astradup.errors import AstradupError, ConfigError
+from astradup.orchestration.notebooks import NotebookError, execute_notebook, find_notebook
+from astradup.orchestration.params import check_params
 from astradup.report.display import esc
-from astradup.report.params import check_params
-from astradup.report.render import NotebookError, execute_notebook, find_notebook, notebook_to_html
+from astradup.report.render import notebook_to_html
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ def _require(cond: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class ExploreParams:
-    """``01_explore_corpus``: what is in a store.
+    """``02_explore_corpus``: what is in a store.
 
     Attributes:
         store: DuckDB store written by ``astradup index``.
@@ -42,7 +42,7 @@ class ExploreParams:
 
 @dataclass(frozen=True)
 class DedupRunParams:
-    """``02_dedup_run``: index a folder, then match it.
+    """``01_dedup_run``: index a folder, then match it.
 
     Attributes:
         media_dir: folder of videos (read only).
@@ -130,8 +130,8 @@ class ReportParams:
 
 #: notebook stem -> its parameter dataclass
 NOTEBOOK_PARAMS: dict[str, type] = {
-    "01_explore_corpus": ExploreParams,
-    "02_dedup_run": DedupRunParams,
+    "02_explore_corpus": ExploreParams,
+    "01_dedup_run": DedupRunParams,
     "03_tune": TuneParams,
     "04_evaluation_report": ReportParams,
 }

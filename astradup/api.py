@@ -1,0 +1,202 @@
+"""The public API: one :class:`Library` object a notebook keeps, with methods that read as verbs.
+
+A library is a DuckDB store (plus the frame index kept beside it); the videos stay where they are,
+read-only. Results are pandas DataFrames with the columns of ``pairs.csv``
+(:data:`astradup.labels.PAIR_COLUMNS`). The CLI's ``index``, ``match``, ``query`` and ``explain``
+commands are thin shells over these methods.
+
+Example:
+    >>> import astradup
+    >>> lib = astradup.Library("lib.duckdb")           # doctest: +SKIP
+    >>> lib.index("videos/")                           # doctest: +SKIP
+    >>> lib.match()                                    # doctest: +SKIP
+    >>> lib.pairs(label="near")                        # doctest: +SKIP
+    >>> lib.explain("a.mp4", "b.mp4")["scores"]        # doctest: +SKIP
+    >>> lib.query("new.mp4")                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from astradup.config import AstradupConfig
+from astradup.errors import ConfigError
+from astradup.labels import LABELS, PAIR_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from astradup.execution.runner import IndexSummary
+
+
+class Library:
+    """A video library held in one DuckDB store.
+
+    Args:
+        store: the store file (created by the first :meth:`index`).
+        config: settings for every call (sampling, features, match, fusion); the defaults, a
+            config file and the environment when None (``AstradupConfig.from_file(None)``).
+
+    Example:
+        >>> lib = Library("lib.duckdb", AstradupConfig())   # doctest: +SKIP
+        >>> lib.index("videos/").n_indexed                  # doctest: +SKIP
+        12
+    """
+
+    def __init__(self, store: str | os.PathLike[str], config: AstradupConfig | None = None):
+        self.store = Path(store)
+        self.config = config if config is not None else AstradupConfig.from_file(None)
+
+    def __repr__(self) -> str:
+        return f"Library({os.fspath(self.store)!r})"
+
+    def index(self, folder: str | os.PathLike[str], *, eager: bool = False, scheduler: str | None = None,
+              gpus: bool = False, workers: int | None = None, progress: bool = True,
+              on_dashboard: Callable[[str], None] | None = None) -> IndexSummary:
+        """Probe and extract every video under ``folder`` into the store, incrementally.
+
+        Unchanged files (same path, size, mtime, content hash and feature settings) are skipped;
+        a bad file is recorded in :meth:`failures` and the run goes on.
+
+        Args:
+            folder: searched recursively; nothing in it is modified.
+            eager: extract in this process instead of on Dask.
+            scheduler: a Dask scheduler address (``tcp://host:8786``); a LocalCluster when None.
+            gpus: use dask-cuda's LocalCUDACluster (the ``gpu`` extra).
+            workers: LocalCluster worker processes (one per core when None).
+            progress: show a progress bar.
+            on_dashboard: called with the Dask dashboard's URL once the cluster is up.
+
+        Returns:
+            An :class:`~astradup.execution.IndexSummary` (counts, seconds, videos per hour).
+
+        Example:
+            >>> Library("lib.duckdb").index("videos/", eager=True).lines()[0]  # doctest: +SKIP
+            'files found      12'
+        """
+        from astradup.execution.runner import run_index
+
+        return run_index(folder, self.store, self.config, scheduler=scheduler, gpus=gpus, workers=workers,
+                         progress=progress, eager=eager, on_dashboard=on_dashboard)
+
+    def match(self, *, min_score: float | None = None, out: str | os.PathLike[str] | None = None,
+              progress: bool = True, scheduler: str | None = None, workers: int | None = None,
+              eager: bool = False) -> pd.DataFrame:
+        """Find the library's duplicate pairs: FAISS candidates, temporal alignment, fusion, labels.
+
+        Args:
+            min_score: drop pairs whose fused score (0 to 1) is below it; ``match.min_score``
+                (0.5) when None, 0 keeps every verified candidate.
+            out: also write the pairs as CSV here.
+            progress: show a progress bar.
+            scheduler: a Dask scheduler address: candidates are verified in chunks on its
+                workers. Without it a LocalCluster of ``workers`` processes is started when there
+                are many candidates, unless ``eager``. The pairs are the same either way.
+            workers: LocalCluster worker processes (default: one per core).
+            eager: verify in this process, whatever the number of candidates.
+
+        Returns:
+            The pairs, best first: ``a``, ``b`` (paths relative to the indexed folder), ``score``
+            and ``visual``/``audio``/``metadata``/``confidence`` (0 to 1), ``label``, the matched
+            range ``a_start``..``b_end`` (seconds), ``partial`` and ``explanation`` (JSON). Its
+            ``attrs`` hold ``run_id`` and ``n_candidates``.
+
+        Example:
+            >>> Library("lib.duckdb").match(min_score=0.85)[["a", "b", "label"]]  # doctest: +SKIP
+        """
+        from astradup.execution.runner import run_match
+
+        return run_match(self.store, self.config, out=out, min_score=min_score, progress=progress,
+                         scheduler=scheduler, workers=workers, eager=eager)
+
+    def pairs(self, label: str | None = None, min_score: float = 0.0) -> pd.DataFrame:
+        """The pairs of the last :meth:`match`, read back from the store.
+
+        Args:
+            label: keep only this label (``exact``, ``near``, ``similar`` or ``different``).
+            min_score: keep pairs whose fused score (0 to 1) is at least this.
+
+        Returns:
+            The pairs, best first, with the columns of :meth:`match` (empty before any match).
+
+        Example:
+            >>> Library("lib.duckdb").pairs(label="exact")  # doctest: +SKIP
+        """
+        from astradup.store import Store
+
+        if label is not None and label not in LABELS:
+            raise ConfigError(f"label must be one of {list(LABELS)}, but got {label!r}")
+        with Store(self.store, read_only=True) as st:
+            df = st.pairs()
+        keep = df["score"] >= min_score
+        if label is not None:
+            keep &= df["label"] == label
+        return df.loc[keep, list(PAIR_COLUMNS)].reset_index(drop=True)
+
+    def explain(self, a: str, b: str) -> dict[str, Any]:
+        """Everything behind one pair's verdict.
+
+        Args:
+            a, b: the two videos, as ``pairs`` spells them (relative to the indexed folder) or absolute.
+
+        Returns:
+            A dict: ``scores`` (visual, audio, metadata, score, label, confidence, partial),
+            ``segments`` (the matched range in each video, seconds), ``top_frames`` (best frame
+            pairs: index in a, index in b, cosine), ``sim_matrix`` (frames of a x frames of b),
+            ``ts_a``/``ts_b`` (frame times, seconds), ``path`` (the aligned frame pairs) and
+            ``explanation``.
+
+        Example:
+            >>> Library("lib.duckdb").explain("src.mp4", "copy.mp4")["scores"]["label"]  # doctest: +SKIP
+            'near'
+        """
+        from astradup.execution.runner import explain_pair
+
+        return explain_pair(self.store, a, b, self.config)
+
+    def query(self, path: str | os.PathLike[str], top: int = 10, min_score: float = 0.5) -> pd.DataFrame:
+        """Is this video already in the library? It is extracted, searched and verified, not added.
+
+        Args:
+            path: a video file.
+            top: most matches returned.
+            min_score: smallest fused score (0 to 1) returned.
+
+        Returns:
+            Matches like :meth:`pairs` rows (``a`` = the query, ``b`` = the library video), best first.
+
+        Example:
+            >>> Library("lib.duckdb").query("new.mp4", top=3)[["b", "score"]]  # doctest: +SKIP
+        """
+        from astradup.execution.runner import run_query
+
+        return run_query(path, self.store, self.config, top=top, min_score=min_score)
+
+    def videos(self) -> pd.DataFrame:
+        """One row per indexed video: ``video_id``, ``path``, ``rel_path``, size (bytes), duration
+        (seconds), codec, frames sampled, ...
+
+        Example:
+            >>> Library("lib.duckdb").videos()[["rel_path", "duration"]]  # doctest: +SKIP
+        """
+        from astradup.store import Store
+
+        with Store(self.store, read_only=True) as st:
+            return st.videos()
+
+    def failures(self) -> pd.DataFrame:
+        """The files that could not be indexed: ``path``, ``stage``, ``error_class``, ``message``.
+
+        Example:
+            >>> Library("lib.duckdb").failures()[["path", "message"]]  # doctest: +SKIP
+        """
+        from astradup.store import Store
+
+        with Store(self.store, read_only=True) as st:
+            return st.failures()
+
+
+__all__ = ["Library"]

@@ -1,0 +1,351 @@
+"""The named stages the drivers in :mod:`astradup.execution.runner` are built from.
+
+The data flow of a match is ``extract -> project -> search -> vote -> verify``; each step is a
+function here, pure over arrays and features where it can be, so a benchmark or a notebook can call
+one stage alone instead of copying it:
+
+* :func:`map_extract`: extract many files, eagerly or on Dask, yielding results as they finish;
+* :func:`find_candidates` / :func:`find_candidates_reduced`: search the frame index for candidate
+  pairs (the library against itself);
+* :func:`search_votes`: search for one query's frames and rank library videos by votes;
+* :func:`score_candidates` / :func:`verify_in_memory` / :func:`verify_streamed`: verify candidate
+  pairs (align, fuse, label), in this process or in chunks on Dask (:func:`verify_chunks`);
+* :func:`verify_query`: verify one query against its candidates;
+* :func:`pairs_frame`: scored rows -> the pairs table.
+
+Projection (keyframes through the saved PCA) is :meth:`SavedFrameIndex.project
+<astradup.index.frames.SavedFrameIndex.project>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astradup.config import AstradupConfig
+from astradup.execution.extract import Failure
+from astradup.features.video import VideoFeatures
+from astradup.index.frames import frame_index, reduced_frame_index, stack_features
+from astradup.labels import PAIR_COLUMNS
+from astradup.scoring.pair import score_pair
+from astradup.store.store import Store
+
+log = logging.getLogger(__name__)
+
+VERIFY_PAIRS = 256  # most candidate pairs verified per chunk
+VERIFY_FRAMES = 65_536  # most frames of the videos one verification chunk loads (~0.4 GB)
+# A LocalCluster is worth its start-up (seconds) only for this many candidate pairs or more.
+DASK_MATCH_ABOVE = 20_000
+
+Chunk = tuple[list[tuple[int, int]], dict[int, VideoFeatures]]
+
+
+def progress_bar(iterable: Iterable, total: int, desc: str, enabled: bool, unit: str = "video") -> Iterator:
+    """``iterable`` with a tqdm bar when ``enabled``."""
+    if not enabled:
+        yield from iterable
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True)
+
+
+# -- extract ----------------------------------------------------------------------------------------
+
+def task_key(prefix: str, path: str) -> str:
+    """A Dask task key for ``path``: its SHA-1 (of the file system's bytes, so a name that is not
+    valid UTF-8 hashes as well as any other) and a random suffix (a file may be submitted twice)."""
+    digest = hashlib.sha1(os.fsencode(path)).hexdigest()
+    return f"{prefix}-{digest}-{uuid.uuid4().hex[:6]}"
+
+
+def eager_map(fn: Callable, paths: list[str], cfg: AstradupConfig) -> Iterator[tuple[str, Any]]:
+    """``(path, fn(path, cfg))`` for each path, in this process and in order."""
+    for p in paths:
+        yield p, fn(p, cfg)
+
+
+def dask_map(client: Any, fn: Callable, paths: list[str], cfg: AstradupConfig, in_flight: int) -> Iterator[tuple[str, Any]]:
+    """Submit with a bounded window and yield (path, result) as they finish (any order). A task
+    that dies with its worker yields a :class:`Failure` of stage "worker"."""
+    from distributed import as_completed
+
+    cfg_future = client.scatter(cfg, broadcast=True)
+    futures = {}
+
+    def submit(p: str):
+        fut = client.submit(fn, p, cfg_future, key=task_key("extract", p), pure=False)
+        futures[fut] = p
+        return fut
+
+    ac = as_completed([submit(p) for p in paths[:in_flight]])
+    rest = iter(paths[in_flight:])
+    for fut in ac:
+        p = futures.pop(fut)
+        try:
+            res = fut.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: record and go on
+            res = Failure(p, "worker", type(exc).__name__, f"{p}: worker failed while extracting ({exc})")
+        fut.release()
+        yield p, res
+        nxt = next(rest, None)
+        if nxt is not None:
+            ac.add(submit(nxt))
+
+
+def map_extract(fn: Callable, paths: list[str], cfg: AstradupConfig, *, eager: bool, scheduler: str | None = None,
+                gpus: bool = False, workers: int | None = None,
+                on_dashboard: Callable[[str], None] | None = None) -> Iterator[tuple[str, Any]]:
+    """``fn(path, cfg)`` over ``paths``: in this process when ``eager``, else on a Dask cluster (a
+    LocalCluster unless ``scheduler`` names one; ``gpus`` asks dask-cuda's LocalCUDACluster)."""
+    if eager or not paths:
+        yield from eager_map(fn, paths, cfg)
+        return
+    from astradup.execution.cluster import dask_client
+
+    with dask_client(scheduler, gpus, workers) as client:
+        if on_dashboard:
+            on_dashboard(client.dashboard_link)
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        yield from dask_map(client, fn, paths, cfg, in_flight=4 * n_workers)
+
+
+# -- search (library against itself) ---------------------------------------------------------------
+
+def find_candidates(features: dict[int, VideoFeatures], cfg: AstradupConfig,
+                    store_path: str | os.PathLike[str] | None = None,
+                    fingerprints: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Candidate pairs (a, b video ids) from FAISS: frame neighbours, video descriptors, hashes."""
+    from astradup.index import candidate_pairs
+
+    s = stack_features(features)
+    m = cfg.match
+    kwargs: dict[str, Any] = {"k": m.k, "min_sim": m.min_candidate_sim, "hash_codes": s["hash_codes"],
+                              "hash_video": s["hash_video"], "hash_radius": m.hash_radius}
+    if "frame_vecs" in s:
+        index, how = frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], fingerprints)
+        log.info("frame index %s (%d vectors)", how, index.ntotal)
+        kwargs.update(frame_vecs=s["frame_vecs"], frame_video=s["frame_video"], video_vecs=s["video_vecs"],
+                      video_ids=s["ids"], index=index)
+        out = candidate_pairs(**kwargs)
+        out.attrs["frame_index"] = how
+        return out
+    # hash-only mode (no embedder configured): the hash index alone proposes candidates
+    return candidate_pairs(None, None, **kwargs)
+
+
+def find_candidates_reduced(st: Store, cfg: AstradupConfig, store_path: str | os.PathLike[str],
+                            progress: bool = False) -> pd.DataFrame:
+    """Candidate pairs from the reduced frame index (keyframes) and the projected descriptors.
+
+    The hash source is skipped here: a Hamming range search at pHash radii is exact only by brute
+    force, so it grows as n_frames^2 and cannot run over tens of millions of frames. Hashes still
+    count when the candidates are verified (:func:`score_pair`).
+    """
+    from astradup.index import candidate_pairs
+
+    m = cfg.match
+    index, how, frames = reduced_frame_index(st, store_path, cfg, progress)
+    log.info("reduced frame index %s (%d keyframes of %d videos, %d-d)", how, index.ntotal, len(frames.ids), m.index_dim)
+    out = candidate_pairs(frames.key_vecs, frames.key_video, k=m.k, min_sim=m.min_candidate_sim,
+                          video_vecs=frames.video_vecs, video_ids=frames.video_ids, index=index)
+    out.attrs["frame_index"] = how
+    return out
+
+
+# -- search and vote (one query) -------------------------------------------------------------------
+
+def search_votes(index: Any, owner: np.ndarray, queries: np.ndarray, k: int, min_sim: float, n: int) -> list[int]:
+    """The ``n`` library videos most voted for by a query's frames: each query vector votes for
+    the video of each of its ``k`` nearest index rows at cosine >= ``min_sim``.
+
+    Args:
+        index: a searchable index (``search(queries, k) -> (sims, rows)``).
+        owner: video id of each index row.
+        queries: (n_frames, dim) float32 query vectors, as the index holds them.
+    """
+    sims, rows = index.search(queries, k)
+    ok = (rows >= 0) & (sims >= min_sim)
+    votes = pd.Series(owner[rows[ok]]).value_counts()
+    return [int(v) for v in votes.index[:n]]
+
+
+# -- verify ----------------------------------------------------------------------------------------
+
+def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:
+    """Verify candidate pairs: a pure function over features, one row per pair (with a_id, b_id)."""
+    rows = []
+    for a, b in pairs:
+        ps = score_pair(features[a], features[b], cfg)
+        row = ps.row()
+        row["a_id"], row["b_id"] = int(a), int(b)
+        rows.append(row)
+    return rows
+
+
+def score_chunk(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig,
+                threshold: float) -> list[dict]:
+    """:func:`score_candidates`, keeping rows scoring ``threshold`` or more: the task a Dask worker runs."""
+    return [r for r in score_candidates(pairs, features, cfg) if r["score"] >= threshold]
+
+
+@contextmanager
+def match_client(use_dask: bool, scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` for verification when ``use_dask`` (``scheduler``'s cluster, else a
+    LocalCluster of ``workers`` processes), else None (verify in this process)."""
+    if not use_dask:
+        yield None
+        return
+    from astradup.execution.cluster import dask_client
+
+    with dask_client(scheduler, False, workers) as client:
+        yield client
+
+
+def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = None, threshold: float = 0.0,
+                  in_flight: int | None = None) -> Iterator[list[dict]]:
+    """Score each chunk (its pairs, the features of their videos); yield the rows chunk by chunk,
+    in the chunks' order.
+
+    With ``client`` the chunks run on its workers, at most ``in_flight`` at a time (default: twice
+    the workers), so this process holds only those chunks' features and stays the store's only
+    reader (workers need no access to the store). A chunk whose task fails (its worker died,
+    ``KilledWorker``) is scored again here, so the rows always equal the eager ones.
+    """
+    if client is None:
+        for pairs, feats in chunks:
+            yield score_chunk(pairs, feats, cfg, threshold)
+        return
+    from distributed import wait
+
+    window = in_flight or 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    cfg_future = client.scatter(cfg, broadcast=True)
+    run = uuid.uuid4().hex[:8]
+    pending: list[tuple[Any, Chunk]] = []
+
+    def collect(fut: Any, chunk: Chunk) -> list[dict]:
+        try:
+            rows = fut.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: score it here instead
+            log.warning("a verification chunk failed on the cluster (%s: %s); scoring it in this process",
+                        type(exc).__name__, exc)
+            rows = score_chunk(chunk[0], chunk[1], cfg, threshold)
+        fut.release()
+        return rows
+
+    for i, chunk in enumerate(chunks):
+        pending.append((client.submit(score_chunk, chunk[0], chunk[1], cfg_future, threshold,
+                                      key=f"verify-{run}-{i}", pure=False), chunk))
+        if len(pending) >= window:
+            wait([pending[0][0]])
+            yield collect(*pending.pop(0))
+    while pending:
+        yield collect(*pending.pop(0))
+
+
+def feature_chunks(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures], size: int) -> Iterator[Chunk]:
+    """Consecutive chunks of ``size`` pairs, each with the features of its videos only."""
+    for i in range(0, len(pairs), size):
+        chunk = pairs[i : i + size]
+        yield chunk, {v: features[v] for v in {x for p in chunk for x in p}}
+
+
+def verify_in_memory(cand: pd.DataFrame, features: dict[int, VideoFeatures], cfg: AstradupConfig,
+                     progress: bool = False, client: Any = None, threshold: float = 0.0) -> list[dict]:
+    """Verify every candidate pair against features already loaded: 64 pairs per progress step in
+    this process, VERIFY_PAIRS per task on ``client``'s workers."""
+    pairs = list(zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist()))
+    size = 64 if client is None else VERIFY_PAIRS
+    rows: list[dict] = []
+    parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold)
+    for part in progress_bar(parts, -(-len(pairs) // size), "match", progress, unit="chunk"):
+        rows.extend(part)
+    return rows
+
+
+def pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Iterator[tuple[int, int]]:
+    """Consecutive (lo, hi) slices of the pairs with at most VERIFY_PAIRS pairs and, unless one
+    pair alone is over it, VERIFY_FRAMES sampled frames among the slice's distinct videos."""
+    lo, total = 0, 0
+    seen: set[int] = set()
+    for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+        new = {x, y} - seen
+        add = sum(n_frames.get(v, 0) for v in new)
+        if i > lo and (i - lo >= VERIFY_PAIRS or total + add > VERIFY_FRAMES):
+            yield lo, i
+            lo, total, seen = i, 0, set()
+            new = {x, y}
+            add = sum(n_frames.get(v, 0) for v in new)
+        seen |= new
+        total += add
+    if lo < len(a):
+        yield lo, len(a)
+
+
+def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
+                    progress: bool = False, client: Any = None) -> list[dict]:
+    """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
+
+    Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk (at most
+    VERIFY_PAIRS pairs and VERIFY_FRAMES frames of distinct videos) loads its videos' features,
+    scores its pairs and drops the features: here, one after another, or on ``client``'s workers
+    (:func:`verify_chunks`). Rows scoring below ``threshold`` are dropped as they come.
+    """
+    order = cand.sort_values(["a", "b"], kind="stable")
+    a = order["a"].to_numpy(dtype=np.int64)
+    b = order["b"].to_numpy(dtype=np.int64)
+    fc = st.frame_counts()
+    n_frames = dict(zip(fc["video_id"].astype("int64").tolist(), fc["n_frames"].fillna(0).astype("int64").tolist()))
+    chunks = list(pair_chunks(a, b, n_frames))
+    del n_frames
+
+    def load() -> Iterator[Chunk]:
+        for lo, hi in chunks:
+            ca, cb = a[lo:hi], b[lo:hi]
+            yield list(zip(ca.tolist(), cb.tolist())), st.load_features(np.union1d(ca, cb).tolist())
+
+    rows: list[dict] = []
+    for part in progress_bar(verify_chunks(load(), cfg, client, threshold), len(chunks), "match", progress, unit="chunk"):
+        rows.extend(part)
+    return rows
+
+
+def verify_query(query: VideoFeatures, query_name: str, candidates: list[int], features: dict[int, VideoFeatures],
+                 names: pd.Series, cfg: AstradupConfig, min_score: float, top: int) -> pd.DataFrame:
+    """Score one query against each candidate video id (``features`` holds theirs); the ``top``
+    rows scoring ``min_score`` or more, as pairs rows (``a`` = ``query_name``, ``b`` = the
+    candidate's name in ``names``), best first."""
+    rows_out = []
+    for vid in candidates:
+        ps = score_pair(query, features[vid], cfg)
+        if ps.score >= min_score:
+            row = ps.row()
+            row["a"], row["b"] = query_name, names.loc[vid]
+            rows_out.append(row)
+    df = pd.DataFrame(rows_out, columns=list(PAIR_COLUMNS))
+    return df.sort_values("score", ascending=False).head(top).reset_index(drop=True)
+
+
+# -- the pairs table -------------------------------------------------------------------------------
+
+def pairs_frame(rows: list[dict], rel: pd.Series, threshold: float) -> pd.DataFrame:
+    """Scored rows -> the pairs table: a/b as relative paths with a < b, over the threshold, best first."""
+    columns = [*PAIR_COLUMNS, "a_id", "b_id"]
+    df = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+    if len(df):
+        ra, rb = rel.loc[df["a_id"]].to_numpy(), rel.loc[df["b_id"]].to_numpy()
+        swap = ra > rb
+        df["a"], df["b"] = np.where(swap, rb, ra), np.where(swap, ra, rb)
+        for x, y in (("a_start", "b_start"), ("a_end", "b_end"), ("a_id", "b_id")):
+            xa, ya = df[x].to_numpy(copy=True), df[y].to_numpy(copy=True)
+            df[x], df[y] = np.where(swap, ya, xa), np.where(swap, xa, ya)
+        df = df[df["score"] >= threshold].sort_values(["score", "a", "b"], ascending=[False, True, True]).reset_index(drop=True)
+    return df
