@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -66,15 +65,9 @@ def media_dir(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="session", autouse=True)
-def model_cache(tmp_path_factory):
-    """Exported model files (MobileNetV2 as ONNX) go to a session folder, not the user's cache;
-    Dask workers and notebook kernels started by the tests inherit it."""
-    old = os.environ.get("ASTRADUP_CACHE_DIR")
-    path = tmp_path_factory.mktemp("model-cache")
-    os.environ["ASTRADUP_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ASTRADUP_CACHE_DIR", None)
-    else:
-        os.environ["ASTRADUP_CACHE_DIR"] = old
+@pytest.fixture()
+def model_cache(tmp_path, monkeypatch):
+    """An empty model cache (``ASTRADUP_CACHE_DIR``) for one test. Other tests share the user's
+    cache, as runs do: MobileNetV2 is exported to ONNX there once per machine, not once per test."""
+    monkeypatch.setenv("ASTRADUP_CACHE_DIR", str(tmp_path / "model-cache"))
+    return tmp_path / "model-cache"
