@@ -23,7 +23,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -103,7 +103,7 @@ def dask_map(client: Any, fn: Callable, paths: list[str], cfg: AstradupConfig, i
 
 def map_extract(fn: Callable, paths: list[str], cfg: AstradupConfig, *, eager: bool, scheduler: str | None = None,
                 gpus: bool = False, workers: int | None = None,
-                on_dashboard: Callable[[str], None] | None = None) -> Iterator[tuple[str, Any]]:
+                on_dashboard: Callable[[str], None] | None = None) -> Generator[tuple[str, Any], None, None]:
     """``fn(path, cfg)`` over ``paths``: in this process when ``eager``, else on a Dask cluster (a
     LocalCluster unless ``scheduler`` names one; ``gpus`` asks dask-cuda's LocalCUDACluster)."""
     if eager or not paths:

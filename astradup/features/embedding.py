@@ -205,7 +205,7 @@ def export_onnx(symmetric: bool) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, torch.zeros(1, 3, 161, 161), str(tmp), input_names=["x"], output_names=["y"],
+            torch.onnx.export(model, (torch.zeros(1, 3, 161, 161),), str(tmp), input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}},
                               opset_version=ONNX_OPSET, dynamo=False)
         os.replace(tmp, path)
