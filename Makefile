@@ -10,10 +10,13 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.astradup-installed
 APT_PACKAGES := libchromaprint1 chromium chromium-driver fonts-dejavu-core
+# what `pip install vpdq` (a benchmark peer) compiles against; only `make bench` needs them
+BENCH_APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libavdevice-dev \
+  libavfilter-dev libswresample-dev pkg-config cmake g++
 DEMO_DIR := data/demo
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps demo test test-fast lint report bench clean
+.PHONY: help setup system-deps bench-deps demo test test-fast lint report bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,7 +62,20 @@ report: setup ## Render the HTML report for the demo corpus (after make demo)
 	$(BIN)/astradup report --store $(DEMO_DIR)/astradup.duckdb --truth $(DEMO_DIR)/corpus/ground_truth.csv \
 	  --pairs $(DEMO_DIR)/pairs.csv --out $(DEMO_DIR)/report
 
-bench: setup ## Run the benchmarks and update benchmarks/RESULTS.md
+bench-deps: setup ## Install the benchmark peers: Debian's libav*-dev and build tools (as root), then vpdq
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
+	  else \
+	    echo "vpdq needs Debian packages; install them with:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+	@$(PY) -c "import vpdq" 2>/dev/null || $(PY) -m pip install -q -e ".[bench]"
+	@$(PY) -c "import vpdq"
+
+bench: bench-deps ## Run the benchmarks and update benchmarks/RESULTS.md
 	$(PY) benchmarks/run_all.py
 
 clean: ## Remove the virtual environment and generated data (never user media)

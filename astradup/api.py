@@ -55,7 +55,8 @@ class Library:
 
     def index(self, folder: str | os.PathLike[str], *, eager: bool = False, scheduler: str | None = None,
               gpus: bool = False, workers: int | None = None, progress: bool = True,
-              on_dashboard: Callable[[str], None] | None = None) -> IndexSummary:
+              on_dashboard: Callable[[str], None] | None = None, metrics_file: str | os.PathLike[str] | None = None,
+              pushgateway: str | None = None) -> IndexSummary:
         """Probe and extract every video under ``folder`` into the store, incrementally.
 
         Unchanged files (same path, size, mtime, content hash and feature settings) are skipped;
@@ -69,6 +70,8 @@ class Library:
             workers: LocalCluster worker processes (one per core when None).
             progress: show a progress bar.
             on_dashboard: called with the Dask dashboard's URL once the cluster is up.
+            metrics_file: where the run's Prometheus gauges go (``<store>.metrics.prom`` when None).
+            pushgateway: also push them to this Pushgateway URL.
 
         Returns:
             An :class:`~astradup.execution.IndexSummary` (counts, seconds, videos per hour).
@@ -80,11 +83,13 @@ class Library:
         from astradup.execution.runner import run_index
 
         return run_index(folder, self.store, self.config, scheduler=scheduler, gpus=gpus, workers=workers,
-                         progress=progress, eager=eager, on_dashboard=on_dashboard)
+                         progress=progress, eager=eager, on_dashboard=on_dashboard, metrics_file=metrics_file,
+                         pushgateway=pushgateway)
 
     def match(self, *, min_score: float | None = None, out: str | os.PathLike[str] | None = None,
               progress: bool = True, scheduler: str | None = None, workers: int | None = None,
-              eager: bool = False) -> pd.DataFrame:
+              eager: bool = False, metrics_file: str | os.PathLike[str] | None = None,
+              pushgateway: str | None = None) -> pd.DataFrame:
         """Find the library's duplicate pairs: FAISS candidates, temporal alignment, fusion, labels.
 
         Args:
@@ -97,6 +102,7 @@ class Library:
                 are many candidates, unless ``eager``. The pairs are the same either way.
             workers: LocalCluster worker processes (default: one per core).
             eager: verify in this process, whatever the number of candidates.
+            metrics_file, pushgateway: as for :meth:`index`.
 
         Returns:
             The pairs, best first: ``a``, ``b`` (paths relative to the indexed folder), ``score``
@@ -110,7 +116,8 @@ class Library:
         from astradup.execution.runner import run_match
 
         return run_match(self.store, self.config, out=out, min_score=min_score, progress=progress,
-                         scheduler=scheduler, workers=workers, eager=eager)
+                         scheduler=scheduler, workers=workers, eager=eager, metrics_file=metrics_file,
+                         pushgateway=pushgateway)
 
     def pairs(self, label: str | None = None, min_score: float = 0.0) -> pd.DataFrame:
         """The pairs of the last :meth:`match`, read back from the store.
@@ -197,6 +204,114 @@ class Library:
 
         with Store(self.store, read_only=True) as st:
             return st.failures()
+
+
+    # -- review, decisions and safe actions (astradup.review) -----------------------------------
+    def groups(self) -> pd.DataFrame:
+        """Duplicate groups of the last :meth:`match`, reviewers' decisions applied: ``group``,
+        ``role`` (center | member | partial | chained), ``path``, ``match``, ``score``, ``label``,
+        ``decision``, ``size`` (bytes), ``duration`` (seconds), ... (see ``astradup.review.groups``).
+
+        Example:
+            >>> Library("lib.duckdb").groups()[["group", "role", "path"]]  # doctest: +SKIP
+        """
+        from astradup.review import duplicate_groups
+        from astradup.store import Store
+
+        with Store(self.store, read_only=True) as st:
+            return duplicate_groups(st)
+
+    def queue(self, limit: int | None = None) -> pd.DataFrame:
+        """Pairs still needing a person, most valuable first (scorer uncertainty x bytes at stake).
+
+        Example:
+            >>> Library("lib.duckdb").queue(10)[["a", "b", "score", "value"]]  # doctest: +SKIP
+        """
+        from astradup.review import review_queue
+        from astradup.store import Store
+
+        with Store(self.store, read_only=True) as st:
+            return review_queue(st, limit)
+
+    def decide(self, a: str, b: str, decision: str, *, reviewer: str | None = None,
+               note: str | None = None) -> dict[str, Any]:
+        """Record a reviewer's ``duplicate`` / ``not-duplicate`` / ``skip`` about the pair (a, b)
+        (absolute or relative to the indexed folder); it holds while both files are unchanged.
+
+        Example:
+            >>> Library("lib.duckdb").decide("a.mp4", "b.mp4", "not-duplicate", reviewer="ann")  # doctest: +SKIP
+        """
+        from astradup.review import record_decision
+        from astradup.store import Store
+
+        with Store(self.store) as st:
+            return record_decision(st, a, b, decision, reviewer=reviewer, note=note)
+
+    def decisions(self, latest: bool = True) -> pd.DataFrame:
+        """Reviewers' decisions (the latest per pair, or all): ``a``, ``b``, ``decision``,
+        ``reviewer``, ``time`` (UTC), ``standing``, ...
+
+        Example:
+            >>> Library("lib.duckdb").decisions()[["a", "b", "decision"]]  # doctest: +SKIP
+        """
+        from astradup.review import decisions
+        from astradup.store import Store
+
+        with Store(self.store, read_only=True) as st:
+            return decisions(st, latest=latest)
+
+    def plan(self, out: str | os.PathLike[str] | None = None, *, rules: str | os.PathLike[str] | None = None,
+             hold: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Keep/remove per group by ordered keep rules, with legal holds; changes nothing.
+
+        Args:
+            out: also write the plan as JSON here (and CSV beside it).
+            rules: a YAML rules file (rules, protect, hold); the default rules when None.
+            hold: files or folders never removed (absolute or relative to the indexed folder).
+
+        Returns:
+            The plan: ``groups`` (keeper, decided_by, entries with action, reason, size in bytes)
+            and ``totals`` (files_to_remove, bytes_to_free, ties).
+
+        Example:
+            >>> Library("lib.duckdb").plan("plan.json")["totals"]["bytes_to_free"]  # doctest: +SKIP
+        """
+        from astradup.review import KeepRules, make_plan, write_plan
+        from astradup.store import Store
+
+        with Store(self.store, read_only=True) as st:
+            p = make_plan(st, KeepRules.from_file(rules, hold=hold))
+        if out is not None:
+            write_plan(p, out)
+        return p
+
+    def apply(self, plan: str | os.PathLike[str] | dict[str, Any], quarantine: str | os.PathLike[str], *,
+              mode: str = "quarantine", hold: list[str] | None = None) -> Any:
+        """Move a plan's removals into ``quarantine`` (``mode`` ``"hardlink"``/``"symlink"`` leaves
+        a link to the keeper), re-checking each file and journaling each step; nothing is deleted.
+
+        Returns:
+            An ``ActionResult``: ``action_ids``, ``rows`` (path, status, message), ``bytes_moved``.
+
+        Example:
+            >>> Library("lib.duckdb").apply("plan.json", "/srv/quarantine").counts  # doctest: +SKIP
+            {'done': 12}
+        """
+        from astradup.review import apply_plan
+
+        return apply_plan(plan, quarantine, mode=mode, store=self.store, hold=hold)
+
+    def undo(self, action: str | None = None, *, all_: bool = False) -> Any:
+        """Put back what an apply moved (``action``; every apply with ``all_``; else the latest),
+        same bytes and mtime, finishing an interrupted apply too.
+
+        Example:
+            >>> Library("lib.duckdb").undo().counts  # doctest: +SKIP
+            {'undone': 12}
+        """
+        from astradup.review import undo
+
+        return undo(self.store, action, all_=all_)
 
 
 __all__ = ["Library"]

@@ -28,6 +28,10 @@ app.add_typer(pipeline_app, name="pipeline")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON config file (see `astradup config`).")]
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="DuckDB store file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+MetricsFileOpt = Annotated[Path | None, typer.Option(
+    "--metrics-file", help="Prometheus text file for the run's metrics (node exporter textfile collector) "
+    "[default: <store>.metrics.prom].")]
+PushgatewayOpt = Annotated[str | None, typer.Option(help="Also push the run's metrics to this Pushgateway URL.")]
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -60,6 +64,8 @@ def index(
     gpus: Annotated[bool, typer.Option("--gpus", help="Use dask-cuda's LocalCUDACluster (gpu extra).")] = False,
     workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes [default: one per core].")] = None,
     eager: Annotated[bool, typer.Option("--eager", help="Run in this process, without Dask.")] = False,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Probe and extract every video under MEDIA_DIR into the store (incremental)."""
@@ -70,6 +76,7 @@ def index(
         summary = lib.index(
             media_dir, scheduler=scheduler, gpus=gpus, workers=workers, progress=not quiet, eager=eager,
             on_dashboard=lambda link: typer.echo(f"Dask dashboard: {link}", err=True),
+            metrics_file=metrics_file, pushgateway=pushgateway,
         )
     except AstradupError as exc:
         _fail(exc)
@@ -86,17 +93,20 @@ def match(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: verify candidates on its workers.")] = None,
     workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes [default: one per core].")] = None,
     eager: Annotated[bool, typer.Option("--eager", help="Verify in this process even for many candidates.")] = False,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Retrieve candidate pairs with FAISS, verify, fuse and classify them; write pairs.csv.
 
     Verification runs on Dask with --scheduler, and on a LocalCluster by default when there are
-    many candidates (see astradup.execution.verify.DASK_MATCH_ABOVE); the pairs are the same."""
+    many candidates (see astradup.execution.stages.DASK_MATCH_ABOVE); the pairs are the same."""
     from astradup.api import Library
 
     try:
         df = Library(store, _load_config(config)).match(out=out, min_score=min_score, progress=not quiet,
-                                                        scheduler=scheduler, workers=workers, eager=eager)
+                                                        scheduler=scheduler, workers=workers, eager=eager,
+                                                        metrics_file=metrics_file, pushgateway=pushgateway)
     except AstradupError as exc:
         _fail(exc)
     counts = df["label"].value_counts().to_dict() if len(df) else {}
@@ -162,6 +172,8 @@ def synth(
     n_partial: Annotated[int | None, typer.Option(help="Sources that get partial copies [default: all].")] = None,
     n_similar: Annotated[int | None, typer.Option(help="Sources that get a similar (non-copy) video [default: all].")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel ffmpeg processes.")] = None,
+    hard_negatives: Annotated[int, typer.Option(help="Sets of hard negatives (low-detail videos, slideshows, re-edits, neighbouring segments, same soundtrack over other pictures), labelled similar or different.")] = 0,
+    music: Annotated[Path | None, typer.Option(help="Folder of music files (read-only) for the other music of trailers and hard negatives [default: seeded tunes].")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the transforms and exit.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -175,7 +187,7 @@ def synth(
         truth = generate(out_dir, sources_dir=sources, n_sources=n_sources, seed=seed, duration=duration,
                          width=width, height=height, transforms=transforms.split(",") if transforms else None,
                          n_distractors=n_distractors, n_partial=n_partial, n_similar=n_similar, workers=workers,
-                         progress=not quiet)
+                         hard_negatives=hard_negatives, music_dir=music, progress=not quiet)
     except AstradupError as exc:
         _fail(exc)
     typer.echo(f"{len(truth)} labelled pairs; videos and ground_truth.csv in {out_dir}")
@@ -193,6 +205,7 @@ def tune(
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL or file [default: beside --out].")] = None,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
     fusion_only: Annotated[bool, typer.Option("--fusion-only", help="Search only fusion weights and bands (not the visual calibration knots).")] = False,
+    decisions: Annotated[Path | None, typer.Option("--decisions", help="Store whose reviewer decisions join the truth as labelled pairs (they win over generated labels).")] = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -206,7 +219,14 @@ def tune(
         st = storage or f"sqlite:///{out.with_suffix('.optuna.db').resolve()}"
         table = load_pairs(pairs)
         space, rescore = tuning_space(objective, table, fusion_only)
-        res = run_tune(table, load_truth(truth), base=_load_config(config), objective=objective,
+        truth_df = load_truth(truth)
+        if decisions is not None:
+            from astradup.review.learn import reviewed_truth
+
+            n0 = len(truth_df)
+            truth_df = reviewed_truth(str(decisions), truth_df)
+            typer.echo(f"truth: {n0} generated pairs + reviewer decisions -> {len(truth_df)} labelled pairs", err=True)
+        res = run_tune(table, truth_df, base=_load_config(config), objective=objective,
                        n_trials=trials, seed=seed, storage=st, min_precision=min_precision, max_fpr=max_fpr,
                        search_space=space, rescore=rescore, progress=not quiet)
         res.write_config(out)
@@ -334,6 +354,190 @@ def demo(
         run_demo(workdir, seed=seed, n_sources=n_sources, render=report_, progress=not quiet, echo=typer.echo)
     except AstradupError as exc:
         _fail(exc)
+
+
+# -- review, decisions and safe actions (astradup.review) ---------------------------------------
+
+@app.command()
+def groups(
+    store: StoreOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="groups.csv to write.")] = Path("groups.csv"),
+) -> None:
+    """Cluster exact/near pairs of the latest match into duplicate groups (no daisy chains;
+    partial copies listed apart; reviewers' decisions applied)."""
+    from astradup.review import duplicate_groups, known_removed
+    from astradup.store import Store
+
+    try:
+        with Store(store, read_only=True) as st:
+            df = duplicate_groups(st)
+            back = known_removed(st)
+    except AstradupError as exc:
+        _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    roles = df["role"].value_counts().to_dict()
+    typer.echo(f"{df['group'].nunique() if len(df) else 0} groups written to {out}: "
+               + ", ".join(f"{k}: {roles.get(k, 0)}" for k in ("center", "member", "partial", "chained")))
+    for r in back.itertuples():
+        typer.echo(f"known removed duplicate: {r.rel_path} is a copy of {r.removed} (removed by action {r.action_id})")
+
+
+@app.command()
+def decide(
+    store: StoreOpt,
+    a: Annotated[str, typer.Argument(help="First video (absolute, or relative to the media folder).")],
+    b: Annotated[str, typer.Argument(help="Second video.")],
+    as_: Annotated[str, typer.Option("--as", help="duplicate | not-duplicate | skip")],
+    reviewer: Annotated[str | None, typer.Option(help="Who decides [default: login name].")] = None,
+    note: Annotated[str | None, typer.Option(help="Free text kept with the decision.")] = None,
+) -> None:
+    """Record a reviewer's decision about a pair; later match, groups and plans honour it while
+    both files are unchanged."""
+    from astradup.review import record_decision
+    from astradup.store import Store
+
+    try:
+        with Store(store) as st:
+            row = record_decision(st, a, b, as_, reviewer=reviewer, note=note)
+    except AstradupError as exc:
+        _fail(exc)
+    typer.echo(f"{row['decision']}: {row['a']} | {row['b']} (by {row['reviewer']}, {row['time']:%Y-%m-%d %H:%M:%S} UTC)")
+
+
+@app.command()
+def plan(
+    store: StoreOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="plan.json to write (plan.csv beside it).")] = Path("plan.json"),
+    rules: Annotated[Path | None, typer.Option(help="Keep rules (YAML: rules, protect, hold).")] = None,
+    hold: Annotated[list[str] | None, typer.Option("--hold", help="File or folder on legal hold, absolute or relative to the media folder (repeatable).")] = None,
+) -> None:
+    """Choose a keeper per group with ordered keep rules and write what would be removed, why,
+    and the bytes it frees. Changes nothing."""
+    from astradup.review import KeepRules, make_plan, write_plan
+    from astradup.store import Store
+
+    try:
+        # a relative --hold is held both under the media folder and under the current folder:
+        # for a legal hold, holding too much is the safe mistake
+        kr = KeepRules.from_file(rules, hold=[x for h in hold or [] for x in dict.fromkeys([h, str(Path(h).absolute())])])
+        with Store(store, read_only=True) as st:
+            p = make_plan(st, kr)
+        js, csv = write_plan(p, out)
+    except AstradupError as exc:
+        _fail(exc)
+    t = p["totals"]
+    typer.echo(f"{t['groups']} groups: {t['files_to_remove']} files to remove, {t['bytes_to_free']:,} bytes to free"
+               f", {t['ties']} tied (nothing removed)")
+    typer.echo(f"plan: {js}  ({csv})")
+
+
+@app.command("apply")
+def apply_(
+    plan_file: Annotated[Path, typer.Argument(help="plan.json from `astradup plan`.")],
+    quarantine: Annotated[Path, typer.Option(help="Folder the removed files move to (outside the media folder).")],
+    link: Annotated[str | None, typer.Option(help="hard | sym: leave a link to the keeper in each removed file's place.")] = None,
+    store: Annotated[Path | None, typer.Option("--store", "-s", help="Store to journal in [default: the plan's].")] = None,
+    hold: Annotated[list[str] | None, typer.Option("--hold", help="File or folder never to move (repeatable).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Move the plan's removals into the quarantine (re-checking each file; journaled; undoable)."""
+    from astradup.review import apply_plan, read_plan
+
+    modes = {None: "quarantine", "hard": "hardlink", "sym": "symlink"}
+    try:
+        if link not in modes:
+            raise AstradupError(f"--link must be hard or sym, but got {link!r}")
+        p = read_plan(plan_file)
+        t = p["totals"]
+        typer.echo(f"{t['files_to_remove']} files ({t['bytes_to_free']:,} bytes) move to {quarantine}"
+                   + (f", each replaced by a {link} link to its keeper" if link else ""))
+        if not yes and not typer.confirm("Go ahead?", default=False):
+            raise typer.Exit(code=1)
+        res = apply_plan(p, quarantine, mode=modes[link], store=store, hold=hold)
+    except AstradupError as exc:
+        _fail(exc)
+    for line in res.lines():
+        typer.echo(line)
+    typer.echo(f"undo with: astradup undo --store {store or p['store']} --action {res.action_ids[0]}")
+
+
+@app.command()
+def undo(
+    store: StoreOpt,
+    action: Annotated[str | None, typer.Option(help="Action id to undo [default: the latest].")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Undo every action, newest first.")] = False,
+) -> None:
+    """Put back the files an apply moved (same bytes, same mtime), finishing a crashed apply too."""
+    from astradup.review import undo as run_undo
+
+    try:
+        res = run_undo(store, action, all_=all_)
+    except AstradupError as exc:
+        _fail(exc)
+    for line in res.lines():
+        typer.echo(line)
+    if res.counts.get("undo-failed"):
+        raise typer.Exit(code=1)
+# -- the query service and search (issue 12) -----------------------------------------------------
+
+
+@app.command()
+def serve(
+    store: StoreOpt,
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 and put an authenticating proxy in front to share it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    allow_review: Annotated[bool, typer.Option("--allow-review", help="Enable POST /decide (the review page's keys); read-only otherwise.")] = False,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, MB; larger ones get 413.")] = 512.0,
+    workers: Annotated[int, typer.Option(help="Queries extracted at once (the rest wait).")] = 2,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the library over HTTP: /query, /health, /ready, /metrics, /videos, /pairs, /search,
+    and the review page at / (FastAPI + uvicorn)."""
+    from astradup.service import ServiceSettings
+    from astradup.service import serve as run_server
+
+    try:
+        settings = ServiceSettings(
+            store=store.resolve(), host=host, port=port, allow_review=allow_review,
+            config=_load_config(config) if config else None, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_concurrent_queries=workers,
+        )
+    except AstradupError as exc:
+        _fail(exc)
+    if not store.exists():
+        _fail(AstradupError(f"{store}: store does not exist (run `astradup index` first)"))
+    typer.echo(f"serving {store} on http://{host}:{port}/ ({'review enabled' if allow_review else 'read-only'}); Ctrl-C stops", err=True)
+    run_server(settings)
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="A text prompt, e.g. \"a rabbit in a forest\" (CLIP stores).")] = None,
+    store: StoreOpt = Path("astradup.duckdb"),
+    image: Annotated[Path | None, typer.Option("--image", help="Search by an example image instead (any model).")] = None,
+    top: Annotated[int, typer.Option(help="Most videos to print.")] = 10,
+    moments: Annotated[int, typer.Option(help="Moments listed per video.")] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Rank videos (and moments in them) by a text prompt or an example image."""
+    from astradup.execution.search import search as run_search
+
+    try:
+        df = run_search(store, text=text, image=image, config=_load_config(config) if config else None,
+                        top=top, moments=moments)
+    except AstradupError as exc:
+        _fail(exc)
+    if json_out:
+        for r in df.to_dict("records"):
+            typer.echo(json.dumps(r))
+        return
+    if not len(df):
+        typer.echo("no match")
+    for r in df.to_dict("records"):
+        when = ", ".join(f"{m['t']:.1f}s ({m['score']:.3f})" for m in r["moments"])
+        typer.echo(f"{r['rank']:3d}  {r['score']:.4f}  {r['path']}  at {when}")
 
 
 def main() -> None:

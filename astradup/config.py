@@ -57,6 +57,12 @@ class SamplingConfig:
             raise ConfigError(f"sampling.audio_rate must be in [4000, 48000], but got {self.audio_rate}")
 
 
+#: Frame hash and embedding extractors a config may name: the registry's names
+#: (``astradup.features.base.EXTRACTORS``; a test checks that the two agree).
+HASH_BACKENDS: tuple[str, ...] = ("phash", "pdq")
+EMBEDDING_BACKENDS: tuple[str, ...] = ("mobilenetv2", "clip", "dinov2")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Which extractors run, and their parameters.
@@ -96,6 +102,11 @@ class FeatureConfig:
     compact_dim: int = 96
 
     def __post_init__(self) -> None:
+        if self.hash not in HASH_BACKENDS:
+            raise ConfigError(f"features.hash {self.hash!r} is unknown; choose one of {list(HASH_BACKENDS)}")
+        if self.embedding and self.embedding not in EMBEDDING_BACKENDS:
+            raise ConfigError(f"features.embedding {self.embedding!r} is unknown; choose one of "
+                              f"{list(EMBEDDING_BACKENDS)} (or \"\" for none)")
         if self.hash_size not in (8, 16, 32):
             raise ConfigError(f"features.hash_size must be 8, 16 or 32, but got {self.hash_size}")
         if self.batch_size < 1:

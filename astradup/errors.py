@@ -80,3 +80,22 @@ class FrameTooLargeError(MediaError):
 
 class DecodeError(MediaError):
     """The streams were found but no frame could be decoded."""
+
+
+class ReviewError(AstradupError):
+    """A review request cannot be met: a path not in the store, an unknown decision or rule, a
+    plan that does not parse. The message names the file or value and what was expected."""
+
+
+class ActionError(AstradupError):
+    """One file of a plan could not be moved, linked or restored. ``path`` names the file;
+    ``reason`` says why. Apply and undo record it in the audit log and go on with the rest."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class LockedError(ActionError):
+    """Another apply or undo holds the store's action lock."""

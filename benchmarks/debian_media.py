@@ -14,7 +14,8 @@ planetblupi-common     22 MB    14 game cutscenes (.mkv, 320x240, 12 fps, Vorbis
 lebiniou-data          54 MB    12 visualiser recordings (.mp4, 320x180, 30 fps, silent, 7-22 s)
 opencv-doc             96 MB    3 sample videos (.avi: tree 30 s, Megamind 11 s, vtest 80 s)
 gnome-user-docs        8.5 MB   1 screencast (.webm, 1024x768, 37 s; the other languages link to it)
-planetblupi-music-ogg  60 MB    10 music tracks (.ogg; only with ``--music``)
+planetblupi-music-ogg  60 MB    10 music tracks (.ogg; only with ``--music``: the "other music"
+                                of trailers and hard negatives in ``accuracy.py --music``)
 =====================  =======  ===================================================================
 
 That is 30 distinct videos. ``Megamind_bugy.avi`` (opencv-doc) is left out of the clips: it is a

@@ -71,3 +71,23 @@ def model_cache(tmp_path, monkeypatch):
     cache, as runs do: MobileNetV2 is exported to ONNX there once per machine, not once per test."""
     monkeypatch.setenv("ASTRADUP_CACHE_DIR", str(tmp_path / "model-cache"))
     return tmp_path / "model-cache"
+
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>.mp4"
+
+
+@pytest.fixture(scope="session")
+def service_store(tmp_path_factory) -> Path:
+    """An indexed and matched store for the service tests: a source, a copy of it under a hostile
+    file name (markup), and an unrelated video."""
+    from astradup.execution import run_index, run_match
+
+    root = tmp_path_factory.mktemp("service")
+    media = root / "media"
+    src = make_video(media / "src.mp4", "mandelbrot", seconds=4, seed=1)
+    transcode(src, media / HOSTILE_NAME, ["-c:v", "mpeg4", "-q:v", "5", "-c:a", "aac"])
+    make_video(media / "other.mp4", "life", seconds=4, seed=5)
+    store = root / "lib.duckdb"
+    run_index(media, store, eager=True, progress=False)
+    run_match(store, min_score=0, progress=False)
+    return store

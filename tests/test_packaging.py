@@ -13,7 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge spells a few packages differently
-CONDA_NAMES = {"torch": "pytorch", "duckdb": "python-duckdb", "dask[distributed]": "dask"}
+CONDA_NAMES = {"torch": "pytorch", "duckdb": "python-duckdb", "dask[distributed]": "dask",
+               "prometheus-client": "prometheus_client"}
 
 
 def _name(spec: str) -> str:

@@ -67,7 +67,9 @@ def library(tmp_path_factory, seed_video):
     its own sub-folder and re-indexes (only the new file is extracted)."""
     media = tmp_path_factory.mktemp("names")
     shutil.copyfile(seed_video, media / "ref.mp4")
-    return media, Library(media.parent / "names.duckdb"), count()
+    lib = Library(media.parent / "names.duckdb")
+    assert lib.index(media, eager=True, progress=False).n_indexed == 1
+    return media, lib, count()
 
 
 @pytest.mark.slow

@@ -69,13 +69,14 @@ def test_files_exist_and_probe(corpus):
         "src01__similar.mp4",
         "src01__partial_cut.mp4",
         "src01__partial_embed.mp4",
+        "src01__partial_trailer.mp4",
         "src01__shared_audio.mp4",
         "src02__trim_head.mp4",
         "dis01.mp4",
     }
     assert expected <= set(v.path)
     assert "src02__partial_cut.mp4" not in set(v.path)  # n_partial=1
-    assert len(v) == 2 * (1 + 5) + 3 + 1 + 1
+    assert len(v) == 2 * (1 + 5) + 4 + 1 + 1  # similar, 3 partial kinds; distractor; shared audio
     for _, row in v.iterrows():
         info = probe(out / row.path)
         assert info.width > 0 and info.height > 0
@@ -336,9 +337,16 @@ def test_ffmpeg_failure_names_the_output_and_quotes_ffmpeg(tmp_path):
 def test_transform_registry():
     assert list_transforms() == list(TRANSFORMS)
     assert len(TRANSFORMS) >= 20
-    assert {"hflip", "pip", "combo", "speed_up", "audio_muted", "letterbox", "pillarbox"} <= set(
-        TRANSFORMS
-    )
+    assert {
+        "hflip",
+        "pip",
+        "combo",
+        "speed_up",
+        "audio_muted",
+        "letterbox",
+        "pillarbox",
+        "banner",
+    } <= set(TRANSFORMS)
     with pytest.raises(UnknownBackendError) as err:
         generate("unused", transforms="hflip,nope")
     assert "reencode_vp9" in str(err.value)

@@ -64,3 +64,20 @@ def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int |
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextmanager
+def performance_report(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Save Dask's performance report (task stream, worker profile, bandwidth) as HTML at ``path``
+    for the work done inside the block, on the current client. Without bokeh (which renders it)
+    the block runs and a warning says why no report was written."""
+    try:
+        import bokeh  # noqa: F401 - distributed renders the report with it
+        from distributed import performance_report as _report
+    except ImportError:
+        log.warning("no Dask performance report: it needs bokeh (pip install bokeh)")
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with _report(filename=os.fspath(path)):
+        yield

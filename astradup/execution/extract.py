@@ -15,10 +15,9 @@ import numpy as np
 
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, NoAudioStreamError
-from astradup.features.audio import Chromaprint, audio_features, stream_audio_features
+from astradup.features.audio import audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import video_descriptor
-from astradup.features.phash import PHash
 from astradup.features.preprocess import trim_borders
 from astradup.features.video import VideoFeatures
 from astradup.media.audio import iter_audio
@@ -74,12 +73,12 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
         t1 = time.perf_counter()
         timings["decode"] = t1 - tp
         stage = "hash"
-        hasher = PHash(hash_size=cfg.features.hash_size)
-        if cfg.features.hash == "phash":
-            ph, ph_flip = hasher.extract_with_flip(frames)
+        if cfg.features.hash == "phash":  # one pass hashes each frame and its mirror image
+            ph, ph_flip = make_extractor("phash", hash_size=cfg.features.hash_size).extract_with_flip(frames)  # type: ignore[attr-defined]
         else:
-            ph = make_extractor(cfg.features.hash).extract(frames)  # type: ignore[attr-defined]
-            ph_flip = make_extractor(cfg.features.hash).extract(np.ascontiguousarray(frames[:, :, ::-1]))  # type: ignore[attr-defined]
+            hasher = make_extractor(cfg.features.hash)
+            ph = hasher.extract(frames)  # type: ignore[attr-defined]
+            ph_flip = hasher.extract(np.ascontiguousarray(frames[:, :, ::-1]))  # type: ignore[attr-defined]
         t2 = time.perf_counter()
         timings["hash"] = t2 - t1
         stage = "embed"
@@ -95,7 +94,8 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
         if cfg.features.audio:
             if info.has_audio:
                 try:
-                    aud = stream_audio_features(iter_audio(path, s.audio_rate, MAX_AUDIO_SECONDS), s.audio_rate, Chromaprint())
+                    aud = stream_audio_features(iter_audio(path, s.audio_rate, MAX_AUDIO_SECONDS), s.audio_rate,
+                                                make_extractor("chromaprint"))  # type: ignore[arg-type]
                 except NoAudioStreamError:
                     aud = audio_features(None, s.audio_rate)
                 except AstradupError as exc:

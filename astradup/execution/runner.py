@@ -26,6 +26,7 @@ import pandas as pd
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
+from astradup.execution.run_metrics import export_quietly
 from astradup.execution.stages import (
     DASK_MATCH_ABOVE,
     find_candidates,
@@ -45,6 +46,7 @@ from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
 from astradup.provenance import versions
 from astradup.scoring.pair import score_pair
+from astradup.store.decisions import mark_decisions
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class IndexSummary:
     seconds: float
     videos_per_hour: float
     dashboard: str | None = None
+    metrics_file: str | None = None
+    performance_report: str | None = None
 
     def lines(self) -> list[str]:
         return [
@@ -79,6 +83,8 @@ class IndexSummary:
             f"removed          {self.n_removed}  (files gone from the folder)",
             f"time             {self.seconds:.1f} s  ({self.videos_per_hour:,.0f} videos/hour)",
             f"store            {self.store}",
+            *([f"run metrics      {self.metrics_file}"] if self.metrics_file else []),
+            *([f"dask report      {self.performance_report}"] if self.performance_report else []),
         ]
 
 
@@ -121,6 +127,8 @@ def run_index(
     progress: bool = True,
     eager: bool = False,
     on_dashboard: Callable[[str], None] | None = None,
+    metrics_file: str | os.PathLike[str] | None = None,
+    pushgateway: str | None = None,
 ) -> IndexSummary:
     """Index every video under ``media_dir`` into the store, incrementally.
 
@@ -128,6 +136,10 @@ def run_index(
     files are recorded in the ``failures`` table and the run goes on. Extraction runs on Dask
     (a LocalCluster unless ``scheduler`` names one; ``eager=True`` runs in this process); results
     stream back and this process is the store's only writer.
+
+    The run's Prometheus gauges are written to ``metrics_file`` (default ``<store>.metrics.prom``)
+    and pushed to ``pushgateway`` when given; when Dask ran, its performance report is saved as
+    ``<store>.runs/<run_id>/dask-performance.html``.
     """
     cfg = config or AstradupConfig()
     root = Path(media_dir).resolve()
@@ -185,9 +197,10 @@ def run_index(
                 n_indexed += 1
 
         status = "failed"
+        perf_report = run_dir(store_path, run_id) / "dask-performance.html"
         try:
             results = map_extract(extract_video, pending, cfg, eager=eager, scheduler=scheduler, gpus=gpus,
-                                  workers=workers, on_dashboard=seen_dashboard)
+                                  workers=workers, on_dashboard=seen_dashboard, performance_report=perf_report)
             with contextlib.closing(results):
                 consume(results)
             status = "ok"
@@ -196,7 +209,14 @@ def run_index(
             vph = n_indexed / secs * 3600 if secs > 0 else 0.0
             st.end_run(run_id, status, n_files=len(files), n_indexed=n_indexed, n_skipped=n_skipped,
                        n_failed=n_failed, seconds=secs, videos_per_hour=vph)
-    return IndexSummary(run_id, str(store_path), len(files), n_indexed, n_skipped, n_failed, n_removed, secs, vph, dashboard)
+            prom = export_quietly(st, "index", metrics_file, pushgateway)
+    return IndexSummary(run_id, str(store_path), len(files), n_indexed, n_skipped, n_failed, n_removed, secs, vph,
+                        dashboard, str(prom) if prom else None, str(perf_report) if perf_report.exists() else None)
+
+
+def run_dir(store_path: str | os.PathLike[str], run_id: str) -> Path:
+    """The folder for one run's side outputs (Dask's performance report): ``<store>.runs/<run_id>``."""
+    return Path(f"{os.fspath(store_path)}.runs") / run_id
 
 
 def run_match(
@@ -208,6 +228,8 @@ def run_match(
     scheduler: str | None = None,
     workers: int | None = None,
     eager: bool = False,
+    metrics_file: str | os.PathLike[str] | None = None,
+    pushgateway: str | None = None,
 ) -> pd.DataFrame:
     """Retrieve candidates, verify and fuse them, and write the pairs to the store (and CSV).
 
@@ -223,8 +245,13 @@ def run_match(
     verification), and candidates are verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
 
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
-    visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation.
-    Its attrs hold ``run_id``, ``n_candidates``, ``frame_index`` ("built" | "extended" |
+    visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation,
+    decision. ``label`` is always the model's call; ``decision`` is the reviewers' standing
+    decision about the pair (``duplicate`` | ``not-duplicate``, empty when none stands: see
+    :mod:`astradup.review.decisions`). Groups, plans and the review queue honour it; a pair marked
+    ``not-duplicate`` is never proposed as a duplicate while both files are unchanged.
+    The run's Prometheus gauges go to ``metrics_file`` (default ``<store>.metrics.prom``) and
+    to ``pushgateway`` when given. Its attrs hold ``run_id``, ``n_candidates``, ``frame_index`` ("built" | "extended" |
     "reused") and ``index_mode`` ("full" | "reduced").
     """
     cfg = config or AstradupConfig()
@@ -256,10 +283,12 @@ def run_match(
             else:
                 rows = verify_in_memory(cand, feats, cfg, progress, client, threshold)
         df = pairs_frame(rows, rel, threshold)
+        df["decision"] = mark_decisions(st, df)  # reviewers' standing decisions (astradup.review)
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
         st.end_run(run_id, "ok", n_files=n_videos, n_indexed=len(df), seconds=secs)
-    result = df[list(PAIR_COLUMNS)].copy()
+        prom = export_quietly(st, "match", metrics_file, pushgateway)
+    result = df[[*PAIR_COLUMNS, "decision"]].copy()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         result.to_csv(out, index=False)
@@ -267,6 +296,7 @@ def run_match(
     result.attrs["n_candidates"] = n_candidates
     result.attrs["frame_index"] = cand.attrs.get("frame_index", "built")
     result.attrs["index_mode"] = "reduced" if reduced else "full"
+    result.attrs["metrics_file"] = str(prom) if prom else None
     return result
 
 

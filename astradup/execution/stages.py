@@ -19,6 +19,7 @@ Projection (keyframes through the saved PCA) is :meth:`SavedFrameIndex.project
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -103,15 +104,19 @@ def dask_map(client: Any, fn: Callable, paths: list[str], cfg: AstradupConfig, i
 
 def map_extract(fn: Callable, paths: list[str], cfg: AstradupConfig, *, eager: bool, scheduler: str | None = None,
                 gpus: bool = False, workers: int | None = None,
-                on_dashboard: Callable[[str], None] | None = None) -> Generator[tuple[str, Any], None, None]:
+                on_dashboard: Callable[[str], None] | None = None,
+                performance_report: str | os.PathLike[str] | None = None) -> Generator[tuple[str, Any], None, None]:
     """``fn(path, cfg)`` over ``paths``: in this process when ``eager``, else on a Dask cluster (a
-    LocalCluster unless ``scheduler`` names one; ``gpus`` asks dask-cuda's LocalCUDACluster)."""
+    LocalCluster unless ``scheduler`` names one; ``gpus`` asks dask-cuda's LocalCUDACluster).
+    When Dask runs, its performance report is saved at ``performance_report`` (HTML) if given."""
     if eager or not paths:
         yield from eager_map(fn, paths, cfg)
         return
     from astradup.execution.cluster import dask_client
+    from astradup.execution.cluster import performance_report as report
 
-    with dask_client(scheduler, gpus, workers) as client:
+    with dask_client(scheduler, gpus, workers) as client, \
+            (report(performance_report) if performance_report else contextlib.nullcontext()):
         if on_dashboard:
             on_dashboard(client.dashboard_link)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))

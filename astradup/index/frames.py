@@ -326,8 +326,8 @@ def _usable_pca(st: Store, old: dict[str, Any] | None, pca_path: Path, cfg: Astr
         return None
     pca, why = saved_pca(old, pca_path, cfg)
     if pca is not None and pca.in_dim != st.embedding_dim():
-        in_dim = pca.in_dim
-        pca, why = None, f"{pca_path} projects {in_dim}-d embeddings, the store holds {st.embedding_dim()}-d"
+        why = f"{pca_path} projects {pca.in_dim}-d embeddings, the store holds {st.embedding_dim()}-d"
+        pca = None
     if pca is None:
         log.warning("%s; refitting the PCA and rebuilding the reduced frame index", why)
     return pca

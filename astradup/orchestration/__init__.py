@@ -19,6 +19,7 @@ from astradup.orchestration.params import (
     DedupRunParams,
     ExploreParams,
     ReportParams,
+    ReviewParams,
     TuneParams,
     check_params,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "NotebookError",
     "PipelineError",
     "ReportParams",
+    "ReviewParams",
     "TuneParams",
     "check_params",
     "execute_notebook",

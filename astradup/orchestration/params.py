@@ -128,12 +128,39 @@ class ReportParams:
         _require(self.top_n >= 1, f"top_n must be >= 1, but got {self.top_n}")
 
 
+@dataclass(frozen=True)
+class ReviewParams:
+    """``05_review``: review the pairs that need a person, and preview the plan.
+
+    Attributes:
+        store: store of a matched library (``astradup match`` has run).
+        limit: most pairs in the review queue (most valuable first).
+        reviewer: name recorded with each decision; ``""`` uses the login name.
+        thumbnails: show thumbnails of the best matching frames (decodes two frames each).
+        n_frames: matching frame pairs shown per pair.
+        hold: a file or folder on legal hold for the plan preview; ``""`` holds nothing.
+    """
+
+    store: str = "data/demo/astradup.duckdb"
+    limit: int = 50
+    reviewer: str = ""
+    thumbnails: bool = True
+    n_frames: int = 3
+    hold: str = ""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.store), "store must name a DuckDB store file, but got ''")
+        _require(self.limit >= 1, f"limit must be >= 1, but got {self.limit}")
+        _require(self.n_frames >= 1, f"n_frames must be >= 1, but got {self.n_frames}")
+
+
 #: notebook stem -> its parameter dataclass
 NOTEBOOK_PARAMS: dict[str, type] = {
     "02_explore_corpus": ExploreParams,
     "01_dedup_run": DedupRunParams,
     "03_tune": TuneParams,
     "04_evaluation_report": ReportParams,
+    "05_review": ReviewParams,
 }
 
 

@@ -35,10 +35,12 @@ def read_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise AstradupError(f"{p}: store does not exist (run `astradup index` first)")
+    from astradup.store.decisions import decision_rows
+
     with Store(p, read_only=True) as s:
         return {
             "videos": s.videos(), "failures": s.failures(), "runs": s.runs(), "pairs": s.pairs(),
-            "media_root": str(getattr(s, "media_root", "") or ""),
+            "media_root": str(getattr(s, "media_root", "") or ""), "decisions": decision_rows(s, latest=True),
         }
 
 
@@ -67,6 +69,7 @@ def load_run(store: str = "", pairs: str = "", truth: str = "", config: str = ""
         pairs=pairs_df, config=cfg, store=str(store), explainer=_explainer(store, cfg),
         videos=tables.get("videos", pd.DataFrame()), failures=tables.get("failures", pd.DataFrame()),
         runs=tables.get("runs", pd.DataFrame()), media_root=tables.get("media_root", ""),
+        decisions=tables.get("decisions", pd.DataFrame()),
     )
     if truth:
         data.truth = load_truth(truth)

@@ -534,3 +534,24 @@ def corpus_overview(videos: pd.DataFrame, title: str = "Corpus") -> Any:
                              name="audio", marker_color="#9467bd", showlegend=False), row=2, col=2)
     fig.update_layout(title=f"{title} ({len(videos)} videos)", template=TEMPLATE, height=560)
     return fig
+
+
+def reviewer_overrides(counts: pd.DataFrame, title: str = "How often reviewers overrode the model") -> Any:
+    """Stacked bars per model label of reviewer decisions that agreed with it and that overrode
+    it, from :func:`astradup.report.sections.override_counts`."""
+    import plotly.graph_objects as go
+
+    _require_columns(counts, ["model label", "agreed", "overrode"], "reviewer override counts")
+    rows = counts[counts["model label"] != "all"]
+    if not len(rows):
+        return _empty(title, "no reviewer decisions yet")
+    x = _texts(rows["model label"])
+    fig = go.Figure([
+        go.Bar(name="agreed", x=x, y=rows["agreed"].tolist(), marker_color="#4c9f70"),
+        go.Bar(name="overrode", x=x, y=rows["overrode"].tolist(), marker_color="#d1495b"),
+    ])
+    total = counts[counts["model label"] == "all"]
+    rate = float(total["override rate"].iloc[0]) if len(total) and "override rate" in total else float("nan")
+    fig.update_layout(title=f"{title} ({_pct(rate)} of decisions)" if rate == rate else title, barmode="stack",
+                      template=TEMPLATE, height=320, xaxis_title="model label", yaxis_title="decisions")
+    return fig

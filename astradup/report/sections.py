@@ -69,6 +69,7 @@ class RunData:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     store: str = ""
     media_root: str = ""
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     explainer: Callable[[str, str], dict[str, Any]] | None = None
 
     @property
@@ -116,6 +117,46 @@ class RunData:
 
 
 # -- tables -------------------------------------------------------------------------------------
+def override_counts(decisions: pd.DataFrame) -> pd.DataFrame:
+    """How often reviewers overrode the model, per model label: decisions (duplicate or
+    not-duplicate; skips left out), agreed, overrode, override rate. A reviewer overrides the
+    model by calling an ``exact``/``near`` pair not a duplicate, or any other pair (``similar``,
+    ``different``, a partial copy, or one the model never scored) a duplicate. The last row sums
+    every label."""
+    cols = ["model label", "decisions", "agreed", "overrode", "override rate"]
+    if decisions is None or not len(decisions) or "decision" not in decisions:
+        return pd.DataFrame(columns=cols)
+    d = decisions[decisions["decision"].isin(["duplicate", "not-duplicate"])].copy()
+    if not len(d):
+        return pd.DataFrame(columns=cols)
+    label = d["label"].fillna("not scored").astype(str) if "label" in d else pd.Series("not scored", index=d.index)
+    partial = d["partial"].fillna(False).astype(bool) if "partial" in d else pd.Series(False, index=d.index)
+    model_dup = label.isin(DUPLICATE_LABELS) & ~partial
+    d["model label"] = np.where(partial & label.isin(DUPLICATE_LABELS), "partial", label)
+    d["overrode"] = np.where(d["decision"] == "duplicate", ~model_dup, model_dup)
+    g = d.groupby("model label", sort=False)["overrode"].agg(["size", "sum"])
+    order = [k for k in ("exact", "near", "partial", "similar", "different", "not scored") if k in g.index]
+    g = g.loc[order + [k for k in g.index if k not in order]]
+    g.loc["all"] = g.sum()
+    out = pd.DataFrame({"model label": g.index, "decisions": g["size"].astype(int).to_numpy(),
+                        "overrode": g["sum"].astype(int).to_numpy()})
+    out["agreed"] = out["decisions"] - out["overrode"]
+    out["override rate"] = out["overrode"] / out["decisions"]
+    return out[cols].reset_index(drop=True)
+
+
+def reviewer_overrides(data: RunData) -> list[Any]:
+    """The reviewers section: the override table and its figure, or a note when nobody has
+    recorded a decision yet (``astradup decide`` or the review notebook)."""
+    from astradup.report import figures
+
+    table = override_counts(data.decisions)
+    if not len(table):
+        return [Html('<p class="astradup-note">No reviewer decisions are recorded in this store yet '
+                     "(record them with <code>astradup decide</code> or the review notebook).</p>")]
+    return [table_html(table, caption="Reviewer decisions against the model's label"), figures.reviewer_overrides(table)]
+
+
 def summary(data: RunData) -> Html:
     """The metrics, or without a truth table a note saying so; then the reported pairs per label."""
     counts = table_html(label_counts(data.pairs), caption="Reported pairs per label").html

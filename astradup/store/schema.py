@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -42,6 +42,32 @@ MIGRATIONS: dict[int, list[str]] = {
             n_indexed INTEGER, n_skipped INTEGER, n_failed INTEGER, seconds DOUBLE,
             videos_per_hour DOUBLE, media_root VARCHAR, scheduler VARCHAR)""",
     ],
+    # 2: review (astradup.review): reviewers' decisions, the apply/undo audit log, tombstones
+    2: [
+        # append-only: a later row for the same (a, b) supersedes an earlier one; a and b are paths
+        # relative to the media folder with a < b, and each file's size, mtime and content hash
+        # as the store held them, so a decision stands only while both files are unchanged
+        """CREATE TABLE IF NOT EXISTS decisions (
+            seq BIGINT, a VARCHAR, b VARCHAR, decision VARCHAR, reviewer VARCHAR, note VARCHAR,
+            time TIMESTAMP, a_path VARCHAR, b_path VARCHAR, a_size BIGINT, a_mtime DOUBLE,
+            a_hash VARCHAR, b_size BIGINT, b_mtime DOUBLE, b_hash VARCHAR, run_id VARCHAR,
+            score DOUBLE, label VARCHAR, partial BOOLEAN)""",
+        # one row per apply: who ran which plan (the whole plan JSON and its config) and how
+        """CREATE TABLE IF NOT EXISTS actions (
+            action_id VARCHAR, who VARCHAR, time TIMESTAMP, mode VARCHAR, quarantine VARCHAR,
+            plan_path VARCHAR, plan JSON, config JSON, host VARCHAR, pid INTEGER)""",
+        # append-only journal: each file's intent is written before the file is touched, then
+        # done / failed / refused; undo appends undo-intent and undone (see astradup.review.actions)
+        """CREATE TABLE IF NOT EXISTS audit (
+            seq BIGINT, action_id VARCHAR, item INTEGER, event VARCHAR, op VARCHAR, src VARCHAR,
+            dst VARCHAR, keeper VARCHAR, size BIGINT, mtime_ns BIGINT, content_hash VARCHAR,
+            message VARCHAR, who VARCHAR, time TIMESTAMP)""",
+        # fingerprints of files moved out of the library, so a copy that comes back is flagged
+        """CREATE TABLE IF NOT EXISTS tombstones (
+            action_id VARCHAR, item INTEGER, path VARCHAR, rel_path VARCHAR, size BIGINT,
+            content_hash VARCHAR, descriptor FLOAT[], keeper VARCHAR, time TIMESTAMP)""",
+    ],
 }
 
-TABLES = ("meta", "videos", "frames", "descriptors", "audio", "failures", "pairs", "labels", "runs")
+TABLES = ("meta", "videos", "frames", "descriptors", "audio", "failures", "pairs", "labels", "runs",
+          "decisions", "actions", "audit", "tombstones")

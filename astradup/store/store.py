@@ -441,7 +441,10 @@ class Store:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
+        present = set(self.sql("SELECT table_name FROM information_schema.tables")["table_name"])
         for t in TABLES:
+            if t not in present:  # a read-only store of an older schema
+                continue
             p = out / f"{t}.parquet"
             self.con.execute(f"COPY {t} TO '{str(p).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
             written.append(p)

@@ -438,6 +438,39 @@ def pip(c: Clip, rng: np.random.Generator, x: Extras) -> Recipe:
     return Recipe(args, params={"scale": round(f, 3), "x": px, "y": py})
 
 
+def banner(c: Clip, rng: np.random.Generator, x: Extras) -> Recipe:
+    """A band of colour across the top or bottom 15-30% of the frame, with a caption on it (a
+    broadcaster's strap or a re-uploader's banner); the picture under the band is hidden."""
+    frac = float(rng.uniform(0.15, 0.30))
+    band = _even(c.height * frac)
+    top = bool(rng.random() < 0.5)
+    y = 0 if top else c.height - band
+    fill = "0x{:02X}{:02X}{:02X}".format(*tuple(int(v) for v in rng.integers(0, 256, 3)))
+    opacity = float(rng.uniform(0.75, 1.0))
+    text = str(rng.choice(_CAPTIONS))
+    vf = f"drawbox=x=0:y={y}:w={c.width}:h={band}:c={fill}@{opacity:.2f}:t=fill"
+    size = max(8, int(band * 0.55))
+    if x.font:
+        vf += (
+            f",drawtext=fontfile='{x.font}':text='{text}':fontsize={size}:fontcolor=white:"
+            f"borderw=1:bordercolor=black:x=(w-tw)/2:y={y}+({band}-th)/2"
+        )
+    else:  # no font: a row of boxes where the letters would be
+        for i in range(min(len(text), max(1, (c.width - 12) // max(1, size * 2 // 3)))):
+            if text[i] != " ":
+                vf += f",drawbox=x={6 + i * (size * 2 // 3)}:y={y + (band - size) // 2}:w={size // 2}:h={size}:c=white:t=fill"
+    return Recipe(
+        graph(c, vf),
+        params={
+            "band": band,
+            "side": "top" if top else "bottom",
+            "colour": fill,
+            "opacity": round(opacity, 2),
+            "caption": text,
+        },
+    )
+
+
 _COMBO_PARTS: dict[str, Callable[..., str]] = {
     "crop": _crop_vf,
     "hflip": _hflip_vf,
@@ -490,6 +523,7 @@ TRANSFORMS: dict[str, Transform] = {
     "audio_replaced": audio_replaced,
     "pip": pip,
     "combo": combo,
+    "banner": banner,
 }
 """Copy transforms by name, in the order copies are listed. Each is ``(clip, rng, extras) -> Recipe``."""
 

@@ -50,6 +50,8 @@ class VideoRecord:
         spans: the material it shows.
         exact: True for sources and for copies that only re-encode or re-wrap.
         duration: seconds (measured after encoding where possible).
+        edit: a different edit of its material (shots re-ordered, re-framed, other music): it is
+            ``similar`` to every video that shows the same material, whatever the overlap.
     """
 
     name: str
@@ -57,6 +59,7 @@ class VideoRecord:
     spans: list[Span] = field(default_factory=list)
     exact: bool = False
     duration: float = 0.0
+    edit: bool = False
 
 
 def relate(
@@ -86,6 +89,8 @@ def relate(
                 best = (hi - lo, a0, a1, b0, b1, sa.material)
     if shared is None:
         return None
+    if a.edit or b.edit:
+        best = None  # another edit of the material: similar, not a copy
     label = (
         a.transform
         if b.transform == "source"
@@ -129,6 +134,7 @@ def ground_truth(
     groups: dict[str, str],
     min_overlap: float = 0.5,
     near_coverage: float = 0.7,
+    extra: list[tuple[str, str, str, str, str]] | tuple = (),
 ) -> pd.DataFrame:
     """All related pairs among ``videos`` (``a`` before ``b`` in list order), one row each.
 
@@ -137,6 +143,8 @@ def ground_truth(
         groups: material id -> group label written in the ``group`` column.
         min_overlap: shorter shared stretches (seconds) count as not overlapping.
         near_coverage: the fraction of each video the overlap must cover for ``near``.
+        extra: pairs provenance cannot relate, as ``(a, b, relation, transform, group)`` (the hard
+            negatives' ``different`` pairs); a pair that provenance relates keeps its derived row.
     """
     by_material: dict[str, list[int]] = {}
     for i, v in enumerate(videos):
@@ -148,6 +156,19 @@ def ground_truth(
         for i, j in pairs
         if (r := relate(videos[i], videos[j], groups, min_overlap, near_coverage))
     ]
+    if extra:
+        index = {v.name: i for i, v in enumerate(videos)}
+        seen = {(index[str(r["a"])], index[str(r["b"])]) for r in rows}
+        for a, b, relation, transform, group in extra:
+            i, j = sorted((index[a], index[b]))
+            if i == j or (i, j) in seen:
+                continue
+            seen.add((i, j))
+            rows.append(
+                {"a": videos[i].name, "b": videos[j].name, "relation": relation}
+                | {"transform": transform, "group": group}
+            )
+        rows.sort(key=lambda r: (index[str(r["a"])], index[str(r["b"])]))
     frame = pd.DataFrame(rows, columns=TRUTH_COLUMNS)
     for col in ("a_start", "a_end", "b_start", "b_end"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
