@@ -87,7 +87,8 @@ class Library:
                          pushgateway=pushgateway)
 
     def match(self, *, min_score: float | None = None, out: str | os.PathLike[str] | None = None,
-              progress: bool = True, metrics_file: str | os.PathLike[str] | None = None,
+              progress: bool = True, scheduler: str | None = None, workers: int | None = None,
+              eager: bool = False, metrics_file: str | os.PathLike[str] | None = None,
               pushgateway: str | None = None) -> pd.DataFrame:
         """Find the library's duplicate pairs: FAISS candidates, temporal alignment, fusion, labels.
 
@@ -96,6 +97,11 @@ class Library:
                 (0.5) when None, 0 keeps every verified candidate.
             out: also write the pairs as CSV here.
             progress: show a progress bar.
+            scheduler: a Dask scheduler address: candidates are verified in chunks on its
+                workers. Without it a LocalCluster of ``workers`` processes is started when there
+                are many candidates, unless ``eager``. The pairs are the same either way.
+            workers: LocalCluster worker processes (default: one per core).
+            eager: verify in this process, whatever the number of candidates.
             metrics_file, pushgateway: as for :meth:`index`.
 
         Returns:
@@ -110,7 +116,8 @@ class Library:
         from astradup.execution.runner import run_match
 
         return run_match(self.store, self.config, out=out, min_score=min_score, progress=progress,
-                         metrics_file=metrics_file, pushgateway=pushgateway)
+                         scheduler=scheduler, workers=workers, eager=eager, metrics_file=metrics_file,
+                         pushgateway=pushgateway)
 
     def pairs(self, label: str | None = None, min_score: float = 0.0) -> pd.DataFrame:
         """The pairs of the last :meth:`match`, read back from the store.

@@ -90,15 +90,22 @@ def match(
     out: Annotated[Path, typer.Option("--out", "-o", help="pairs.csv to write.")] = Path("pairs.csv"),
     min_score: Annotated[float | None, typer.Option(help="Drop pairs below this fused score (0 keeps every candidate) [default 0.5].")] = None,
     config: ConfigOpt = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: verify candidates on its workers.")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes [default: one per core].")] = None,
+    eager: Annotated[bool, typer.Option("--eager", help="Verify in this process even for many candidates.")] = False,
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Retrieve candidate pairs with FAISS, verify, fuse and classify them; write pairs.csv."""
+    """Retrieve candidate pairs with FAISS, verify, fuse and classify them; write pairs.csv.
+
+    Verification runs on Dask with --scheduler, and on a LocalCluster by default when there are
+    many candidates (see astradup.execution.stages.DASK_MATCH_ABOVE); the pairs are the same."""
     from astradup.api import Library
 
     try:
         df = Library(store, _load_config(config)).match(out=out, min_score=min_score, progress=not quiet,
+                                                        scheduler=scheduler, workers=workers, eager=eager,
                                                         metrics_file=metrics_file, pushgateway=pushgateway)
     except AstradupError as exc:
         _fail(exc)

@@ -76,6 +76,18 @@ class FeatureConfig:
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when present).
         batch_size: frames per forward pass.
         audio: run Chromaprint and MFCC extraction.
+        mirror: how MobileNetV2 embeddings are made mirror-invariant: ``"two_pass"`` (the sum
+            of the frame's and its mirror image's embeddings), ``"symmetric"`` (one forward pass
+            through mirror-symmetrised kernels: exactly invariant and half the work, but measured
+            to separate copies from similar content less well; see benchmarks/RESULTS.md) or
+            ``"none"``. CLIP and DINOv2 use two passes unless ``"none"``.
+        runtime: ``"onnx"`` (ONNX Runtime on CPU, exported once from the shipped weights) or
+            ``"torch"`` (eager) for MobileNetV2; the outputs agree to ~1e-5, so the runtime is
+            not part of the feature key. A CUDA device always runs torch.
+        compact_dim: MobileNetV2 only: frame embeddings are projected on this many directions
+            of a basis shipped with the package (fitted on real Debian clips; see
+            ``astradup/features/models/``) and stored, indexed and compared at that size;
+            0 keeps the full 1280 dimensions (5 KB a frame in the store and again in the index).
     """
 
     hash: str = "phash"
@@ -85,6 +97,9 @@ class FeatureConfig:
     device: str = "auto"
     batch_size: int = 32
     audio: bool = True
+    mirror: str = "two_pass"
+    runtime: str = "onnx"
+    compact_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.hash not in HASH_BACKENDS:
@@ -98,6 +113,12 @@ class FeatureConfig:
             raise ConfigError(f"features.batch_size must be >= 1, but got {self.batch_size}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"features.device must be auto, cpu or cuda, but got {self.device!r}")
+        if self.mirror not in ("symmetric", "two_pass", "none"):
+            raise ConfigError(f"features.mirror must be symmetric, two_pass or none, but got {self.mirror!r}")
+        if not _is_int(self.compact_dim) or not 0 <= self.compact_dim <= 128:
+            raise ConfigError(f"features.compact_dim must be an integer in [0, 128] (0 = full 1280-d), but got {self.compact_dim!r}")
+        if self.runtime not in ("onnx", "torch"):
+            raise ConfigError(f"features.runtime must be onnx or torch, but got {self.runtime!r}")
 
 
 SCORERS = ("learned", "rules")

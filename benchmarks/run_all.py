@@ -2,7 +2,9 @@
 
 Each benchmark measures its reference in the same run and reports ratios; see the modules:
 accuracy.py (real Debian clips, vs a vPDQ-style baseline), throughput.py (vs bare ffmpeg decode
-and vPDQ-style hashing), scale.py (synthetic features, 10k-1M videos), query.py (one 60 s 720p
+and vPDQ-style hashing), short_clips.py (200 short real clips, vs ffmpeg and Meta's vpdq from the
+``bench`` extra), embedding.py (embedding variants: speed and quality), store_match.py (a large
+store through the Store API, then ``astradup match``; not in this list: its sizes take hours), scale.py (synthetic features, 10k-1M videos), query.py (one 60 s 720p
 query against a 1M-video index). The 1M sizes take about half an hour each on 2 cores.
 """
 
@@ -15,6 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 STEPS = [
     ["throughput.py"],
+    ["short_clips.py"],
+    ["embedding.py"],
     ["accuracy.py"],
     ["scale.py", "--sizes", "10000,100000,1000000"],
     ["query.py"],

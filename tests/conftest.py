@@ -65,6 +65,14 @@ def media_dir(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture()
+def model_cache(tmp_path, monkeypatch):
+    """An empty model cache (``ASTRADUP_CACHE_DIR``) for one test. Other tests share the user's
+    cache, as runs do: MobileNetV2 is exported to ONNX there once per machine, not once per test."""
+    monkeypatch.setenv("ASTRADUP_CACHE_DIR", str(tmp_path / "model-cache"))
+    return tmp_path / "model-cache"
+
+
 HOSTILE_NAME = "<img src=x onerror=alert(1)>.mp4"
 
 

@@ -143,3 +143,52 @@ def test_driver_killed_mid_run_resumes(corpus, eager_store, tmp_path):
     cols = ["a", "b", "label"]
     pd.testing.assert_frame_equal(p1[cols].reset_index(drop=True), p2[cols].reset_index(drop=True))
     assert (p1["score"] - p2["score"]).abs().max() < 1e-4
+
+
+def _pairs(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["a", "b"]).reset_index(drop=True)
+
+
+@pytest.fixture()
+def small_chunks(monkeypatch):
+    """Verification chunks of 4 pairs, so a dozen videos make many chunks and several in flight."""
+    from astradup.execution import stages
+
+    monkeypatch.setattr(stages, "VERIFY_PAIRS", 4)
+    return stages
+
+
+def test_match_through_scheduler_equals_eager(eager_store, cluster, small_chunks, tmp_path):
+    addr, _ = cluster
+    eager = run_match(eager_store, min_score=0.0, progress=False, eager=True)
+    assert len(eager) > 8  # enough candidates for several chunks
+    dist = run_match(eager_store, min_score=0.0, progress=False, scheduler=addr)
+    pd.testing.assert_frame_equal(_pairs(eager), _pairs(dist))
+    # the CLI takes the same path
+    out = tmp_path / "pairs.csv"
+    r = subprocess.run([*CLI, "match", "--store", str(eager_store), "--scheduler", addr, "--min-score", "0",
+                        "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    cli = pd.read_csv(out)
+    assert len(cli) == len(eager) and set(zip(cli["a"], cli["b"])) == set(zip(eager["a"], eager["b"]))
+
+
+def test_match_survives_a_worker_killed_mid_run(eager_store, cluster, small_chunks):
+    addr, workers = cluster
+    eager = run_match(eager_store, min_score=0.0, progress=False, eager=True)
+    feature_chunks = small_chunks.feature_chunks
+
+    def chunks_then_kill(*args, **kwargs):
+        for i, chunk in enumerate(feature_chunks(*args, **kwargs)):
+            if i == 3:  # chunks 0-2 are on the workers now
+                os.kill(workers[0].pid, signal.SIGKILL)
+                workers[0].wait(timeout=30)
+            yield chunk
+
+    small_chunks.feature_chunks = chunks_then_kill
+    try:
+        dist = run_match(eager_store, min_score=0.0, progress=False, scheduler=addr)
+    finally:
+        small_chunks.feature_chunks = feature_chunks
+    assert workers[0].poll() is not None
+    pd.testing.assert_frame_equal(_pairs(eager), _pairs(dist))

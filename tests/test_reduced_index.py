@@ -22,6 +22,7 @@ from tests.conftest import transcode
 
 # 16-d: the tiny corpus samples ~35 frames, too few to fit 64 meaningful axes
 REDUCED = AstradupConfig().replace(**{"match.reduce_above": 0, "match.index_dim": 16})
+EMB_DIM = AstradupConfig().features.compact_dim or 1280  # what the default embedder stores
 COPIES = {  # pairs of the corpus that are copies of one source, and the class the full index gives
     ("mirror.mp4", "src.mp4"), ("reencode.mkv", "src.mp4"), ("mirror.mp4", "reencode.mkv"),
     ("clip.mp4", "src.mp4"), ("clip.mp4", "mirror.mp4"), ("clip.mp4", "reencode.mkv"),
@@ -128,7 +129,7 @@ def test_reduced_match_finds_the_copies_the_full_index_finds(store, tmp_path):
     assert all(lr.get(p, "different") == "different" for p in lr if "other.mp4" in p)
     # what was indexed: 16-d keyframes only, mapped back to videos by the manifest
     state = manifest(store)
-    assert (state["mode"], state["dim"], state["keyframe_sim"], state["in_dim"]) == ("reduced", 16, 0.9, 1280)
+    assert (state["mode"], state["dim"], state["keyframe_sim"], state["in_dim"]) == ("reduced", 16, 0.9, EMB_DIM)
     idx = VectorIndex.load(index_files(store)[0])
     with Store(store, read_only=True) as st:
         n_frames = st.embedded_frame_count()
@@ -136,7 +137,7 @@ def test_reduced_match_finds_the_copies_the_full_index_finds(store, tmp_path):
     assert idx.dim == 16 and idx.ntotal == sum(state["counts"]) < n_frames
     assert all(c >= 1 for c in state["counts"])
     pca = PCAReducer.load(index_files(store)[2])
-    assert (pca.in_dim, pca.out_dim) == (1280, 16)
+    assert (pca.in_dim, pca.out_dim) == (EMB_DIM, 16)
     assert list(json.loads(red["explanation"][0])) == list(json.loads(full["explanation"][0]))
     assert out.read_text().splitlines()[0].split(",")[:3] == ["a", "b", "score"]
 
@@ -185,7 +186,7 @@ def test_changing_index_dim_rebuilds_with_a_warning(store, caplog):
     with caplog.at_level(logging.WARNING, logger=LOG):
         full = run_match(store, min_score=0.0, progress=False)
     assert full.attrs["index_mode"] == "full" and full.attrs["frame_index"] == "built"
-    assert manifest(store)["mode"] == "full" and VectorIndex.load(index_files(store)[0]).dim == 1280
+    assert manifest(store)["mode"] == "full" and VectorIndex.load(index_files(store)[0]).dim == EMB_DIM
 
 
 def test_reindexed_video_rebuilds_the_index_with_the_saved_pca(store):

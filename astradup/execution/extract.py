@@ -45,9 +45,12 @@ def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
     f = cfg.features
     if not f.embedding:
         return None
-    params = {"device": f.device, "batch_size": f.batch_size}
+    params: dict[str, object] = {"device": f.device, "batch_size": f.batch_size}
     if f.embedding in ("clip", "dinov2"):
         params["model"] = f.model
+        params["flip_invariant"] = f.mirror != "none"
+    elif f.embedding == "mobilenetv2":
+        params.update(mirror=f.mirror, runtime=f.runtime, compact_dim=f.compact_dim)
     return make_extractor(f.embedding, **params)  # type: ignore[return-value]
 
 
@@ -58,6 +61,8 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
     try:
         t0 = time.perf_counter()
         info = probe(path, max_pixels=cfg.sampling.max_pixels)
+        tp = time.perf_counter()
+        timings["probe"] = tp - t0
         stage = "decode"
         s = cfg.sampling
         sample = None
@@ -67,7 +72,7 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
             sample = sample_frames(path, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
         frames = trim_borders(sample.frames)
         t1 = time.perf_counter()
-        timings["decode"] = t1 - t0
+        timings["decode"] = t1 - tp
         stage = "hash"
         if cfg.features.hash == "phash":  # one pass hashes each frame and its mirror image
             ph, ph_flip = make_extractor("phash", hash_size=cfg.features.hash_size).extract_with_flip(frames)  # type: ignore[attr-defined]

@@ -28,9 +28,11 @@ from astradup.errors import AstradupError, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
 from astradup.execution.run_metrics import export_quietly
 from astradup.execution.stages import (
+    DASK_MATCH_ABOVE,
     find_candidates,
     find_candidates_reduced,
     map_extract,
+    match_client,
     pairs_frame,
     progress_bar,
     search_votes,
@@ -92,8 +94,27 @@ def feature_key(cfg: AstradupConfig) -> str:
     parts: list[Any] = [s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio]
     if s.keyframes_only:  # appended only when set, so keys of existing stores stay the same
         parts.append("keyframes_only")
+    if f.embedding and f.mirror != "two_pass":  # two_pass made every store before mirror existed
+        parts.append(f"mirror={f.mirror}")
+    if f.embedding == "mobilenetv2" and f.compact_dim:
+        parts.append(f"compact={f.compact_dim}")
     blob = json.dumps(parts)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
+    """Warn when videos in the store were extracted with other feature settings than ``cfg``'s
+    (for example by an AstraDup that kept 1280-d embeddings, before ``features.compact_dim``):
+    their features are not comparable with new ones. ``astradup index`` re-extracts exactly those
+    videos. Returns how many there are."""
+    want = feature_key(cfg.replace(**{"sampling.keyframes_only": False}))
+    keys = st.sql("SELECT feature_key, count(*) AS n FROM videos GROUP BY feature_key")
+    stale = int(keys.loc[keys["feature_key"] != want, "n"].sum()) if len(keys) else 0
+    if stale:
+        log.warning("%s: %d of %d videos were indexed with other feature settings than this config's "
+                    "(feature key %s; AstraDup before compact embeddings stored 1280-d ones): run "
+                    "`astradup index` again to re-extract them", st.path, stale, int(keys["n"].sum()), want)
+    return stale
 
 
 def run_index(
@@ -204,10 +225,18 @@ def run_match(
     out: str | os.PathLike[str] | None = None,
     min_score: float | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    eager: bool = False,
     metrics_file: str | os.PathLike[str] | None = None,
     pushgateway: str | None = None,
 ) -> pd.DataFrame:
     """Retrieve candidates, verify and fuse them, and write the pairs to the store (and CSV).
+
+    Verification runs in chunks on Dask when ``scheduler`` names a cluster, or on a LocalCluster
+    of ``workers`` processes when there are ``DASK_MATCH_ABOVE`` candidate pairs or more (unless
+    ``eager``); the pairs equal the eager path's. This process stays the store's only reader and
+    ships each chunk's features to the workers.
 
     Up to ``match.reduce_above`` sampled frames every video's features are loaded and every frame
     is indexed at full dimension (:func:`astradup.index.frames.frame_index`); hashes propose candidates too. Above it the
@@ -238,17 +267,21 @@ def run_match(
             n_videos = len(feats)
         if n_videos < 2:
             raise StoreError(f"{store_path}: {n_videos} indexed video(s); matching needs at least 2")
+        check_feature_keys(st, cfg)
         st.start_run(run_id, "match", cfg.to_dict(), versions(), st.media_root)
         if reduced:
             rel = st.sql("SELECT video_id, rel_path FROM videos").set_index("video_id")["rel_path"]
             cand = find_candidates_reduced(st, cfg, store_path, progress)
-            n_candidates = len(cand)
-            rows = verify_streamed(st, cand, cfg, threshold, progress)
         else:
             rel = st.videos().set_index("video_id")["rel_path"]
             cand = find_candidates(feats, cfg, store_path, st.video_fingerprints())
-            n_candidates = len(cand)
-            rows = verify_in_memory(cand, feats, cfg, progress)
+        n_candidates = len(cand)
+        use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
+        with match_client(use_dask, scheduler, workers) as client:
+            if reduced:
+                rows = verify_streamed(st, cand, cfg, threshold, progress, client)
+            else:
+                rows = verify_in_memory(cand, feats, cfg, progress, client, threshold)
         df = pairs_frame(rows, rel, threshold)
         df["decision"] = mark_decisions(st, df)  # reviewers' standing decisions (astradup.review)
         st.write_pairs(run_id, df)
@@ -326,6 +359,7 @@ def run_query(
     if query.embeddings is None:
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
     with Store(store_path, read_only=True) as st:
+        check_feature_keys(st, cfg)
         saved = open_frame_index(st, store_path, cfg)
         vectors = saved.project(query.embeddings)  # project
         cand = search_votes(saved.index, saved.owner, vectors, cfg.match.k,  # search, vote

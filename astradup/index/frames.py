@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from astradup.config import AstradupConfig
-from astradup.errors import AstradupError, ConfigError, IndexError_
+from astradup.errors import AstradupError, ConfigError, IndexError_, StoreError
 from astradup.index.candidates import ALL_PAIRS_FLAT_MAX, select_keyframes
 from astradup.index.reduce import PCAReducer
 from astradup.index.vector import VectorIndex
@@ -157,6 +157,9 @@ def stack_features(features: dict[int, VideoFeatures]) -> dict[str, np.ndarray]:
     out: dict[str, Any] = {"ids": np.asarray(ids, dtype=np.int64)}
     emb = [e for e in (features[i].embeddings for i in ids) if e is not None]
     if emb and len(emb) == len(ids):
+        if len({e.shape[1] for e in emb}) > 1:
+            raise StoreError(f"the store holds frame embeddings of {sorted({e.shape[1] for e in emb})} dimensions "
+                             "(videos indexed with different features.compact_dim); run `astradup index` again")
         out["frame_vecs"] = np.concatenate(emb).astype(np.float32)
         out["frame_video"] = np.concatenate([np.full(len(e), i, dtype=np.int64) for i, e in zip(ids, emb)])
         out["video_vecs"] = np.stack([features[i].descriptor for i in ids]).astype(np.float32)  # type: ignore[misc]
@@ -379,7 +382,14 @@ class SavedFrameIndex:
     keyframe_sim: float | None
 
     def project(self, embeddings: np.ndarray) -> np.ndarray:
-        """A query's frame embeddings as the index holds frames (keyframes through the PCA when reduced)."""
+        """A query's frame embeddings as the index holds frames (keyframes through the PCA when reduced).
+        Raises :class:`StoreError` when the library's embeddings have another dimension (indexed
+        with another ``features.compact_dim``)."""
+        lib_dim = self.pca.in_dim if self.pca is not None else self.index.dim
+        if embeddings.shape[1] != lib_dim:
+            raise StoreError(f"the library's frame embeddings have {lib_dim} dimensions, the query's "
+                             f"{embeddings.shape[1]} (features.compact_dim differs); run `astradup index` "
+                             "again to re-extract the library with these settings")
         if self.pca is None:
             return embeddings
         return project_keyframes(embeddings, np.zeros(len(embeddings), np.int64), self.pca, float(self.keyframe_sim or 0))[0]
