@@ -49,6 +49,18 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def _truth_with_decisions(truth_df, decisions: Path | None):
+    """The generated truth, with the standing reviewer decisions of store ``decisions`` merged in."""
+    if decisions is None:
+        return truth_df
+    from astradup.review.learn import reviewed_truth
+
+    n0 = len(truth_df)
+    out = reviewed_truth(str(decisions), truth_df)
+    typer.echo(f"truth: {n0} generated pairs + reviewer decisions -> {len(out)} labelled pairs", err=True)
+    return out
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     _setup_logging(verbose)
@@ -219,13 +231,7 @@ def tune(
         st = storage or f"sqlite:///{out.with_suffix('.optuna.db').resolve()}"
         table = load_pairs(pairs)
         space, rescore = tuning_space(objective, table, fusion_only)
-        truth_df = load_truth(truth)
-        if decisions is not None:
-            from astradup.review.learn import reviewed_truth
-
-            n0 = len(truth_df)
-            truth_df = reviewed_truth(str(decisions), truth_df)
-            typer.echo(f"truth: {n0} generated pairs + reviewer decisions -> {len(truth_df)} labelled pairs", err=True)
+        truth_df = _truth_with_decisions(load_truth(truth), decisions)
         base = _load_config(config)
         if base.fusion.scorer != "rules":
             # Optuna re-fuses the modality scores: it tunes the rule scorer (the learned scorer is
@@ -254,6 +260,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Split and model seed.")] = 0,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Refit on every pair after measuring.")] = True,
     max_iter: Annotated[int, typer.Option(help="Boosting iterations.")] = 300,
+    decisions: Annotated[Path | None, typer.Option("--decisions", help="Store whose reviewer decisions join the truth as labelled pairs (they win over generated labels).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train the learned pair scorer on labelled pairs (e.g. a set `astradup synth --sources` made
@@ -262,7 +269,7 @@ def train(
     from astradup.tuning.train import train_pair_model
 
     try:
-        res = train_pair_model(load_pairs(pairs), load_truth(truth), out=out, holdout=holdout, seed=seed,
+        res = train_pair_model(load_pairs(pairs), _truth_with_decisions(load_truth(truth), decisions), out=out, holdout=holdout, seed=seed,
                                refit=refit, training_data=f"{truth} + {pairs}", config=_load_config(config),
                                max_iter=max_iter)
     except AstradupError as exc:
