@@ -176,11 +176,12 @@ def test_match_through_scheduler_equals_eager(eager_store, cluster, small_chunks
 def test_match_survives_a_worker_killed_mid_run(eager_store, cluster, small_chunks):
     addr, workers = cluster
     eager = run_match(eager_store, min_score=0.0, progress=False, eager=True)
+    assert len(eager) > 2 * small_chunks.VERIFY_PAIRS  # at least three chunks, so the kill lands mid-run
     feature_chunks = small_chunks.feature_chunks
 
     def chunks_then_kill(*args, **kwargs):
         for i, chunk in enumerate(feature_chunks(*args, **kwargs)):
-            if i == 3:  # chunks 0-2 are on the workers now
+            if i == 2:  # chunks 0-1 are on the workers now
                 os.kill(workers[0].pid, signal.SIGKILL)
                 workers[0].wait(timeout=30)
             yield chunk
