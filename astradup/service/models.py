@@ -32,8 +32,9 @@ class Segment(BaseModel):
     b_end: float | None = None
 
 
-class Match(BaseModel):
-    path: str = Field(description="the library video, relative to the media folder")
+class _Scored(BaseModel):
+    """The verdict on one pair, as the query and the pairs routes both give it."""
+
     score: float
     label: str
     visual: float | None = None
@@ -42,6 +43,10 @@ class Match(BaseModel):
     confidence: float | None = None
     partial: bool = False
     segments: list[Segment]
+
+
+class Match(_Scored):
+    path: str = Field(description="the library video, relative to the media folder")
     explanation: dict[str, Any]
 
 
@@ -68,19 +73,11 @@ class VideoList(BaseModel):
     videos: list[Video]
 
 
-class Pair(BaseModel):
+class Pair(_Scored):
     a_id: int
     b_id: int
     a: str
     b: str
-    score: float
-    label: str
-    visual: float | None = None
-    audio: float | None = None
-    metadata: float | None = None
-    confidence: float | None = None
-    partial: bool = False
-    segments: list[Segment]
 
 
 class PairList(BaseModel):
