@@ -36,6 +36,8 @@ class SamplingConfig:
         keyframes_only: decode only keyframes (one frame per group of pictures, ~20x faster than
             1 fps on long-GOP H.264), falling back to ``fps`` when keyframes are too sparse. Meant
             for quick queries (``astradup query --fast``); the library is indexed at ``fps``.
+        inset: describe a picture-in-picture inset instead of the whole frame when one is found
+            (astradup.features.preprocess.inset_box), so a video shown inside another one matches.
     """
 
     fps: float = 1.0
@@ -45,6 +47,7 @@ class SamplingConfig:
     audio_rate: int = 11025
     max_pixels: int = 7680 * 4320
     keyframes_only: bool = False
+    inset: bool = True
 
     def __post_init__(self) -> None:
         if not self.fps > 0:

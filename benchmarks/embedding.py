@@ -42,7 +42,7 @@ DEFAULT_CORPUS = ROOT / "benchmarks" / ".cache" / "accuracy" / "corpus_s0_n40"
 def load_frames(corpus: Path, n_sources: int) -> tuple[dict[str, np.ndarray], pd.DataFrame, list[str]]:
     from astradup.config import AstradupConfig
     from astradup.evaluation import load_truth
-    from astradup.features.preprocess import trim_borders
+    from astradup.features.preprocess import content_frames
     from astradup.media.decode import sample_frames
     from astradup.media.probe import probe
 
@@ -55,7 +55,7 @@ def load_frames(corpus: Path, n_sources: int) -> tuple[dict[str, np.ndarray], pd
     for p in keep:
         info = probe(corpus / p)
         fs = sample_frames(corpus / p, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
-        frames[p] = trim_borders(fs.frames)
+        frames[p] = content_frames(fs.frames)
     kept = set(keep)
     truth = truth[truth["a"].isin(kept) & truth["b"].isin(kept)].copy()
     return frames, truth, keep

@@ -31,7 +31,7 @@ def source_embeddings(fps: float, exclude: set[str] | None = None) -> tuple[np.n
     """Full-dimension embeddings of the Debian videos' frames (sampled at ``fps``), less the
     videos named in ``exclude``; the names used; the name of each frame's video."""
     from astradup.features.embedding import MobileNetV2
-    from astradup.features.preprocess import trim_borders
+    from astradup.features.preprocess import content_frames
     from astradup.media.decode import sample_frames
     from astradup.media.probe import probe
     from benchmarks.debian_media import sources_dir
@@ -43,7 +43,7 @@ def source_embeddings(fps: float, exclude: set[str] | None = None) -> tuple[np.n
             continue
         info = probe(f)
         fs = sample_frames(f, info.duration, fps, 160, "pyav", 1800, info.rotation)
-        parts.append(ex.extract(trim_borders(fs.frames)))
+        parts.append(ex.extract(content_frames(fs.frames)))
         used.append(f.name)
         owner += [f.name] * len(parts[-1])
     return np.concatenate(parts), used, owner

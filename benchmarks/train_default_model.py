@@ -40,7 +40,7 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
     from tqdm.auto import tqdm
 
     from astradup.config import AstradupConfig
-    from astradup.features.preprocess import trim_borders
+    from astradup.features.preprocess import content_frames
     from astradup.features.quality import frame_quality
     from astradup.media.decode import sample_frames
     from astradup.store import Store
@@ -57,7 +57,7 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
             except Exception as exc:  # noqa: BLE001 - a video that no longer decodes keeps NULL (unknown)
                 print(f"quality: {r.path}: {exc}")
                 continue
-            q = frame_quality(trim_borders(s.frames))
+            q = frame_quality(content_frames(s.frames))
             if len(q) != int(r.n_frames):
                 print(f"quality: {r.path}: {len(q)} frames decoded, {r.n_frames} stored; left unknown")
                 continue

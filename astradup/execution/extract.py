@@ -18,7 +18,7 @@ from astradup.errors import AstradupError, NoAudioStreamError
 from astradup.features.audio import audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import video_descriptor
-from astradup.features.preprocess import trim_borders
+from astradup.features.preprocess import content_frames
 from astradup.features.quality import frame_quality
 from astradup.features.video import VideoFeatures
 from astradup.media.audio import iter_audio
@@ -70,7 +70,7 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
             sample = sample_keyframes(path, info.duration, s.frame_size, s.max_frames, info.rotation)
         if sample is None:
             sample = sample_frames(path, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
-        frames = trim_borders(sample.frames)
+        frames = content_frames(sample.frames, inset=s.inset)
         t1 = time.perf_counter()
         timings["decode"] = t1 - tp
         stage = "hash"

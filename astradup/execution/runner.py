@@ -94,6 +94,8 @@ def feature_key(cfg: AstradupConfig) -> str:
     parts: list[Any] = [s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio]
     if s.keyframes_only:  # appended only when set, so keys of existing stores stay the same
         parts.append("keyframes_only")
+    if s.inset:  # picture-in-picture insets are cut out (schema 3 stores made before it re-index)
+        parts.append("inset")
     if f.embedding and f.mirror != "two_pass":  # two_pass made every store before mirror existed
         parts.append(f"mirror={f.mirror}")
     if f.embedding == "mobilenetv2" and f.compact_dim:

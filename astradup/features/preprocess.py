@@ -36,13 +36,117 @@ def border_box(frames: np.ndarray, threshold: int = 24, min_fraction: float = 0.
 
 def trim_borders(frames: np.ndarray, threshold: int = 24) -> np.ndarray:
     """Cut letterbox/pillarbox bars and scale the picture back to the frames' size."""
-    top, bottom, left, right = border_box(frames, threshold)
-    h, w = frames.shape[1], frames.shape[2]
-    if (top, bottom, left, right) == (0, h, 0, w):
+    box = border_box(frames, threshold)
+    if box == (0, frames.shape[1], 0, frames.shape[2]):
         return frames
+    return _crop_resize(frames, box)
+
+
+# Picture-in-picture: a video shown as an inset inside other pictures. Its four sides are straight
+# edges that stay put while the pictures on both sides change, and the pictures around it move
+# (a window on a still desktop does not count). Measured on 40 picture-in-picture copies and 300
+# other videos of the real-clip set (160 px frames, 1 fps): 25 insets found, 1 false inset.
+INSET_EDGE = 10.0  # mean grey-level step across a side (over the sampled frames)
+INSET_CONTRAST = 1.5  # ... and that many times the step 3 px to either side of it
+INSET_SIDES = (0.25, 0.8)  # an inset's side, as a fraction of the frame's
+INSET_COVER = 0.85  # fraction of each side that must be an edge
+INSET_MOTION = 12.0  # mean grey-level change between sampled frames outside the inset
+_INSET_LINES = 64  # longest candidate lines kept per direction
+
+
+def _dilate(m: np.ndarray) -> np.ndarray:
+    """A blurred edge falls on either of two neighbouring lines: OR each line with its neighbours."""
+    o = m.copy()
+    o[1:] |= m[:-1]
+    o[:-1] |= m[1:]
+    return o
+
+
+def _longest_runs(mask: np.ndarray, gap: int = 3) -> np.ndarray:
+    """Per line (row of ``mask``): length of its longest run of True, gaps up to ``gap`` bridged."""
+    out = np.zeros(mask.shape[0], dtype=np.int64)
+    for i, line in enumerate(mask):
+        idx = np.flatnonzero(line)
+        if len(idx):
+            breaks = np.flatnonzero(np.diff(idx) > gap + 1)
+            starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+            ends = np.concatenate([idx[breaks], [idx[-1]]]) + 1
+            out[i] = int((ends - starts).max())
+    return out
+
+
+def _edges(step: np.ndarray, axis: int) -> np.ndarray:
+    """Where the mean step across a line is strong and stands out from the steps 3 px either side."""
+    n = step.shape[axis]
+    pad = np.pad(step, [(3, 3) if a == axis else (0, 0) for a in range(2)], mode="edge")
+    near = np.maximum(np.take(pad, np.arange(n), axis=axis), np.take(pad, np.arange(6, 6 + n), axis=axis))
+    return (step > INSET_EDGE) & (step > INSET_CONTRAST * np.maximum(near, 1.0))
+
+
+def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The (top, bottom, left, right) box of a picture-in-picture inset, or None.
+
+    Decided once per video over all sampled frames (N, H, W, 3): the box whose four sides are the
+    best-covered persistent edges (ties: the larger box), each side a fraction ``INSET_SIDES`` of
+    the frame, and the pictures outside it moving by at least ``INSET_MOTION`` grey levels.
+    """
+    f = np.asarray(frames, dtype=np.float32)
+    if f.ndim != 4 or len(f) < 2:
+        return None
+    g = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    n, h, w = g.shape
+    sv = _dilate(_edges(np.abs(np.diff(g, axis=2)).mean(axis=0), 1).T)  # (w-1, h): edge right of column x
+    sh = _dilate(_edges(np.abs(np.diff(g, axis=1)).mean(axis=0), 0))  # (h-1, w): edge below row y
+    lo, hi = INSET_SIDES
+
+    def lines(mask: np.ndarray, side: int) -> list[int]:
+        runs = _longest_runs(mask)
+        ok = np.flatnonzero(runs >= lo * side * INSET_COVER)
+        return sorted(ok[np.argsort(-runs[ok], kind="stable")[:_INSET_LINES]].tolist())
+
+    cols, rows = lines(sv, h), lines(sh, w)
+    cv = np.concatenate([np.zeros((sv.shape[0], 1), np.int64), np.cumsum(sv, axis=1)], axis=1)
+    ch = np.concatenate([np.zeros((sh.shape[0], 1), np.int64), np.cumsum(sh, axis=1)], axis=1)
+    best: tuple[tuple[float, int], tuple[int, int, int, int]] | None = None
+    for i, x0 in enumerate(cols):
+        for x1 in (x for x in cols[i + 1 :] if lo * w <= x - x0 <= hi * w):
+            for j, y0 in enumerate(rows):
+                for y1 in (y for y in rows[j + 1 :] if lo * h <= y - y0 <= hi * h):
+                    cover = min(
+                        (cv[x0, y1 + 1] - cv[x0, y0 + 1]) / (y1 - y0), (cv[x1, y1 + 1] - cv[x1, y0 + 1]) / (y1 - y0),
+                        (ch[y0, x1 + 1] - ch[y0, x0 + 1]) / (x1 - x0), (ch[y1, x1 + 1] - ch[y1, x0 + 1]) / (x1 - x0),
+                    )
+                    key = (round(float(cover), 2), (x1 - x0) * (y1 - y0))
+                    if cover >= INSET_COVER and (best is None or key > best[0]):
+                        best = (key, (y0 + 1, y1 + 1, x0 + 1, x1 + 1))
+    if best is None:
+        return None
+    t, b, l, r = best[1]
+    outside = np.ones((h, w), dtype=bool)
+    outside[t:b, l:r] = False
+    if np.abs(np.diff(g, axis=0)).mean(axis=0)[outside].mean() < INSET_MOTION:
+        return None
+    return best[1]
+
+
+def _crop_resize(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     from PIL import Image
 
+    top, bottom, left, right = box
+    h, w = frames.shape[1], frames.shape[2]
     out = np.empty_like(frames)
     for i, f in enumerate(frames[:, top:bottom, left:right]):
         out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize((w, h), Image.Resampling.BILINEAR))
+    return out
+
+
+def content_frames(frames: np.ndarray, inset: bool = True) -> np.ndarray:
+    """The picture the features describe: letterbox/pillarbox bars cut (:func:`trim_borders`),
+    then, with ``inset``, a picture-in-picture inset (:func:`inset_box`) cut out and scaled back
+    to the frames' size, so the copy inside another video's frame matches its source."""
+    out = trim_borders(frames)
+    if inset:
+        box = inset_box(out)
+        if box is not None:
+            out = _crop_resize(out, box)
     return out
