@@ -147,7 +147,9 @@ class Library:
         """Everything behind one pair's verdict.
 
         Args:
-            a, b: the two videos, as ``pairs`` spells them (relative to the indexed folder) or absolute.
+            a, b: the two videos, as ``pairs`` spells them (relative to the indexed folder) or
+                absolute, in either order: the result's ``a`` and ``b`` are in the order ``pairs``
+                has them, and so are its scores.
 
         Returns:
             A dict: ``scores`` (visual, audio, metadata, score, label, confidence, partial),

@@ -29,10 +29,12 @@ from astradup.execution.extract import Failure, extract_video
 from astradup.execution.run_metrics import export_quietly
 from astradup.execution.stages import (
     DASK_MATCH_ABOVE,
+    assign_video_ids,
     find_candidates,
     find_candidates_reduced,
     map_extract,
     match_client,
+    orient_pairs,
     pairs_frame,
     progress_bar,
     search_votes,
@@ -135,7 +137,9 @@ def run_index(
     Unchanged files (same path, size, mtime, content hash and feature settings) are skipped; bad
     files are recorded in the ``failures`` table and the run goes on. Extraction runs on Dask
     (a LocalCluster unless ``scheduler`` names one; ``eager=True`` runs in this process); results
-    stream back and this process is the store's only writer.
+    stream back and this process is the store's only writer. Video ids are handed out in path
+    order before extraction starts (a video already in the store keeps its id), so a run on Dask
+    numbers the videos as an eager one does, whatever order they finish in.
 
     The run's Prometheus gauges are written to ``metrics_file`` (default ``<store>.metrics.prom``)
     and pushed to ``pushgateway`` when given; when Dask ran, its performance report is saved as
@@ -174,6 +178,7 @@ def run_index(
                 continue
             pending.append(p)
         n_removed = st.remove_missing({str(f) for f in files})
+        ids = assign_video_ids(pending, {path: int(k.video_id) for path, k in known.items()}, st.next_video_id())
         n_indexed = 0
         dashboard = None
 
@@ -193,7 +198,7 @@ def run_index(
                     continue
                 size, mtime, digest = stats[p]
                 st.write_video(res, rel_path=os.path.relpath(p, root), size=size, mtime=mtime,
-                               content_hash=digest, feature_key=fkey, run_id=run_id)
+                               content_hash=digest, feature_key=fkey, run_id=run_id, video_id=ids[p])
                 n_indexed += 1
 
         status = "failed"
@@ -275,6 +280,7 @@ def run_match(
         else:
             rel = st.videos().set_index("video_id")["rel_path"]
             cand = find_candidates(feats, cfg, store_path, st.video_fingerprints())
+        cand = orient_pairs(cand, rel)
         n_candidates = len(cand)
         use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
         with match_client(use_dask, scheduler, workers) as client:
@@ -303,20 +309,25 @@ def run_match(
 def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: AstradupConfig | None = None) -> dict[str, Any]:
     """Everything behind one pair's verdict: similarity matrix, aligned path, scores, top frames.
 
-    ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute.
+    ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute, in
+    either order: the pair is scored, and comes back, the way pairs.csv has it (``a`` the one
+    whose relative path sorts first), so the scores are the ones pairs.csv shows.
     """
     from astradup.scoring.similarity import gated_similarity
 
     cfg = config or AstradupConfig()
     with Store(store_path, read_only=True) as st:
         v = st.videos()
-        ids = []
+        ids, rels = [], []
         for p in (a, b):
             hit = v[v["rel_path"].isin([p, to_text(p)]) | v["path"].isin([p, to_text(p)])]
             if hit.empty:
                 raise AstradupError(f"{p}: not in store {store_path}")
             ids.append(int(hit["video_id"].iloc[0]))
+            rels.append(str(hit["rel_path"].iloc[0]))
         feats = st.load_features(ids)
+    if rels[0] > rels[1]:  # the way round run_match scores it (orient_pairs)
+        a, b, ids = b, a, ids[::-1]
     fa, fb = feats[ids[0]], feats[ids[1]]
     ps = score_pair(fa, fb, cfg)
     from astradup.scoring.alignment import align_any
