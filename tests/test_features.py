@@ -169,6 +169,46 @@ def test_mirror_mode_is_part_of_the_feature_key():
     assert feature_key(cfg.replace(**{"features.runtime": "torch"})) == feature_key(cfg)
 
 
+def test_feature_key_follows_the_extractor_registry(monkeypatch):
+    """The key hashes each extractor's registry name, class version and constructor parameters:
+    a new version, a changed default or one more extractor changes it with no edit to the key."""
+    from astradup.config import AstradupConfig
+    from astradup.features import specs
+    from astradup.features.quality import FrameQuality
+
+    cfg = AstradupConfig()
+    base = specs.feature_key(cfg)
+    assert specs.feature_key(cfg.replace(**{"features.device": "cpu", "features.batch_size": 4})) == base
+    with monkeypatch.context() as m:
+        m.setattr(PHash, "version", PHash.version + 1)
+        assert specs.feature_key(cfg) != base
+    with monkeypatch.context() as m:
+        m.setattr(FrameQuality.__init__, "__defaults__", (FrameQuality().side + 1,))
+        assert specs.feature_key(cfg) != base
+    with monkeypatch.context() as m:
+        real = specs.extractor_specs
+        m.setattr(specs, "extractor_specs", lambda c: {**real(c), "extra": specs.ExtractorSpec("metadata")})
+        assert specs.feature_key(cfg) != base
+    assert specs.feature_key(cfg) == base
+
+
+@pytest.mark.parametrize("embedding", ["mobilenetv2", "clip", "dinov2"])
+@pytest.mark.parametrize("mirror", ["two_pass", "none"])
+def test_extraction_builds_the_extractors_the_key_describes(embedding, mirror):
+    """extract_video builds its embedder and hasher with the parameters of extractor_specs
+    (constructors do no work, so building a transformers embedder loads nothing)."""
+    from astradup.config import AstradupConfig
+    from astradup.execution.extract import _embedder
+    from astradup.features.specs import extractor_specs
+
+    cfg = AstradupConfig().replace(**{"features.embedding": embedding, "features.model": "some/model",
+                                      "features.mirror": mirror, "features.hash_size": 8})
+    spec = extractor_specs(cfg)
+    built = _embedder(cfg)
+    assert built.name == spec["embedding"].name and built.get_params() == spec["embedding"].build().get_params()
+    assert spec["hash"].build().get_params() == make_extractor("phash", hash_size=8).get_params()
+
+
 def test_compact_embeddings_keep_copies_apart_from_other_videos(frames):
     from astradup.config import MatchConfig
     from astradup.features.embedding import MobileNetV2, compact_basis

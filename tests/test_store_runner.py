@@ -137,6 +137,30 @@ def test_pairs_csv_is_byte_identical_whatever_order_extraction_finishes(media_di
     assert [ids["in_order"][p] for p in sorted(ids["in_order"])] == [1, 2, 3, 4, 5]
 
 
+def test_store_under_the_legacy_feature_key_is_relabelled_not_reextracted(media_dir, tmp_path):
+    from astradup.execution.runner import check_feature_keys
+    from astradup.features.specs import feature_key, legacy_feature_key
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for name in ("src.mp4", "other.mp4"):
+        shutil.copy(media_dir / name, corpus / name)
+    store = tmp_path / "s.duckdb"
+    run_index(corpus, store, eager=True, progress=False)
+    cfg = AstradupConfig()
+    assert feature_key(cfg) != legacy_feature_key(cfg)
+    with Store(store) as st:  # what an AstraDup before the registry-derived key left behind
+        st.con.execute("UPDATE videos SET feature_key = ?", [legacy_feature_key(cfg)])
+        assert check_feature_keys(st, cfg) == 0
+        other = legacy_feature_key(cfg.replace(**{"features.mirror": "none"}))
+        st.con.execute("UPDATE videos SET feature_key = ? WHERE rel_path = 'other.mp4'", [other])
+        assert check_feature_keys(st, cfg) == 1
+    again = run_index(corpus, store, eager=True, progress=False)
+    assert (again.n_indexed, again.n_skipped) == (1, 1)  # other.mp4 had other settings
+    with Store(store, read_only=True) as st:
+        assert set(st.videos()["feature_key"]) == {feature_key(cfg)}
+
+
 def test_match_writes_contract_columns_and_explanations(indexed, tmp_path):
     store, _ = indexed
     out = tmp_path / "pairs.csv"

@@ -10,8 +10,6 @@ same for one file against the library. The frame-index cache they share lives in
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import time
@@ -42,6 +40,7 @@ from astradup.execution.stages import (
     verify_query,
     verify_streamed,
 )
+from astradup.features.specs import feature_key, legacy_feature_key
 from astradup.index.frames import open_frame_index, use_reduced_index
 from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
@@ -90,28 +89,30 @@ class IndexSummary:
         ]
 
 
-def feature_key(cfg: AstradupConfig) -> str:
-    """Hash of the settings that change extracted features: changing them re-indexes."""
-    s, f = cfg.sampling, cfg.features
-    parts: list[Any] = [s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio]
-    if s.keyframes_only:  # appended only when set, so keys of existing stores stay the same
-        parts.append("keyframes_only")
-    if f.embedding and f.mirror != "two_pass":  # two_pass made every store before mirror existed
-        parts.append(f"mirror={f.mirror}")
-    if f.embedding == "mobilenetv2" and f.compact_dim:
-        parts.append(f"compact={f.compact_dim}")
-    blob = json.dumps(parts)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+def migrate_feature_keys(st: Store, cfg: AstradupConfig) -> int:
+    """Relabel videos that carry ``cfg``'s :func:`~astradup.features.specs.legacy_feature_key`
+    (stores written before the key was derived from the extractor registry) with its
+    :func:`~astradup.features.specs.feature_key`. The settings the legacy key covered are the
+    ones that varied then; every other parameter the new key holds had its default (and every
+    extractor version 1), so those rows hold exactly the features the new key describes and are
+    not re-extracted. The saved frame index is rebuilt once (its fingerprints hold the keys).
+    Returns how many videos were relabelled."""
+    n = st.relabel_feature_key(legacy_feature_key(cfg), feature_key(cfg))
+    if n:
+        log.info("%s: %d videos relabelled with the registry-derived feature key %s", st.path, n, feature_key(cfg))
+    return n
 
 
 def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
     """Warn when videos in the store were extracted with other feature settings than ``cfg``'s
     (for example by an AstraDup that kept 1280-d embeddings, before ``features.compact_dim``):
     their features are not comparable with new ones. ``astradup index`` re-extracts exactly those
-    videos. Returns how many there are."""
-    want = feature_key(cfg.replace(**{"sampling.keyframes_only": False}))
+    videos. Rows still under the legacy key of the same settings count as current (a read-only
+    store cannot be relabelled). Returns how many there are."""
+    base = cfg.replace(**{"sampling.keyframes_only": False})
+    want = feature_key(base)
     keys = st.sql("SELECT feature_key, count(*) AS n FROM videos GROUP BY feature_key")
-    stale = int(keys.loc[keys["feature_key"] != want, "n"].sum()) if len(keys) else 0
+    stale = int(keys.loc[~keys["feature_key"].isin([want, legacy_feature_key(base)]), "n"].sum()) if len(keys) else 0
     if stale:
         log.warning("%s: %d of %d videos were indexed with other feature settings than this config's "
                     "(feature key %s; AstraDup before compact embeddings stored 1280-d ones): run "
@@ -157,6 +158,7 @@ def run_index(
         if prev_root and prev_root != to_text(root):
             log.warning("store %s was indexed from %s; now indexing %s", store_path, prev_root, to_text(root))
         st.set_meta("media_root", to_text(root))
+        migrate_feature_keys(st, cfg)
         st.start_run(run_id, "index", cfg.to_dict(), versions(), to_text(root), scheduler or ("eager" if eager else "local"))
         known = {r.path: r for r in st.known_files().itertuples()}
         pending: list[str] = []
@@ -272,6 +274,8 @@ def run_match(
             n_videos = len(feats)
         if n_videos < 2:
             raise StoreError(f"{store_path}: {n_videos} indexed video(s); matching needs at least 2")
+        for c in {cfg, cfg.replace(**{"sampling.keyframes_only": False})}:  # as indexed; as queried
+            migrate_feature_keys(st, c)
         check_feature_keys(st, cfg)
         st.start_run(run_id, "match", cfg.to_dict(), versions(), st.media_root)
         if reduced:

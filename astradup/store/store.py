@@ -160,6 +160,14 @@ class Store:
         :func:`astradup.paths.to_text` spells them)."""
         return self.sql("SELECT video_id, path, size, mtime, content_hash, feature_key FROM videos")
 
+    def relabel_feature_key(self, old: str, new: str) -> int:
+        """Set ``feature_key`` to ``new`` on every video that has ``old`` (a change in how the key
+        is spelled, not in the features); returns how many videos changed."""
+        n = self.con.execute("SELECT count(*) FROM videos WHERE feature_key = ?", [old]).fetchone()
+        if n and n[0]:
+            self.con.execute("UPDATE videos SET feature_key = ? WHERE feature_key = ?", [new, old])
+        return int(n[0]) if n else 0
+
     def next_video_id(self) -> int:
         """The smallest video_id above every one in the store (1 in an empty store)."""
         row = self.con.execute("SELECT coalesce(max(video_id), 0) + 1 FROM videos").fetchone()
