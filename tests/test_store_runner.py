@@ -208,6 +208,35 @@ def test_query_finds_the_source_of_a_new_copy(indexed, media_dir, tmp_path):
     assert "other.mp4" not in r.stdout
 
 
+def test_library_query_keeps_the_frame_index_until_its_files_change(indexed, media_dir, monkeypatch):
+    import os
+
+    import astradup.execution.runner as runner
+    from astradup import Library
+    from astradup.execution import run_query
+    from astradup.index.frames import index_files
+
+    store, _ = indexed
+    real, loads = runner.load_frame_index, []
+    monkeypatch.setattr(runner, "load_frame_index", lambda *a, **k: loads.append(a) or real(*a, **k))
+    lib = Library(store, AstradupConfig())
+    first = lib.query(media_dir / "clip.mp4", top=5, min_score=0.0)
+    again = lib.query(media_dir / "clip.mp4", top=5, min_score=0.0)
+    assert len(loads) == 1 and first["b"].tolist()[:1] == ["clip.mp4"] and "src.mp4" in set(first["b"])
+    cold = run_query(media_dir / "clip.mp4", store, AstradupConfig(), top=5, min_score=0.0)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first, cold)
+    sec = again.attrs["seconds"]
+    assert set(sec) == {"extract", "load_index", "project", "search", "load", "verify", "total"}
+    assert 0 < sec["extract"] <= sec["total"] and sec["load_index"] < first.attrs["seconds"]["load_index"] + 1
+    assert again.attrs["candidates"][:1] and again.attrs["query"]["n_frames"] > 0
+    index_file = index_files(store)[0]
+    st_ = index_file.stat()
+    os.utime(index_file, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))  # as when match rewrites it
+    lib.query(media_dir / "clip.mp4", top=5, min_score=0.0)
+    assert len(loads) == 2
+
+
 def test_parquet_export(indexed, tmp_path):
     import pyarrow.parquet as pq
 

@@ -41,7 +41,7 @@ from astradup.execution.stages import (
     verify_streamed,
 )
 from astradup.features.specs import feature_key, legacy_feature_key
-from astradup.index.frames import open_frame_index, use_reduced_index
+from astradup.index.frames import SavedFrameIndex, open_frame_index, use_reduced_index
 from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
@@ -352,12 +352,20 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
     }
 
 
+def load_frame_index(store_path: str | os.PathLike[str], config: AstradupConfig | None = None) -> SavedFrameIndex:
+    """The frame index kept beside the store, read into memory (built first when missing), for a
+    caller that queries many times: pass it to :func:`run_query` as ``frame_index``."""
+    with Store(store_path, read_only=True) as st:
+        return open_frame_index(st, store_path, config or AstradupConfig())
+
+
 def run_query(
     path: str | os.PathLike[str],
     store_path: str | os.PathLike[str],
     config: AstradupConfig | None = None,
     top: int = 10,
     min_score: float = 0.5,
+    frame_index: SavedFrameIndex | None = None,
 ) -> pd.DataFrame:
     """Is this video already in the library? Extract one file, search the frame index kept beside
     the store (built first if missing), verify the best candidates, and return matches like
@@ -366,19 +374,41 @@ def run_query(
     When the saved index is reduced, the query's keyframes are chosen with the saved
     ``keyframe_sim`` and projected with the saved PCA before the search. A reduced index whose
     PCA is missing or damaged is rebuilt first (with a warning), in the mode the config calls for.
+
+    ``frame_index`` is that index already in memory (:func:`load_frame_index`), as a caller that
+    queries many times keeps it; it is read from disk when None. Up to ``3 * top`` candidates are
+    verified; one the store no longer holds (removed by a later index run) is left out. The
+    result's ``attrs`` hold ``candidates`` (the video ids the search proposed, most votes first),
+    ``query`` (``n_frames`` sampled, ``decoder``) and ``seconds``: the time of each stage
+    (``extract``, ``load_index``, ``project``, ``search``, ``load`` (candidates' features from the
+    store), ``verify``) and the ``total``.
     """
     cfg = config or AstradupConfig()
+    t0 = time.perf_counter()
     query = extract_video(os.fspath(path), cfg)  # extract
     if isinstance(query, Failure):
         raise MediaError(query.path, query.message.split(": ", 1)[-1])
     if query.embeddings is None:
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
+    t1 = time.perf_counter()
     with Store(store_path, read_only=True) as st:
         check_feature_keys(st, cfg)
-        saved = open_frame_index(st, store_path, cfg)
+        saved = frame_index if frame_index is not None else open_frame_index(st, store_path, cfg)
+        t2 = time.perf_counter()
         vectors = saved.project(query.embeddings)  # project
+        t3 = time.perf_counter()
         cand = search_votes(saved.index, saved.owner, vectors, cfg.match.k,  # search, vote
                             cfg.match.min_candidate_sim, max(top * 3, top))
+        t4 = time.perf_counter()
         feats = st.load_features(cand)
-        names = st.videos().set_index("video_id")["rel_path"]
-    return verify_query(query, to_text(path), cand, feats, names, cfg, min_score, top)  # verify
+        held = [v for v in cand if v in feats]
+        names = (st.sql(f"SELECT video_id, rel_path FROM videos WHERE video_id IN ({', '.join('?' * len(held))})",
+                        held) if held else pd.DataFrame({"video_id": [], "rel_path": []})).set_index("video_id")["rel_path"]
+    t5 = time.perf_counter()
+    out = verify_query(query, to_text(path), held, feats, names, cfg, min_score, top)  # verify
+    t6 = time.perf_counter()
+    out.attrs["candidates"] = cand
+    out.attrs["query"] = {"n_frames": int(query.n_frames), "decoder": query.decoder}
+    out.attrs["seconds"] = {"extract": t1 - t0, "load_index": t2 - t1, "project": t3 - t2, "search": t4 - t3,
+                            "load": t5 - t4, "verify": t6 - t5, "total": t6 - t0}
+    return out
