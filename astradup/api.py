@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from astradup.execution.runner import IndexSummary
+    from astradup.index.frames import SavedFrameIndex
 
 
 class Library:
@@ -49,6 +51,7 @@ class Library:
     def __init__(self, store: str | os.PathLike[str], config: AstradupConfig | None = None):
         self.store = Path(store)
         self.config = config if config is not None else AstradupConfig.from_file(None)
+        self._frame_index: tuple[Any, SavedFrameIndex] | None = None  # kept by query()
 
     def __repr__(self) -> str:
         return f"Library({os.fspath(self.store)!r})"
@@ -147,7 +150,9 @@ class Library:
         """Everything behind one pair's verdict.
 
         Args:
-            a, b: the two videos, as ``pairs`` spells them (relative to the indexed folder) or absolute.
+            a, b: the two videos, as ``pairs`` spells them (relative to the indexed folder) or
+                absolute, in either order: the result's ``a`` and ``b`` are in the order ``pairs``
+                has them, and so are its scores.
 
         Returns:
             A dict: ``scores`` (visual, audio, metadata, score, label, confidence, partial),
@@ -167,20 +172,56 @@ class Library:
     def query(self, path: str | os.PathLike[str], top: int = 10, min_score: float = 0.5) -> pd.DataFrame:
         """Is this video already in the library? It is extracted, searched and verified, not added.
 
+        The library's frame index is read on the first query and kept on this object, so later
+        queries search it in memory (it is read again when the files beside the store change,
+        as after a :meth:`match`).
+
         Args:
             path: a video file.
-            top: most matches returned.
+            top: most matches returned (up to ``3 * top`` candidates are verified).
             min_score: smallest fused score (0 to 1) returned.
 
         Returns:
-            Matches like :meth:`pairs` rows (``a`` = the query, ``b`` = the library video), best first.
+            Matches like :meth:`pairs` rows (``a`` = the query, ``b`` = the library video), best
+            first. ``attrs["seconds"]`` holds the time of each stage in seconds (``extract``,
+            ``load_index`` (about 0 when the kept index was used), ``project``, ``search``,
+            ``load``, ``verify``, ``total``), ``attrs["candidates"]`` the library video ids the
+            search proposed (most votes first) and ``attrs["query"]`` the query's ``n_frames``
+            and ``decoder``.
 
         Example:
-            >>> Library("lib.duckdb").query("new.mp4", top=3)[["b", "score"]]  # doctest: +SKIP
+            >>> lib = Library("lib.duckdb")                               # doctest: +SKIP
+            >>> lib.query("new.mp4", top=3)[["b", "score"]]               # doctest: +SKIP
+            >>> lib.query("other.mp4").attrs["seconds"]["total"]          # doctest: +SKIP
+            1.4
         """
-        from astradup.execution.runner import run_query
+        from astradup.execution.runner import load_frame_index, run_query
 
-        return run_query(path, self.store, self.config, top=top, min_score=min_score)
+        t0 = time.perf_counter()
+        stamp = self._frame_index_stamp()
+        if self._frame_index is None or self._frame_index[0] != stamp or stamp is None:
+            self._frame_index = None  # drop the old one before reading the new one
+            index = load_frame_index(self.store, self.config)  # builds the files when missing
+            self._frame_index = (self._frame_index_stamp(), index)
+        loaded = time.perf_counter() - t0
+        out = run_query(path, self.store, self.config, top=top, min_score=min_score,
+                        frame_index=self._frame_index[1])
+        out.attrs["seconds"]["load_index"] += loaded
+        out.attrs["seconds"]["total"] += loaded
+        return out
+
+    def _frame_index_stamp(self) -> tuple[tuple[int, int], ...] | None:
+        """(mtime_ns, size) of the frame index files beside the store; None when one is missing."""
+        from astradup.index.frames import index_files
+
+        out = []
+        for p in index_files(self.store)[:2]:  # the index and its manifest (the PCA's hash is in it)
+            try:
+                st = p.stat()
+            except OSError:
+                return None
+            out.append((st.st_mtime_ns, st.st_size))
+        return tuple(out)
 
     def videos(self) -> pd.DataFrame:
         """One row per indexed video: ``video_id``, ``path``, ``rel_path``, size (bytes), duration

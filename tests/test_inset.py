@@ -64,3 +64,13 @@ def test_plain_videos_have_no_inset():
     assert inset_box(_smooth(rng, 8, 160, 160)) is None
     assert inset_box(np.zeros((8, 160, 160, 3), np.uint8)) is None
     assert inset_box(np.zeros((1, 160, 160, 3), np.uint8)) is None
+
+
+def test_inset_setting_is_in_the_feature_key():
+    from astradup.config import AstradupConfig
+    from astradup.features.specs import feature_key, legacy_feature_key
+
+    cfg = AstradupConfig()
+    off = cfg.replace(**{"sampling.inset": False})
+    assert feature_key(cfg) != feature_key(off)
+    assert legacy_feature_key(cfg) != legacy_feature_key(off)  # pre-inset stores re-index

@@ -100,12 +100,65 @@ def test_second_run_skips_unchanged_and_redoes_changed(media_dir, tmp_path):
     assert (again.n_indexed, again.n_skipped) == (0, 5)
     make_video(corpus / "other.mp4", "cellauto", seconds=3, seed=9)  # replaced content
     (corpus / "clip.mp4").unlink()
+    shutil.copy(corpus / "src.mp4", corpus / "a.mp4")  # new, and first in path order
     third = run_index(corpus, store, eager=True, progress=False)
-    assert (third.n_indexed, third.n_skipped, third.n_removed) == (1, 3, 1)
+    assert (third.n_indexed, third.n_skipped, third.n_removed) == (2, 3, 1)
     with Store(store, read_only=True) as st:
         v = st.videos()
-        assert len(v) == 4 and v.loc[v.rel_path == "other.mp4", "duration"].iloc[0] == pytest.approx(3.0, abs=0.1)
-        assert st.sql("SELECT count(*) n FROM (SELECT DISTINCT video_id FROM frames)")["n"][0] == 4
+        assert len(v) == 5 and v.loc[v.rel_path == "other.mp4", "duration"].iloc[0] == pytest.approx(3.0, abs=0.1)
+        assert st.sql("SELECT count(*) n FROM (SELECT DISTINCT video_id FROM frames)")["n"][0] == 5
+        # ids were handed out in path order (clip 1, mirror 2, other 3, reencode 4, src 5); the
+        # changed file keeps its id and the new one gets the next free id, whatever its name
+        assert v.set_index("rel_path")["video_id"].to_dict() == {"mirror.mp4": 2, "other.mp4": 3, "reencode.mkv": 4,
+                                                                 "src.mp4": 5, "a.mp4": 6}
+
+
+def test_pairs_csv_is_byte_identical_whatever_order_extraction_finishes(media_dir, tmp_path, monkeypatch):
+    """On Dask files finish in any order; video ids follow the sorted paths and each pair is
+    scored with the smaller relative path as ``a``, so pairs.csv cannot depend on that order."""
+    import astradup.execution.runner as runner
+
+    finish_in_order = runner.map_extract
+
+    def finish_backwards(fn, paths, cfg, **kwargs):
+        yield from reversed(list(finish_in_order(fn, paths, cfg, **kwargs)))
+
+    csv, ids = {}, {}
+    for name, mapper in (("in_order", finish_in_order), ("backwards", finish_backwards)):
+        monkeypatch.setattr(runner, "map_extract", mapper)
+        store = tmp_path / f"{name}.duckdb"
+        run_index(media_dir, store, eager=True, progress=False)
+        run_match(store, out=tmp_path / f"{name}.csv", min_score=0.0, progress=False)
+        csv[name] = (tmp_path / f"{name}.csv").read_bytes()
+        with Store(store, read_only=True) as st:
+            ids[name] = st.videos().set_index("rel_path")["video_id"].to_dict()
+    assert len(csv["in_order"].splitlines()) > 1 and csv["in_order"] == csv["backwards"]
+    assert ids["in_order"] == ids["backwards"]
+    assert [ids["in_order"][p] for p in sorted(ids["in_order"])] == [1, 2, 3, 4, 5]
+
+
+def test_store_under_the_legacy_feature_key_is_relabelled_not_reextracted(media_dir, tmp_path):
+    from astradup.execution.runner import check_feature_keys
+    from astradup.features.specs import feature_key, legacy_feature_key
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for name in ("src.mp4", "other.mp4"):
+        shutil.copy(media_dir / name, corpus / name)
+    store = tmp_path / "s.duckdb"
+    run_index(corpus, store, eager=True, progress=False)
+    cfg = AstradupConfig()
+    assert feature_key(cfg) != legacy_feature_key(cfg)
+    with Store(store) as st:  # what an AstraDup before the registry-derived key left behind
+        st.con.execute("UPDATE videos SET feature_key = ?", [legacy_feature_key(cfg)])
+        assert check_feature_keys(st, cfg) == 0
+        other = legacy_feature_key(cfg.replace(**{"features.mirror": "none"}))
+        st.con.execute("UPDATE videos SET feature_key = ? WHERE rel_path = 'other.mp4'", [other])
+        assert check_feature_keys(st, cfg) == 1
+    again = run_index(corpus, store, eager=True, progress=False)
+    assert (again.n_indexed, again.n_skipped) == (1, 1)  # other.mp4 had other settings
+    with Store(store, read_only=True) as st:
+        assert set(st.videos()["feature_key"]) == {feature_key(cfg)}
 
 
 def test_match_writes_contract_columns_and_explanations(indexed, tmp_path):
@@ -153,6 +206,35 @@ def test_query_finds_the_source_of_a_new_copy(indexed, media_dir, tmp_path):
     lines = r.stdout.strip().splitlines()
     assert lines[1].split()[0] in ("src.mp4", "reencode.mkv", "mirror.mp4")
     assert "other.mp4" not in r.stdout
+
+
+def test_library_query_keeps_the_frame_index_until_its_files_change(indexed, media_dir, monkeypatch):
+    import os
+
+    import astradup.execution.runner as runner
+    from astradup import Library
+    from astradup.execution import run_query
+    from astradup.index.frames import index_files
+
+    store, _ = indexed
+    real, loads = runner.load_frame_index, []
+    monkeypatch.setattr(runner, "load_frame_index", lambda *a, **k: loads.append(a) or real(*a, **k))
+    lib = Library(store, AstradupConfig())
+    first = lib.query(media_dir / "clip.mp4", top=5, min_score=0.0)
+    again = lib.query(media_dir / "clip.mp4", top=5, min_score=0.0)
+    assert len(loads) == 1 and first["b"].tolist()[:1] == ["clip.mp4"] and "src.mp4" in set(first["b"])
+    cold = run_query(media_dir / "clip.mp4", store, AstradupConfig(), top=5, min_score=0.0)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first, cold)
+    sec = again.attrs["seconds"]
+    assert set(sec) == {"extract", "load_index", "project", "search", "load", "verify", "total"}
+    assert 0 < sec["extract"] <= sec["total"] and sec["load_index"] < first.attrs["seconds"]["load_index"] + 1
+    assert again.attrs["candidates"][:1] and again.attrs["query"]["n_frames"] > 0
+    index_file = index_files(store)[0]
+    st_ = index_file.stat()
+    os.utime(index_file, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))  # as when match rewrites it
+    lib.query(media_dir / "clip.mp4", top=5, min_score=0.0)
+    assert len(loads) == 2
 
 
 def test_parquet_export(indexed, tmp_path):
@@ -218,12 +300,22 @@ def test_config_errors_are_clear(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_local_cluster_equals_eager(media_dir, indexed, tmp_path):
+    """Two runs on a LocalCluster (files finish in any order) give the eager run's features and
+    video ids, and pairs.csv byte for byte."""
     store_eager, _ = indexed
-    store_dask = tmp_path / "d.duckdb"
-    s = run_index(media_dir, store_dask, workers=2, progress=False)
-    assert s.n_indexed == 5
-    _assert_same_features(store_eager, store_dask)
+    csv = []
+    for run in ("d1", "d2"):
+        store_dask = tmp_path / f"{run}.duckdb"
+        s = run_index(media_dir, store_dask, workers=2, progress=False)
+        assert s.n_indexed == 5
+        _assert_same_features(store_eager, store_dask)
+        with Store(store_eager, read_only=True) as a, Store(store_dask, read_only=True) as b:
+            assert a.videos()[["video_id", "path"]].equals(b.videos()[["video_id", "path"]])
+        run_match(store_dask, out=tmp_path / f"{run}.csv", min_score=0.0, progress=False)
+        csv.append((tmp_path / f"{run}.csv").read_bytes())
+    assert len(csv[0].splitlines()) > 1 and csv[0] == csv[1]
 
 
 def _assert_same_features(s1: Path, s2: Path) -> None:

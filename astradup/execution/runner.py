@@ -10,8 +10,6 @@ same for one file against the library. The frame-index cache they share lives in
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import time
@@ -29,10 +27,12 @@ from astradup.execution.extract import Failure, extract_video
 from astradup.execution.run_metrics import export_quietly
 from astradup.execution.stages import (
     DASK_MATCH_ABOVE,
+    assign_video_ids,
     find_candidates,
     find_candidates_reduced,
     map_extract,
     match_client,
+    orient_pairs,
     pairs_frame,
     progress_bar,
     search_votes,
@@ -40,7 +40,8 @@ from astradup.execution.stages import (
     verify_query,
     verify_streamed,
 )
-from astradup.index.frames import open_frame_index, use_reduced_index
+from astradup.features.specs import feature_key, legacy_feature_key
+from astradup.index.frames import SavedFrameIndex, open_frame_index, use_reduced_index
 from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
@@ -88,30 +89,30 @@ class IndexSummary:
         ]
 
 
-def feature_key(cfg: AstradupConfig) -> str:
-    """Hash of the settings that change extracted features: changing them re-indexes."""
-    s, f = cfg.sampling, cfg.features
-    parts: list[Any] = [s.fps, s.frame_size, s.max_frames, s.audio_rate, f.hash, f.hash_size, f.embedding, f.model, f.audio]
-    if s.keyframes_only:  # appended only when set, so keys of existing stores stay the same
-        parts.append("keyframes_only")
-    if s.inset:  # picture-in-picture insets are cut out (schema 3 stores made before it re-index)
-        parts.append("inset")
-    if f.embedding and f.mirror != "two_pass":  # two_pass made every store before mirror existed
-        parts.append(f"mirror={f.mirror}")
-    if f.embedding == "mobilenetv2" and f.compact_dim:
-        parts.append(f"compact={f.compact_dim}")
-    blob = json.dumps(parts)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+def migrate_feature_keys(st: Store, cfg: AstradupConfig) -> int:
+    """Relabel videos that carry ``cfg``'s :func:`~astradup.features.specs.legacy_feature_key`
+    (stores written before the key was derived from the extractor registry) with its
+    :func:`~astradup.features.specs.feature_key`. The settings the legacy key covered are the
+    ones that varied then; every other parameter the new key holds had its default (and every
+    extractor version 1), so those rows hold exactly the features the new key describes and are
+    not re-extracted. The saved frame index is rebuilt once (its fingerprints hold the keys).
+    Returns how many videos were relabelled."""
+    n = st.relabel_feature_key(legacy_feature_key(cfg), feature_key(cfg))
+    if n:
+        log.info("%s: %d videos relabelled with the registry-derived feature key %s", st.path, n, feature_key(cfg))
+    return n
 
 
 def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
     """Warn when videos in the store were extracted with other feature settings than ``cfg``'s
     (for example by an AstraDup that kept 1280-d embeddings, before ``features.compact_dim``):
     their features are not comparable with new ones. ``astradup index`` re-extracts exactly those
-    videos. Returns how many there are."""
-    want = feature_key(cfg.replace(**{"sampling.keyframes_only": False}))
+    videos. Rows still under the legacy key of the same settings count as current (a read-only
+    store cannot be relabelled). Returns how many there are."""
+    base = cfg.replace(**{"sampling.keyframes_only": False})
+    want = feature_key(base)
     keys = st.sql("SELECT feature_key, count(*) AS n FROM videos GROUP BY feature_key")
-    stale = int(keys.loc[keys["feature_key"] != want, "n"].sum()) if len(keys) else 0
+    stale = int(keys.loc[~keys["feature_key"].isin([want, legacy_feature_key(base)]), "n"].sum()) if len(keys) else 0
     if stale:
         log.warning("%s: %d of %d videos were indexed with other feature settings than this config's "
                     "(feature key %s; AstraDup before compact embeddings stored 1280-d ones): run "
@@ -137,7 +138,9 @@ def run_index(
     Unchanged files (same path, size, mtime, content hash and feature settings) are skipped; bad
     files are recorded in the ``failures`` table and the run goes on. Extraction runs on Dask
     (a LocalCluster unless ``scheduler`` names one; ``eager=True`` runs in this process); results
-    stream back and this process is the store's only writer.
+    stream back and this process is the store's only writer. Video ids are handed out in path
+    order before extraction starts (a video already in the store keeps its id), so a run on Dask
+    numbers the videos as an eager one does, whatever order they finish in.
 
     The run's Prometheus gauges are written to ``metrics_file`` (default ``<store>.metrics.prom``)
     and pushed to ``pushgateway`` when given; when Dask ran, its performance report is saved as
@@ -155,6 +158,7 @@ def run_index(
         if prev_root and prev_root != to_text(root):
             log.warning("store %s was indexed from %s; now indexing %s", store_path, prev_root, to_text(root))
         st.set_meta("media_root", to_text(root))
+        migrate_feature_keys(st, cfg)
         st.start_run(run_id, "index", cfg.to_dict(), versions(), to_text(root), scheduler or ("eager" if eager else "local"))
         known = {r.path: r for r in st.known_files().itertuples()}
         pending: list[str] = []
@@ -176,6 +180,7 @@ def run_index(
                 continue
             pending.append(p)
         n_removed = st.remove_missing({str(f) for f in files})
+        ids = assign_video_ids(pending, {path: int(k.video_id) for path, k in known.items()}, st.next_video_id())
         n_indexed = 0
         dashboard = None
 
@@ -195,7 +200,7 @@ def run_index(
                     continue
                 size, mtime, digest = stats[p]
                 st.write_video(res, rel_path=os.path.relpath(p, root), size=size, mtime=mtime,
-                               content_hash=digest, feature_key=fkey, run_id=run_id)
+                               content_hash=digest, feature_key=fkey, run_id=run_id, video_id=ids[p])
                 n_indexed += 1
 
         status = "failed"
@@ -269,6 +274,8 @@ def run_match(
             n_videos = len(feats)
         if n_videos < 2:
             raise StoreError(f"{store_path}: {n_videos} indexed video(s); matching needs at least 2")
+        for c in {cfg, cfg.replace(**{"sampling.keyframes_only": False})}:  # as indexed; as queried
+            migrate_feature_keys(st, c)
         check_feature_keys(st, cfg)
         st.start_run(run_id, "match", cfg.to_dict(), versions(), st.media_root)
         if reduced:
@@ -277,6 +284,7 @@ def run_match(
         else:
             rel = st.videos().set_index("video_id")["rel_path"]
             cand = find_candidates(feats, cfg, store_path, st.video_fingerprints())
+        cand = orient_pairs(cand, rel)
         n_candidates = len(cand)
         use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
         with match_client(use_dask, scheduler, workers) as client:
@@ -305,20 +313,25 @@ def run_match(
 def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: AstradupConfig | None = None) -> dict[str, Any]:
     """Everything behind one pair's verdict: similarity matrix, aligned path, scores, top frames.
 
-    ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute.
+    ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute, in
+    either order: the pair is scored, and comes back, the way pairs.csv has it (``a`` the one
+    whose relative path sorts first), so the scores are the ones pairs.csv shows.
     """
     from astradup.scoring.similarity import gated_similarity
 
     cfg = config or AstradupConfig()
     with Store(store_path, read_only=True) as st:
         v = st.videos()
-        ids = []
+        ids, rels = [], []
         for p in (a, b):
             hit = v[v["rel_path"].isin([p, to_text(p)]) | v["path"].isin([p, to_text(p)])]
             if hit.empty:
                 raise AstradupError(f"{p}: not in store {store_path}")
             ids.append(int(hit["video_id"].iloc[0]))
+            rels.append(str(hit["rel_path"].iloc[0]))
         feats = st.load_features(ids)
+    if rels[0] > rels[1]:  # the way round run_match scores it (orient_pairs)
+        a, b, ids = b, a, ids[::-1]
     fa, fb = feats[ids[0]], feats[ids[1]]
     ps = score_pair(fa, fb, cfg)
     from astradup.scoring.alignment import align_any
@@ -339,12 +352,20 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
     }
 
 
+def load_frame_index(store_path: str | os.PathLike[str], config: AstradupConfig | None = None) -> SavedFrameIndex:
+    """The frame index kept beside the store, read into memory (built first when missing), for a
+    caller that queries many times: pass it to :func:`run_query` as ``frame_index``."""
+    with Store(store_path, read_only=True) as st:
+        return open_frame_index(st, store_path, config or AstradupConfig())
+
+
 def run_query(
     path: str | os.PathLike[str],
     store_path: str | os.PathLike[str],
     config: AstradupConfig | None = None,
     top: int = 10,
     min_score: float = 0.5,
+    frame_index: SavedFrameIndex | None = None,
 ) -> pd.DataFrame:
     """Is this video already in the library? Extract one file, search the frame index kept beside
     the store (built first if missing), verify the best candidates, and return matches like
@@ -353,19 +374,41 @@ def run_query(
     When the saved index is reduced, the query's keyframes are chosen with the saved
     ``keyframe_sim`` and projected with the saved PCA before the search. A reduced index whose
     PCA is missing or damaged is rebuilt first (with a warning), in the mode the config calls for.
+
+    ``frame_index`` is that index already in memory (:func:`load_frame_index`), as a caller that
+    queries many times keeps it; it is read from disk when None. Up to ``3 * top`` candidates are
+    verified; one the store no longer holds (removed by a later index run) is left out. The
+    result's ``attrs`` hold ``candidates`` (the video ids the search proposed, most votes first),
+    ``query`` (``n_frames`` sampled, ``decoder``) and ``seconds``: the time of each stage
+    (``extract``, ``load_index``, ``project``, ``search``, ``load`` (candidates' features from the
+    store), ``verify``) and the ``total``.
     """
     cfg = config or AstradupConfig()
+    t0 = time.perf_counter()
     query = extract_video(os.fspath(path), cfg)  # extract
     if isinstance(query, Failure):
         raise MediaError(query.path, query.message.split(": ", 1)[-1])
     if query.embeddings is None:
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
+    t1 = time.perf_counter()
     with Store(store_path, read_only=True) as st:
         check_feature_keys(st, cfg)
-        saved = open_frame_index(st, store_path, cfg)
+        saved = frame_index if frame_index is not None else open_frame_index(st, store_path, cfg)
+        t2 = time.perf_counter()
         vectors = saved.project(query.embeddings)  # project
+        t3 = time.perf_counter()
         cand = search_votes(saved.index, saved.owner, vectors, cfg.match.k,  # search, vote
                             cfg.match.min_candidate_sim, max(top * 3, top))
+        t4 = time.perf_counter()
         feats = st.load_features(cand)
-        names = st.videos().set_index("video_id")["rel_path"]
-    return verify_query(query, to_text(path), cand, feats, names, cfg, min_score, top)  # verify
+        held = [v for v in cand if v in feats]
+        names = (st.sql(f"SELECT video_id, rel_path FROM videos WHERE video_id IN ({', '.join('?' * len(held))})",
+                        held) if held else pd.DataFrame({"video_id": [], "rel_path": []})).set_index("video_id")["rel_path"]
+    t5 = time.perf_counter()
+    out = verify_query(query, to_text(path), held, feats, names, cfg, min_score, top)  # verify
+    t6 = time.perf_counter()
+    out.attrs["candidates"] = cand
+    out.attrs["query"] = {"n_frames": int(query.n_frames), "decoder": query.decoder}
+    out.attrs["seconds"] = {"extract": t1 - t0, "load_index": t2 - t1, "project": t3 - t2, "search": t4 - t3,
+                            "load": t5 - t4, "verify": t6 - t5, "total": t6 - t0}
+    return out

@@ -4,10 +4,12 @@ The data flow of a match is ``extract -> project -> search -> vote -> verify``; 
 function here, pure over arrays and features where it can be, so a benchmark or a notebook can call
 one stage alone instead of copying it:
 
-* :func:`map_extract`: extract many files, eagerly or on Dask, yielding results as they finish;
+* :func:`assign_video_ids` / :func:`map_extract`: number the files in path order, then extract
+  them, eagerly or on Dask, yielding results as they finish;
 * :func:`find_candidates` / :func:`find_candidates_reduced`: search the frame index for candidate
   pairs (the library against itself);
 * :func:`search_votes`: search for one query's frames and rank library videos by votes;
+* :func:`orient_pairs`: turn each candidate pair the one way it is always scored;
 * :func:`score_candidates` / :func:`verify_in_memory` / :func:`verify_streamed`: verify candidate
   pairs (align, fuse, label), in this process or in chunks on Dask (:func:`verify_chunks`);
 * :func:`verify_query`: verify one query against its candidates;
@@ -36,6 +38,7 @@ from astradup.execution.extract import Failure
 from astradup.features.video import VideoFeatures
 from astradup.index.frames import frame_index, reduced_frame_index, stack_features
 from astradup.labels import PAIR_COLUMNS
+from astradup.paths import to_text
 from astradup.scoring.pair import score_pairs
 from astradup.store.store import Store
 
@@ -66,6 +69,25 @@ def task_key(prefix: str, path: str) -> str:
     valid UTF-8 hashes as well as any other) and a random suffix (a file may be submitted twice)."""
     digest = hashlib.sha1(os.fsencode(path)).hexdigest()
     return f"{prefix}-{digest}-{uuid.uuid4().hex[:6]}"
+
+
+def assign_video_ids(paths: Iterable[str], known: dict[str, int], first: int) -> dict[str, int]:
+    """The video id each of ``paths`` will be stored under: a path the store already holds keeps
+    its id (``known``, keyed by :func:`astradup.paths.to_text`); new paths get ``first``,
+    ``first + 1``, ... in sorted path order. Ids are handed out before extraction starts, so they
+    do not depend on which file a Dask worker finishes first.
+
+    >>> assign_video_ids(["b.mp4", "c.mp4", "a.mp4"], {"b.mp4": 1}, first=2)
+    {'a.mp4': 2, 'b.mp4': 1, 'c.mp4': 3}
+    """
+    ids: dict[str, int] = {}
+    nxt = first
+    for p in sorted(paths):
+        old = known.get(to_text(p))
+        if old is None:
+            old, nxt = nxt, nxt + 1
+        ids[p] = int(old)
+    return ids
 
 
 def eager_map(fn: Callable, paths: list[str], cfg: AstradupConfig) -> Iterator[tuple[str, Any]]:
@@ -184,6 +206,22 @@ def search_votes(index: Any, owner: np.ndarray, queries: np.ndarray, k: int, min
 
 
 # -- verify ----------------------------------------------------------------------------------------
+
+def orient_pairs(cand: pd.DataFrame, rel: pd.Series) -> pd.DataFrame:
+    """``cand`` (video ids ``a``, ``b``) with each pair turned so that ``a`` is the video whose
+    relative path (``rel``, by video id) sorts first, as pairs.csv shows it. The scorer is not
+    exactly symmetric (alignment walks from ``a``), so a pair is always scored the same way round,
+    whatever ids its videos got. Other columns (votes, similarities) are symmetric and stay."""
+    if not len(cand):
+        return cand
+    a, b = cand["a"].to_numpy(copy=True), cand["b"].to_numpy(copy=True)
+    swap = rel.loc[a].to_numpy() > rel.loc[b].to_numpy()
+    if not swap.any():
+        return cand
+    out = cand.copy()
+    out["a"], out["b"] = np.where(swap, b, a), np.where(swap, a, b)
+    return out
+
 
 def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig) -> list[dict]:
     """Verify candidate pairs: a pure function over features, one row per pair (with a_id, b_id)."""

@@ -6,11 +6,13 @@ from astradup.features.base import (
     AudioExtractor,
     Extractor,
     FrameExtractor,
+    extractor_class,
     make_extractor,
 )
 from astradup.features.metadata import Metadata
 from astradup.features.phash import PDQ, PHash, hamming_matrix
 from astradup.features.quality import FrameQuality, frame_quality
+from astradup.features.specs import ExtractorSpec, extractor_specs, feature_key
 from astradup.features.video import VideoFeatures
 
 __all__ = [
@@ -21,12 +23,16 @@ __all__ = [
     "AudioFeatures",
     "Chromaprint",
     "Extractor",
+    "ExtractorSpec",
     "FrameQuality",
     "FrameExtractor",
     "Metadata",
     "PHash",
     "VideoFeatures",
     "audio_features",
+    "extractor_class",
+    "extractor_specs",
+    "feature_key",
     "frame_quality",
     "hamming_matrix",
     "make_extractor",

@@ -29,10 +29,18 @@ EXTRACTORS: dict[str, str] = {
 
 
 class Extractor(ABC):
-    """Common base: ``name``, ``modality`` and ``get_params`` for configs and reports."""
+    """Common base: ``name``, ``modality`` and ``get_params`` for configs and reports.
+
+    ``version`` is part of the store's feature key (:mod:`astradup.features.specs`), with every
+    constructor parameter except ``execution_params`` (those that choose how it runs, not what it
+    computes): bump it when the same parameters start giving different features, so stores
+    re-extract.
+    """
 
     name = "extractor"
     modality = "visual"
+    version: int = 1
+    execution_params: tuple[str, ...] = ()
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -63,8 +71,13 @@ def load_object(spec: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def make_extractor(name: str, **params: Any) -> Extractor:
-    """Build a registered extractor, e.g. ``make_extractor("phash", hash_size=16)``."""
+def extractor_class(name: str) -> type[Extractor]:
+    """The class registered as ``name`` (its module is imported; no model is loaded)."""
     if name not in EXTRACTORS:
         raise UnknownBackendError(f"extractor {name!r} is unknown; choose one of {sorted(EXTRACTORS)}")
-    return load_object(EXTRACTORS[name])(**params)
+    return load_object(EXTRACTORS[name])
+
+
+def make_extractor(name: str, **params: Any) -> Extractor:
+    """Build a registered extractor, e.g. ``make_extractor("phash", hash_size=16)``."""
+    return extractor_class(name)(**params)

@@ -85,6 +85,7 @@ class TorchEmbedder(FrameExtractor):
     """Shared batching, normalisation, mirroring and device handling."""
 
     name = "torch"
+    execution_params: tuple[str, ...] = ("device", "batch_size")
     input_size = 160
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -285,6 +286,8 @@ class MobileNetV2(TorchEmbedder):
     """
 
     name = "mobilenetv2"
+    # ONNX Runtime and torch agree to ~1e-5 (tests/test_features.py), so the runtime is not keyed
+    execution_params = ("device", "batch_size", "runtime")
 
     def __init__(self, device: str = "auto", batch_size: int = 32, flip_invariant: bool = True,
                  input_size: int | None = None, mirror: str = "two_pass", runtime: str = "onnx",

@@ -160,16 +160,32 @@ class Store:
         :func:`astradup.paths.to_text` spells them)."""
         return self.sql("SELECT video_id, path, size, mtime, content_hash, feature_key FROM videos")
 
-    def _next_id(self) -> int:
+    def relabel_feature_key(self, old: str, new: str) -> int:
+        """Set ``feature_key`` to ``new`` on every video that has ``old`` (a change in how the key
+        is spelled, not in the features); returns how many videos changed."""
+        n = self.con.execute("SELECT count(*) FROM videos WHERE feature_key = ?", [old]).fetchone()
+        if n and n[0]:
+            self.con.execute("UPDATE videos SET feature_key = ? WHERE feature_key = ?", [new, old])
+        return int(n[0]) if n else 0
+
+    def next_video_id(self) -> int:
+        """The smallest video_id above every one in the store (1 in an empty store)."""
         row = self.con.execute("SELECT coalesce(max(video_id), 0) + 1 FROM videos").fetchone()
         return int(row[0])
 
     def write_video(self, vf: VideoFeatures, *, rel_path: str, size: int, mtime: float, content_hash: str,
-                    feature_key: str, run_id: str) -> int:
+                    feature_key: str, run_id: str, video_id: int | None = None) -> int:
         """Replace all rows of ``vf.path`` in one transaction; returns its video_id.
+
+        A path already in the store keeps its video_id. A new one gets ``video_id`` when given
+        (the index run hands them out in path order, so ids do not depend on which file finished
+        first), else :meth:`next_video_id`.
 
         ``vf.path`` and ``rel_path`` are file-system names; they are stored as
         :func:`astradup.paths.to_text` spells them (bytes that are not UTF-8 escaped, losslessly).
+
+        Raises:
+            StoreError: ``video_id`` belongs to another path, or the write failed.
         """
         import pyarrow as pa
 
@@ -182,8 +198,13 @@ class Store:
                 vid = int(old[0])
                 for t in ("frames", "descriptors", "audio", "videos"):
                     con.execute(f"DELETE FROM {t} WHERE video_id = ?", [vid])
+            elif video_id is not None:
+                taken = con.execute("SELECT path FROM videos WHERE video_id = ?", [int(video_id)]).fetchone()
+                if taken:
+                    raise StoreError(f"{self.path}: video_id {video_id} for {key} is already {taken[0]}'s")
+                vid = int(video_id)
             else:
-                vid = self._next_id()
+                vid = self.next_video_id()
             info = vf.info
             cols = ["video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *_INFO_COLS,
                     "n_frames", "decoder", "timings", "run_id", "indexed_at"]

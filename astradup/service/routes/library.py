@@ -76,10 +76,14 @@ def _video(st: Store, vid: int) -> dict[str, Any]:
 @router.get("/pairs/{a_id}/{b_id}", response_model=PairExplanation)
 def pair(a_id: int, b_id: int, state: StateDep, st: StoreDep) -> PairExplanation:
     """One pair explained: per-modality scores, aligned segment, and the best frame pairs with
-    thumbnail URLs (video ids as in ``/pairs`` and ``/videos``)."""
+    thumbnail URLs (video ids as in ``/pairs`` and ``/videos``). The ids may come in either
+    order; the pair is scored and returned the way ``/pairs`` has it (``a`` the video whose
+    relative path sorts first), so the score is the one ``/pairs`` shows."""
     from astradup.scoring.pair import score_pair
 
     va, vb = _video(st, a_id), _video(st, b_id)
+    if va["rel_path"] > vb["rel_path"]:
+        (a_id, va), (b_id, vb) = (b_id, vb), (a_id, va)
     cfg = state.config or state.effective_config(st)
     try:
         feats = st.load_features([a_id, b_id])
