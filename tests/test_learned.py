@@ -216,6 +216,7 @@ def _labelled_set(n_groups: int = 24, seed: int = 0):
             ev["hash_path"] = rng.uniform(0.8, 1.0) if y else rng.uniform(0.45, 0.6)
             ev["margin"] = rng.uniform(0.05, 0.4) if y else rng.uniform(-0.05, 0.4)  # copies stand out
             ev["segment_s"], ev["min_duration_s"] = 6.0, 8.0
+            ev["resid_norm"] = 0.3  # moving pictures: not a still shot
             expl = {"visual": {"hash_agreement": ev["hash_path"], "coverage_a": 1.0, "coverage_b": 1.0, "aligned_frames": 5,
                                "segment_s": 6.0, "min_duration_s": 8.0},
                     "evidence": ev}
@@ -268,3 +269,48 @@ def test_held_back_pairs_stay_below_near():
     s, lab = learned_verdict(np.full(5, 0.999), np.ones(5, bool), np.ones(5, bool), FusionConfig(), held)
     assert lab.tolist() == ["similar", "similar", "similar", "exact", "exact"]
     assert np.all(s[:3] < FusionConfig().near)
+
+
+def test_motion_confirms_a_flat_path_and_a_still_shot_needs_it():
+    """A flat path (no margin, no soundtrack) is a copy only when its frames change together; a still
+    shot, however much it stands out, needs the same confirmation."""
+    from astradup.config import MatchConfig
+    from astradup.scoring.learned import MOTION_CONFIRMS, STILL_SHOT, held_back
+
+    m = MatchConfig()
+    seg, dur, no_audio = np.full(4, 6.0), np.full(4, 8.0), np.full(4, np.nan)
+    margin = np.array([0.001, 0.001, 0.3, 0.3])
+    resid = np.array([MOTION_CONFIRMS + 0.1, MOTION_CONFIRMS - 0.1, MOTION_CONFIRMS - 0.1, MOTION_CONFIRMS - 0.1])
+    norm = np.array([0.3, 0.3, STILL_SHOT / 2, 0.3])
+    assert held_back(seg, dur, margin, no_audio, m, resid, norm).tolist() == [False, True, True, False]
+    assert held_back(seg, dur, margin, np.full(4, 0.9), m, resid, norm).tolist() == [False] * 4  # the soundtrack confirms
+
+
+def test_resid_path_tells_a_copy_from_another_stretch_of_a_still_shot():
+    """Oracle: frames = one still picture plus small per-moment changes. A copy shares the changes,
+    another stretch of the shot has its own: resid_path ~1 for the copy, ~0 for the other stretch."""
+    from astradup.features.video import VideoFeatures
+    from astradup.scoring.similarity import path_evidence
+    from astradup.scoring.alignment import Alignment
+
+    rng = np.random.default_rng(0)
+    still = rng.normal(size=64)
+    moves = rng.normal(size=(6, 64)) * 0.1
+    other = rng.normal(size=(6, 64)) * 0.1
+
+    def vf(e):
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        n = len(e)
+        return VideoFeatures(path="x", info={}, timestamps=np.arange(n, dtype=float), phash=np.zeros((n, 32), np.uint8),
+                             phash_flip=np.zeros((n, 32), np.uint8), embeddings=e.astype(np.float32), quality=None,
+                             descriptor=None, audio=None)
+
+    a, copy, stretch = vf(still + moves), vf(still + moves + rng.normal(size=(6, 64)) * 0.01), vf(still + other)
+    path = np.stack([np.arange(6), np.arange(6)], axis=1)
+    al = Alignment(path=path, path_sim=0.99, background=0.99, a_start=0.0, a_end=6.0, b_start=0.0, b_end=6.0)
+    ok = np.ones(6, bool)
+    ev_copy = path_evidence(a, copy, a.embeddings @ copy.embeddings.T, al, ok, ok)
+    ev_other = path_evidence(a, stretch, a.embeddings @ stretch.embeddings.T, al, ok, ok)
+    assert ev_copy["resid_path"] > 0.9
+    assert abs(ev_other["resid_path"]) < 0.5
+    assert 0 < ev_copy["resid_norm"] < 0.2

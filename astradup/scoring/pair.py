@@ -107,7 +107,9 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                    np.array([v["coverage_b"] or 0.0 for v in vis]), aligned, cfg)
     held = held_back(np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis]),
                      np.array([ps.explanation["evidence"]["margin"] for ps in scores], dtype=np.float64),
-                     np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match)
+                     np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match,
+                     np.array([ps.explanation["evidence"].get("resid_path", np.nan) for ps in scores], dtype=np.float64),
+                     np.array([ps.explanation["evidence"].get("resid_norm", np.nan) for ps in scores], dtype=np.float64))
     s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held)
     drivers = model.drivers(X)
     for k, ps in enumerate(scores):
@@ -218,7 +220,8 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         p = model.predict_proba(ev[list(model.features)])[:, 1]
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
         held = held_back(get("segment_s"), get("min_duration_s", 1.0), ev["margin"].to_numpy(dtype=float),
-                         ev["audio"].to_numpy(dtype=float), cfg.match)
+                         ev["audio"].to_numpy(dtype=float), cfg.match, ev["resid_path"].to_numpy(dtype=float),
+                         ev["resid_norm"].to_numpy(dtype=float))
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held)
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf

@@ -202,10 +202,15 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
     - ``informative``: share of path frames informative on both sides (quality and hash gates).
     - ``quality_path``: mean of the lower of the two frames' quality on the path (NaN: unknown).
     - ``best_cell``: the matrix's highest cell (gated); ``path_min``: the path's weakest cell.
+    - ``resid_path``: mean cosine, along the path, of each frame's embedding minus the mean
+      embedding of its side's path frames: what changes from moment to moment. A copy changes
+      as its source does; another stretch of the same static shot (a tree in the wind, a desktop)
+      looks the same on average but moves differently. ``resid_norm``: the smaller side's mean
+      residual length (near 0 for a still picture, where ``resid_path`` is noise).
     """
     nan = float("nan")
     out = {k: nan for k in ("emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap",
-                            "standout", "informative", "quality_path", "best_cell", "path_min")}
+                            "standout", "informative", "quality_path", "best_cell", "path_min", "resid_path", "resid_norm")}
     if sim.size == 0:
         return out
     agree = hash_agreement_matrix(a, b)
@@ -223,6 +228,12 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
     if emb is not None:
         out["emb_path"] = float(emb[i, j].mean())
         out["emb_hash_gap"] = out["emb_path"] - (2 * out["hash_path"] - 1)
+        if al.length >= 3:
+            ra = a.embeddings[i] - a.embeddings[i].mean(axis=0)  # type: ignore[index]
+            rb = b.embeddings[j] - b.embeddings[j].mean(axis=0)  # type: ignore[index]
+            na_, nb_ = np.linalg.norm(ra, axis=1), np.linalg.norm(rb, axis=1)
+            out["resid_path"] = float(((ra * rb).sum(axis=1) / np.maximum(na_ * nb_, 1e-12)).mean())
+            out["resid_norm"] = float(min(na_.mean(), nb_.mean()))
     out["path_min"] = float(sim[i, j].min())
     na, nb = sim.shape
     cols, rows = np.arange(nb), np.arange(na)
