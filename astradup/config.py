@@ -22,6 +22,9 @@ VIDEO_EXTENSIONS = (
 )
 
 
+MAX_SHORT_FPS = 4.0  # the fastest rate sampling.min_frames raises a short video's sampling to
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How frames and audio are taken from a video.
@@ -36,6 +39,9 @@ class SamplingConfig:
         keyframes_only: decode only keyframes (one frame per group of pictures, ~20x faster than
             1 fps on long-GOP H.264), falling back to ``fps`` when keyframes are too sparse. Meant
             for quick queries (``astradup query --fast``); the library is indexed at ``fps``.
+        min_frames: short videos are sampled faster than ``fps`` so they get at least this many
+            frames (at most ``MAX_SHORT_FPS`` per second): a copy of a 2 s stretch then has 4+
+            frames to align instead of 2 (0: always ``fps``).
         inset: describe a picture-in-picture inset instead of the whole frame when one is found
             (astradup.features.preprocess.inset_box), so a video shown inside another one matches.
     """
@@ -47,6 +53,7 @@ class SamplingConfig:
     audio_rate: int = 11025
     max_pixels: int = 7680 * 4320
     keyframes_only: bool = False
+    min_frames: int = 16
     inset: bool = True
 
     def __post_init__(self) -> None:
@@ -54,10 +61,19 @@ class SamplingConfig:
             raise ConfigError(f"sampling.fps must be > 0, but got {self.fps}")
         if not 16 <= self.frame_size <= 1024:
             raise ConfigError(f"sampling.frame_size must be in [16, 1024], but got {self.frame_size}")
+        if self.min_frames < 0:
+            raise ConfigError(f"sampling.min_frames must be >= 0, but got {self.min_frames}")
         if self.max_frames < 1:
             raise ConfigError(f"sampling.max_frames must be >= 1, but got {self.max_frames}")
         if not 4000 <= self.audio_rate <= 48000:
             raise ConfigError(f"sampling.audio_rate must be in [4000, 48000], but got {self.audio_rate}")
+
+    def rate(self, duration: float) -> float:
+        """Frames per second to sample a video of ``duration`` seconds at: ``fps``, raised for short
+        videos so they get ``min_frames`` frames, never above ``MAX_SHORT_FPS`` (or ``fps`` if higher)."""
+        if self.min_frames <= 0 or not duration or duration <= 0:
+            return self.fps
+        return max(self.fps, min(self.min_frames / duration, MAX_SHORT_FPS))
 
 
 #: Frame hash and embedding extractors a config may name: the registry's names

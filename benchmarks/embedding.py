@@ -54,7 +54,7 @@ def load_frames(corpus: Path, n_sources: int) -> tuple[dict[str, np.ndarray], pd
     frames = {}
     for p in keep:
         info = probe(corpus / p)
-        fs = sample_frames(corpus / p, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
+        fs = sample_frames(corpus / p, info.duration, s.rate(info.duration), s.frame_size, s.decoder, s.max_frames, info.rotation)
         frames[p] = content_frames(fs.frames)
     kept = set(keep)
     truth = truth[truth["a"].isin(kept) & truth["b"].isin(kept)].copy()

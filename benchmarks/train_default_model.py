@@ -53,7 +53,7 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
                       "WHERE EXISTS (SELECT 1 FROM frames f WHERE f.video_id = v.video_id AND f.quality IS NULL)")
         for r in tqdm(list(todo.itertuples()), desc="quality", disable=not progress):
             try:
-                s = sample_frames(r.path, float(r.duration), cfg.fps, cfg.frame_size, "pyav", cfg.max_frames, int(r.rotation or 0))
+                s = sample_frames(r.path, float(r.duration), cfg.rate(float(r.duration)), cfg.frame_size, "pyav", cfg.max_frames, int(r.rotation or 0))
             except Exception as exc:  # noqa: BLE001 - a video that no longer decodes keeps NULL (unknown)
                 print(f"quality: {r.path}: {exc}")
                 continue
@@ -73,6 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-sources", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hard-negatives", type=int, default=10, help="as benchmarks/accuracy.py (which set to train on)")
     ap.add_argument("--work", type=Path, default=CACHE / "learned")
     ap.add_argument("--out", type=Path, default=ROOT / "astradup" / "scoring" / "models" / "default")
     ap.add_argument("--max-iter", type=int, default=300)
@@ -88,8 +89,9 @@ def main() -> None:
     from astradup.tuning import split_by_group
     from astradup.tuning.train import train_pair_model
 
-    corpus = CACHE / f"corpus_s{args.seed}_n{args.n_sources}"
-    src_store = args.store or CACHE / f"store_s{args.seed}_n{args.n_sources}.duckdb"
+    tag = f"s{args.seed}_n{args.n_sources}" + (f"_h{args.hard_negatives}" if args.hard_negatives else "")
+    corpus = CACHE / f"corpus_{tag}"
+    src_store = args.store or CACHE / f"store_{tag}.duckdb"
     truth = full_truth = load_truth(corpus / "ground_truth.csv")
     videos = list(truth.attrs["videos"])
     args.work.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,7 @@ def main() -> None:
     res = train_pair_model(restrict(pairs, tr), tr_truth, videos=sorted(tr), out=args.out, holdout=0.3, seed=args.seed,
                            name="default", max_iter=args.max_iter,
                            training_data=(f"benchmarks/accuracy.py real-clip set (astradup synth over {args.n_sources} Debian "
-                                          f"source clips, seed {args.seed}): train half of split_by_group(val_fraction=0.5, "
+                                          f"source clips, seed {args.seed}, {args.hard_negatives} sets of hard negatives): train half of split_by_group(val_fraction=0.5, "
                                           f"seed={args.seed}), {len(tr)} videos"
                                           + (f" of source clips 1..{args.max_source} and the distractors" if args.max_source else "")
                                           + "; reproduce with benchmarks/train_default_model.py"

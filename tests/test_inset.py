@@ -74,3 +74,16 @@ def test_inset_setting_is_in_the_feature_key():
     off = cfg.replace(**{"sampling.inset": False})
     assert feature_key(cfg) != feature_key(off)
     assert legacy_feature_key(cfg) != legacy_feature_key(off)  # pre-inset stores re-index
+
+
+def test_short_videos_are_sampled_to_min_frames():
+    from astradup.config import MAX_SHORT_FPS, AstradupConfig
+    from astradup.errors import ConfigError
+
+    s = AstradupConfig().sampling
+    assert s.rate(8.0) == s.min_frames / 8.0  # 2 fps for an 8 s clip
+    assert s.rate(2.0) == MAX_SHORT_FPS  # capped
+    assert s.rate(600.0) == s.fps  # long videos keep fps
+    assert AstradupConfig().replace(**{"sampling.min_frames": 0}).sampling.rate(2.0) == s.fps
+    with pytest.raises(ConfigError, match="min_frames"):
+        AstradupConfig().replace(**{"sampling.min_frames": -1})

@@ -69,7 +69,7 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
         if s.keyframes_only:
             sample = sample_keyframes(path, info.duration, s.frame_size, s.max_frames, info.rotation)
         if sample is None:
-            sample = sample_frames(path, info.duration, s.fps, s.frame_size, s.decoder, s.max_frames, info.rotation)
+            sample = sample_frames(path, info.duration, s.rate(info.duration), s.frame_size, s.decoder, s.max_frames, info.rotation)
         frames = content_frames(sample.frames, inset=s.inset)
         t1 = time.perf_counter()
         timings["decode"] = t1 - tp

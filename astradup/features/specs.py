@@ -93,7 +93,8 @@ def feature_key(cfg: AstradupConfig) -> str:
     s = cfg.sampling
     spec = {
         "sampling": {"fps": s.fps, "frame_size": s.frame_size, "max_frames": s.max_frames,
-                     "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": s.inset},
+                     "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": s.inset,
+                     "min_frames": s.min_frames},
         "extractors": {role: sp.identity() for role, sp in extractor_specs(cfg).items()},
     }
     blob = json.dumps(spec, sort_keys=True, default=repr)
@@ -109,6 +110,8 @@ def legacy_feature_key(cfg: AstradupConfig) -> str:
         parts.append("keyframes_only")
     if s.inset:  # stores made before insets were cut out carry no "inset" here, so they re-index
         parts.append("inset")
+    if s.min_frames:
+        parts.append(f"min_frames={s.min_frames}")
     if f.embedding and f.mirror != "two_pass":
         parts.append(f"mirror={f.mirror}")
     if f.embedding == "mobilenetv2" and f.compact_dim:
