@@ -218,7 +218,7 @@ class MatchConfig:
     k: int = 20
     min_candidate_sim: float = 0.75
     hash_radius: int = 48
-    min_segment: float = 2.0
+    min_segment: float = 1.0
     min_score: float = 0.5
     frame_threshold: float = 0.70
     gap: float = 0.15

@@ -21,12 +21,12 @@ def _smooth(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
 
 def _pip(seed: int, box: tuple[int, int, int, int], n: int = 8, side: int = 160) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    t, b, l, r = box
+    top, bottom, left, right = box
     background = _smooth(rng, n, side, side)
-    inner = _smooth(rng, n, b - t, r - l)
+    inner = _smooth(rng, n, bottom - top, right - left)
     inner[:, ::7] = 255  # some detail of its own
     frames = background.copy()
-    frames[:, t:b, l:r] = inner
+    frames[:, top:bottom, left:right] = inner
     return frames, inner
 
 

@@ -216,7 +216,7 @@ def _labelled_set(n_groups: int = 24, seed: int = 0):
             ev["hash_path"] = rng.uniform(0.8, 1.0) if y else rng.uniform(0.45, 0.6)
             ev["margin"] = rng.uniform(0.05, 0.4) if y else rng.uniform(-0.05, 0.4)  # copies stand out
             ev["segment_s"], ev["min_duration_s"] = 6.0, 8.0
-            ev["resid_norm"] = 0.3  # moving pictures: not a still shot
+            ev["spread"] = 0.3  # moving pictures: not a still shot
             expl = {"visual": {"hash_agreement": ev["hash_path"], "coverage_a": 1.0, "coverage_b": 1.0, "aligned_frames": 5,
                                "segment_s": 6.0, "min_duration_s": 8.0},
                     "evidence": ev}
@@ -290,8 +290,8 @@ def test_resid_path_tells_a_copy_from_another_stretch_of_a_still_shot():
     """Oracle: frames = one still picture plus small per-moment changes. A copy shares the changes,
     another stretch of the shot has its own: resid_path ~1 for the copy, ~0 for the other stretch."""
     from astradup.features.video import VideoFeatures
-    from astradup.scoring.similarity import path_evidence
     from astradup.scoring.alignment import Alignment
+    from astradup.scoring.similarity import path_evidence
 
     rng = np.random.default_rng(0)
     still = rng.normal(size=64)
@@ -313,4 +313,4 @@ def test_resid_path_tells_a_copy_from_another_stretch_of_a_still_shot():
     ev_other = path_evidence(a, stretch, a.embeddings @ stretch.embeddings.T, al, ok, ok)
     assert ev_copy["resid_path"] > 0.9
     assert abs(ev_other["resid_path"]) < 0.5
-    assert 0 < ev_copy["resid_norm"] < 0.2
+    assert 0 < ev_copy["resid_norm"] < 0.2 and 0 < ev_copy["spread"] < 0.2

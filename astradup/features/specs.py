@@ -20,6 +20,7 @@ from typing import Any
 
 from astradup.config import AstradupConfig
 from astradup.features.base import Extractor, extractor_class, make_extractor
+from astradup.features.preprocess import INSET_VERSION
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def feature_key(cfg: AstradupConfig) -> str:
     s = cfg.sampling
     spec = {
         "sampling": {"fps": s.fps, "frame_size": s.frame_size, "max_frames": s.max_frames,
-                     "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": s.inset,
+                     "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": INSET_VERSION if s.inset else 0,
                      "min_frames": s.min_frames},
         "extractors": {role: sp.identity() for role, sp in extractor_specs(cfg).items()},
     }
@@ -109,7 +110,7 @@ def legacy_feature_key(cfg: AstradupConfig) -> str:
     if s.keyframes_only:
         parts.append("keyframes_only")
     if s.inset:  # stores made before insets were cut out carry no "inset" here, so they re-index
-        parts.append("inset")
+        parts.append(f"inset={INSET_VERSION}")
     if s.min_frames:
         parts.append(f"min_frames={s.min_frames}")
     if f.embedding and f.mirror != "two_pass":

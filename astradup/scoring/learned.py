@@ -42,7 +42,7 @@ FEATURES: tuple[str, ...] = (
     "emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap", "standout",
     "informative", "quality_path",
     "coverage_min", "coverage_max", "aligned_frames", "segment_s", "min_duration_s", "duration_ratio",
-    "audio", "metadata", "resid_path", "resid_norm",
+    "audio", "metadata", "resid_path", "resid_norm", "spread",
 )
 
 #: Features along which more can only mean "more likely a copy" (monotone increasing constraint).
@@ -280,28 +280,34 @@ AUDIO_CONFIRMS = 0.5  # audio similarity at which a soundtrack confirms a path t
 # confirms a path that does not stand out. On the real-clip set, copies of a static shot (tree.avi)
 # reach a median of 0.33-0.39, other stretches of the same shot 0.02-0.03 (75th percentile 0.06).
 MOTION_CONFIRMS = 0.15
-# Mean length of those changes (``resid_norm``) under which a shot counts as still: there another
-# stretch of the same shot matches as well as a copy, so only the motion or the soundtrack can
-# confirm it (tree.avi's stretches: 0.07-0.10; moving pictures: 0.2-0.4).
+# How much a video changes at all (``spread``: mean distance of its frames' embeddings from their
+# mean) under which it counts as a still shot: there another stretch of the same shot matches as
+# well as a copy, so only the motion or the soundtrack can confirm it (tree.avi's stretches:
+# 0.07-0.10; moving pictures: 0.2-0.4).
 STILL_SHOT = 0.15
+# A still shot's motion is faint and noisy, so it must agree more to confirm: copies of tree.avi
+# reach a median resid_path of 0.36-0.46, other stretches of it up to about 0.2.
+STILL_MOTION_CONFIRMS = 0.25
 
 
 def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray, audio: np.ndarray,
-              m: MatchConfig, resid: np.ndarray | None = None, resid_norm: np.ndarray | None = None) -> np.ndarray:
+              m: MatchConfig, resid: np.ndarray | None = None, spread: np.ndarray | None = None) -> np.ndarray:
     """Pairs the pictures alone cannot call copies: an aligned stretch shorter than
     ``m.min_segment`` (or 80 % of the shorter video), or a path whose similarity beats the matrix's
     median by less than ``m.distinct_margin`` while neither the soundtracks agree (audio
     similarity under :data:`AUDIO_CONFIRMS`, or missing) nor the frames change together
     (``resid``, the ``resid_path`` evidence, under :data:`MOTION_CONFIRMS`, or missing); or a
-    still shot (``resid_norm`` under :data:`STILL_SHOT`) that neither confirms."""
+    still shot (``spread`` under :data:`STILL_SHOT`) that neither confirms (its motion must reach
+    :data:`STILL_MOTION_CONFIRMS`)."""
     short = np.asarray(segment, np.float64) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
     flat = np.asarray(margin, np.float64) < m.distinct_margin
     confirmed = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
-    if resid is not None:
-        confirmed |= np.nan_to_num(np.asarray(resid, np.float64), nan=0.0) >= MOTION_CONFIRMS
     still = np.zeros_like(flat)
-    if resid_norm is not None:
-        still = np.asarray(resid_norm, np.float64) < STILL_SHOT  # NaN (no path of 3 frames): not still
+    if spread is not None:
+        still = np.asarray(spread, np.float64) < STILL_SHOT  # NaN (no embeddings): not still
+    if resid is not None:
+        motion = np.nan_to_num(np.asarray(resid, np.float64), nan=0.0)
+        confirmed |= motion >= np.where(still, STILL_MOTION_CONFIRMS, MOTION_CONFIRMS)
     return short | ((flat | still) & ~confirmed)
 
 

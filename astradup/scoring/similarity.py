@@ -207,10 +207,12 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
       as its source does; another stretch of the same static shot (a tree in the wind, a desktop)
       looks the same on average but moves differently. ``resid_norm``: the smaller side's mean
       residual length (near 0 for a still picture, where ``resid_path`` is noise).
+    - ``spread``: the smaller side's mean distance of a frame's embedding from its whole video's
+      mean (how much the video changes at all; a still shot stays near 0.1 whatever the rate).
     """
     nan = float("nan")
     out = {k: nan for k in ("emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap",
-                            "standout", "informative", "quality_path", "best_cell", "path_min", "resid_path", "resid_norm")}
+                            "standout", "informative", "quality_path", "best_cell", "path_min", "resid_path", "resid_norm", "spread")}
     if sim.size == 0:
         return out
     agree = hash_agreement_matrix(a, b)
@@ -220,6 +222,8 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
     out["hash_bg"] = float(np.median(agree))
     if emb is not None:
         out["emb_bg"] = float(np.median(emb))
+        out["spread"] = float(min(np.linalg.norm(e - e.mean(axis=0), axis=1).mean()
+                                  for e in (a.embeddings, b.embeddings)))  # type: ignore[union-attr]
     if al is None or al.length == 0:
         return out
     i, j = al.path[:, 0], al.path[:, 1]

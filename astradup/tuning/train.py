@@ -126,7 +126,7 @@ def train_pair_model(
         ev_ho = X[on_ho]
         held = held_back(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), ev_ho["margin"].to_numpy(dtype=float),
                          ev_ho["audio"].to_numpy(dtype=float), cfg.match, ev_ho["resid_path"].to_numpy(dtype=float),
-                         ev_ho["resid_norm"].to_numpy(dtype=float))
+                         ev_ho["spread"].to_numpy(dtype=float))
         s, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held)
         ho_pairs = ho_pairs.assign(score=s, label=lab)
         ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
