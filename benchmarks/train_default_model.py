@@ -100,7 +100,8 @@ def main() -> None:
     t0 = time.time()
     if not store.exists():
         for f in src_store.parent.glob(src_store.name + "*"):
-            shutil.copy2(f, args.work / f.name.replace(src_store.name, "store.duckdb"))
+            if f.is_file():  # the store and its frame index (not the run records folder)
+                shutil.copy2(f, args.work / f.name.replace(src_store.name, "store.duckdb"))
     n_q = backfill_quality(store)
     t_q = time.time() - t0
     rules = AstradupConfig().replace(**{"fusion.scorer": "rules"})
