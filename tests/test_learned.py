@@ -263,7 +263,7 @@ def test_held_back_pairs_stay_below_near():
     from astradup.scoring.learned import held_back
 
     m = MatchConfig()
-    held = held_back(np.array([1.0, 6.0, 6.0, 6.0, 6.0]), np.full(5, 8.0), np.array([0.3, 0.001, 0.001, 0.001, 0.2]),
+    held = held_back(np.array([0.5, 6.0, 6.0, 6.0, 6.0]), np.full(5, 8.0), np.array([0.3, 0.001, 0.001, 0.001, 0.2]),
                      np.array([np.nan, np.nan, 0.2, 0.9, np.nan]), m)
     assert held.tolist() == [True, True, True, False, False]
     s, lab = learned_verdict(np.full(5, 0.999), np.ones(5, bool), np.ones(5, bool), FusionConfig(), held)
