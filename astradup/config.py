@@ -69,11 +69,16 @@ class SamplingConfig:
             raise ConfigError(f"sampling.audio_rate must be in [4000, 48000], but got {self.audio_rate}")
 
     def rate(self, duration: float) -> float:
-        """Frames per second to sample a video of ``duration`` seconds at: ``fps``, raised for short
-        videos so they get ``min_frames`` frames, never above ``MAX_SHORT_FPS`` (or ``fps`` if higher)."""
+        """Frames per second to sample a video of ``duration`` seconds at: ``fps``, doubled for short
+        videos until they get ``min_frames`` frames, never above ``MAX_SHORT_FPS`` (or ``fps`` if
+        higher). Rates are ``fps`` times a power of two, so two videos' frames always fall on a
+        common grid (:func:`astradup.scoring.similarity.common_rate` compares them on it)."""
+        r = self.fps
         if self.min_frames <= 0 or not duration or duration <= 0:
-            return self.fps
-        return max(self.fps, min(self.min_frames / duration, MAX_SHORT_FPS))
+            return r
+        while r * duration < self.min_frames and r * 2 <= MAX_SHORT_FPS:
+            r *= 2
+        return r
 
 
 #: Frame hash and embedding extractors a config may name: the registry's names

@@ -154,13 +154,40 @@ def _half_step(ts: np.ndarray) -> float:
     return float(np.median(np.diff(ts)) / 2) if len(ts) > 1 else 0.5
 
 
+def _thin(v: VideoFeatures, k: int) -> VideoFeatures:
+    """Every ``k``-th frame of ``v`` (the same video sampled ``k`` times more sparsely)."""
+    import dataclasses
+
+    sl = slice(0, None, k)
+    return dataclasses.replace(
+        v, timestamps=v.timestamps[sl], phash=v.phash[sl], phash_flip=v.phash_flip[sl],
+        embeddings=None if v.embeddings is None else v.embeddings[sl],
+        quality=None if v.quality is None or len(v.quality) != v.n_frames else v.quality[sl])
+
+
+def common_rate(a: VideoFeatures, b: VideoFeatures) -> tuple[VideoFeatures, VideoFeatures]:
+    """The two videos on one frame grid: a short video sampled 2 or 4 times faster than the other
+    (``sampling.min_frames``) is thinned to the other's rate, so the alignment's diagonals are
+    equal time steps on both sides. Very sparse sides (keyframe queries) are left to the offset
+    alignment (:func:`astradup.scoring.alignment.align_any`)."""
+    sa, sb = 2 * _half_step(a.timestamps), 2 * _half_step(b.timestamps)
+    if a.n_frames < 2 or b.n_frames < 2 or max(sa, sb) >= 2.0:
+        return a, b
+    k = int(round(max(sa, sb) / min(sa, sb)))
+    if k < 2:
+        return a, b
+    return (_thin(a, k), b) if sa < sb else (a, _thin(b, k))
+
+
 def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands: FusionConfig | None = None) -> VisualResult:
     """Align the two videos and turn the aligned path into a visual score (see
     :func:`visual_from_stats`; ``bands`` is the fusion config whose bands it maps onto).
 
     Low-information frames are gated first (:func:`gated_similarity`). ``evidence`` holds the
-    statistics the learned pair scorer reads (:func:`path_evidence`).
+    statistics the learned pair scorer reads (:func:`path_evidence`). Videos sampled at different
+    rates are compared on a common grid first (:func:`common_rate`).
     """
+    a, b = common_rate(a, b)
     sim, ia, ib = gated_similarity(a, b, m)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
     al = align_any(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
@@ -223,7 +250,7 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
     if emb is not None:
         out["emb_bg"] = float(np.median(emb))
         out["spread"] = float(min(np.linalg.norm(e - e.mean(axis=0), axis=1).mean()
-                                  for e in (a.embeddings, b.embeddings)))  # type: ignore[union-attr]
+                                  for e in (a.embeddings, b.embeddings) if e is not None))
     if al is None or al.length == 0:
         return out
     i, j = al.path[:, 0], al.path[:, 1]
