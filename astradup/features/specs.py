@@ -95,7 +95,7 @@ def feature_key(cfg: AstradupConfig) -> str:
     spec = {
         "sampling": {"fps": s.fps, "frame_size": s.frame_size, "max_frames": s.max_frames,
                      "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": INSET_VERSION if s.inset else 0,
-                     "min_frames": s.min_frames},
+                     "min_frames": s.min_frames, "short_rates": "fps*2^k" if s.min_frames else ""},
         "extractors": {role: sp.identity() for role, sp in extractor_specs(cfg).items()},
     }
     blob = json.dumps(spec, sort_keys=True, default=repr)
@@ -112,7 +112,7 @@ def legacy_feature_key(cfg: AstradupConfig) -> str:
     if s.inset:  # stores made before insets were cut out carry no "inset" here, so they re-index
         parts.append(f"inset={INSET_VERSION}")
     if s.min_frames:
-        parts.append(f"min_frames={s.min_frames}")
+        parts.append(f"min_frames={s.min_frames}:fps*2^k")
     if f.embedding and f.mirror != "two_pass":
         parts.append(f"mirror={f.mirror}")
     if f.embedding == "mobilenetv2" and f.compact_dim:
