@@ -77,13 +77,19 @@ def test_frame_index_is_kept_beside_the_store_and_extended(media_dir, tmp_path):
     pd.testing.assert_frame_equal(extended[cols], rebuilt[cols])
 
 
-def test_full_frame_index_is_rebuilt_when_a_video_changed_under_its_id(media_dir, tmp_path):
+def _indexed_two(media_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A library of src.mp4 and other.mp4, indexed eagerly: (its folder, its store)."""
     corpus = tmp_path / "c"
     corpus.mkdir()
     for name in ("src.mp4", "other.mp4"):
         shutil.copy(media_dir / name, corpus / name)
     store = tmp_path / "s.duckdb"
     run_index(corpus, store, eager=True, progress=False)
+    return corpus, store
+
+
+def test_full_frame_index_is_rebuilt_when_a_video_changed_under_its_id(media_dir, tmp_path):
+    corpus, store = _indexed_two(media_dir, tmp_path)
     assert run_match(store, min_score=0.0, progress=False).attrs["frame_index"] == "built"
     assert run_match(store, min_score=0.0, progress=False).attrs["frame_index"] == "reused"
     with Store(store) as st:  # what run_index leaves when a file's content changed: same id, new hash
@@ -141,12 +147,7 @@ def test_store_under_the_legacy_feature_key_is_relabelled_not_reextracted(media_
     from astradup.execution.runner import check_feature_keys
     from astradup.features.specs import feature_key, legacy_feature_key
 
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    for name in ("src.mp4", "other.mp4"):
-        shutil.copy(media_dir / name, corpus / name)
-    store = tmp_path / "s.duckdb"
-    run_index(corpus, store, eager=True, progress=False)
+    corpus, store = _indexed_two(media_dir, tmp_path)
     cfg = AstradupConfig()
     assert feature_key(cfg) != legacy_feature_key(cfg)
     with Store(store) as st:  # what an AstraDup before the registry-derived key left behind

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -156,10 +156,8 @@ def _half_step(ts: np.ndarray) -> float:
 
 def _thin(v: VideoFeatures, k: int) -> VideoFeatures:
     """Every ``k``-th frame of ``v`` (the same video sampled ``k`` times more sparsely)."""
-    import dataclasses
-
     sl = slice(0, None, k)
-    return dataclasses.replace(
+    return replace(
         v, timestamps=v.timestamps[sl], phash=v.phash[sl], phash_flip=v.phash_flip[sl],
         embeddings=None if v.embeddings is None else v.embeddings[sl],
         quality=None if v.quality is None or len(v.quality) != v.n_frames else v.quality[sl])
