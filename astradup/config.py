@@ -218,6 +218,11 @@ class MatchConfig:
         min_quality: picture detail (RMS Laplacian of the 32x32 grey thumbnail, grey levels; see
             :mod:`astradup.features.quality`) a frame needs to count as evidence of a copy. Flat,
             near-black and near-white frames and smooth gradients score about 0-2. 0 disables it.
+        geometric: check pairs the hashes do not confirm by matching keypoints of a few aligned
+            frame pairs decoded from the media files (:mod:`astradup.scoring.geometry`): same
+            pixels in one steady framing, or only the same subject. Off: that evidence is NaN.
+        geometric_hash_hit: pairs whose hashes agree on at least this share of the path's frames
+            are not checked (their pixels are already known to agree).
     """
 
     k: int = 20
@@ -240,6 +245,8 @@ class MatchConfig:
     index_dim: int = 64
     keyframe_sim: float = 0.9
     min_quality: float = 3.0
+    geometric: bool = True
+    geometric_hash_hit: float = 0.5
 
     def __post_init__(self) -> None:
         if self.k < 1:

@@ -87,3 +87,44 @@ def test_short_videos_are_sampled_to_min_frames():
     assert AstradupConfig().replace(**{"sampling.min_frames": 0}).sampling.rate(2.0) == s.fps
     with pytest.raises(ConfigError, match="min_frames"):
         AstradupConfig().replace(**{"sampling.min_frames": -1})
+
+
+def test_content_box_is_the_inset_inside_the_bars_as_fractions_of_the_frame():
+    from astradup.features.preprocess import content_box
+
+    box = (10, 80, 88, 152)
+    frames, _ = _pip(5, box)
+    t, b, l_, r = content_box(frames)
+    assert all(abs(x - y / 160) <= 2 / 160 for x, y in zip((t, b, l_, r), box))
+    assert content_box(frames, inset=False) == (0.0, 1.0, 0.0, 1.0)
+    # a letterboxed copy: bars of 20 px top and bottom; the inset's box is inside the picture
+    boxed = np.zeros((len(frames), 200, 160, 3), np.uint8)
+    boxed[:, 20:180] = frames
+    t2, b2, l2, r2 = content_box(boxed)
+    assert abs(t2 * 200 - (20 + 10)) <= 3 and abs(b2 * 200 - (20 + 80)) <= 3
+    assert abs(l2 * 160 - 88) <= 3 and abs(r2 * 160 - 152) <= 3
+
+
+def test_geometry_compares_the_inset_not_the_frame_around_it():
+    """The geometric check cuts frames to what the features describe: the inset of a
+    picture-in-picture copy matches its source's keypoints far better than the whole frame."""
+    from astradup.scoring.geometry import check_frames, crop_to_content, keypoints
+
+    from tests.test_geometry import texture
+
+    src = np.stack([texture(40 + k) for k in range(6)])  # 6 frames, 240 x 320, detail at many scales
+    frames, _ = _pip(8, (44, 104, 84, 144), n=6)  # moving surroundings, 160 px square
+    import cv2
+
+    pip = []
+    for k in range(6):
+        g = cv2.resize(cv2.cvtColor(frames[k], cv2.COLOR_RGB2GRAY), (320, 240))
+        g[66:156, 168:288] = cv2.resize(src[k], (120, 90), interpolation=cv2.INTER_AREA)
+        pip.append(g)
+    whole = {float(k): g for k, g in enumerate(pip)}
+    cut = crop_to_content(whole)
+    assert cut[0.0].shape[1] == 320 and cut[0.0].shape[0] < 300
+    kp = lambda g: (keypoints(g), keypoints(np.ascontiguousarray(g[:, ::-1])))  # noqa: E731
+    with_cut = check_frames([(kp(src[k]), kp(cut[float(k)])) for k in range(3)])
+    without = check_frames([(kp(src[k]), kp(whole[float(k)])) for k in range(3)])
+    assert with_cut["geo_inliers"] > 1.5 * without["geo_inliers"], (with_cut, without)

@@ -314,3 +314,46 @@ def test_resid_path_tells_a_copy_from_another_stretch_of_a_still_shot():
     assert ev_copy["resid_path"] > 0.9
     assert abs(ev_other["resid_path"]) < 0.5
     assert 0 < ev_copy["resid_norm"] < 0.2 and 0 < ev_copy["spread"] < 0.2
+
+
+def _brute_operating_point(p, pos, precision):
+    best = None
+    for t in sorted(set(p.tolist())):
+        sel = p >= t
+        if sel.any() and pos[sel].mean() >= precision and pos[sel].any():
+            best = t if best is None else min(best, t)
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=40), st.sampled_from([0.8, 0.9, 0.995]))
+def test_operating_point_is_the_deepest_cut_that_pure(rows, precision):
+    from astradup.scoring.learned import operating_point
+
+    p = np.array([round(r[0], 2) for r in rows])
+    pos = np.array([r[1] for r in rows])
+    got = operating_point(p, pos, precision)
+    want = _brute_operating_point(p, pos, precision)
+    # the brute force takes the lowest cut that is pure enough anywhere; the operating point is
+    # the deepest cut of the descending sweep that is (the same whenever precision falls with depth)
+    if got is None:
+        assert want is None
+    else:
+        sel = p >= got
+        assert pos[sel].mean() >= precision and want is not None and want <= got
+
+
+def test_operating_point_moves_the_near_band_not_the_order():
+    from astradup.scoring.learned import to_score
+
+    bands = FusionConfig()
+    p = np.linspace(0, 1, 101)
+    s = to_score(p, 0.97, bands)
+    assert np.all(np.diff(s) > 0) and s[0] == 0 and s[-1] == 1
+    assert to_score(np.array([0.97]), 0.97, bands)[0] == pytest.approx(bands.near)
+    assert to_score(np.array([0.5]), 0.97, bands)[0] == pytest.approx(bands.similar)
+    assert np.array_equal(to_score(p, None, bands), p)  # a model without an operating point
+    # a pair just under the operating point is "similar", one at it "near" (tuned bands too)
+    for b in (bands, FusionConfig(near=0.805, exact=0.9157, similar=0.2171)):
+        _, lab = learned_verdict(np.array([0.969, 0.97]), np.zeros(2, bool), np.ones(2, bool), b, None, 0.97)
+        assert list(lab) == ["similar", "near"]

@@ -172,3 +172,19 @@ def content_frames(frames: np.ndarray, inset: bool = True) -> np.ndarray:
         if box is not None:
             out = _crop_resize(out, box)
     return out
+
+
+def content_box(frames: np.ndarray, inset: bool = True) -> tuple[float, float, float, float]:
+    """The region :func:`content_frames` describes, as fractions (top, bottom, left, right) of
+    the frame: inside letterbox/pillarbox bars and, with ``inset``, the picture-in-picture inset
+    within that. ``frames``: (N, H, W, 3) as sampled (or grey stacked three times)."""
+    h, w = frames.shape[1], frames.shape[2]
+    top, bottom, left, right = border_box(frames)
+    box = (top / h, bottom / h, left / w, right / w)
+    if inset:
+        inner = frames if (top, bottom, left, right) == (0, h, 0, w) else _crop_resize(frames, (top, bottom, left, right))
+        ib = inset_box(inner)
+        if ib is not None:
+            t, b, l_, r = box
+            box = (t + (b - t) * ib[0] / h, t + (b - t) * ib[1] / h, l_ + (r - l_) * ib[2] / w, l_ + (r - l_) * ib[3] / w)
+    return box

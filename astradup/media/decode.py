@@ -282,3 +282,68 @@ def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.nda
         return _rotate(img[None], info.rotation)[0]
     finally:
         container.close()
+
+
+SEEK_AHEAD = 2.0  # seconds: a target further ahead than this is reached by seeking, not decoding
+
+
+def frames_at(path: str | os.PathLike[str], times: "np.ndarray | list[float]", width: int = 320,
+              gray: bool = True, rotation: int = 0, skip_nonref: bool = False) -> dict[float, np.ndarray]:
+    """The frames shown at ``times`` (seconds), scaled to ``width`` pixels wide (aspect kept;
+    ``rotation`` applied), grey (H, W) or RGB (H, W, 3) uint8, in one pass: a target
+    more than :data:`SEEK_AHEAD` seconds past the last decoded frame is reached by seeking to the
+    keyframe before it, a nearer one by decoding forward. The frame taken for a target is the
+    first whose time is at or after it (sampled timestamps are frame times, so the same frame
+    :class:`PyAVDecoder` sampled). Keys are the requested times; a target past the end of the
+    stream gets the last frame. ``skip_nonref`` skips non-reference frames as
+    :class:`PyAVDecoder` does by default (the frames it sampled are reference frames; faster, but a
+    target between two decoded frames gets the later one). Raises :class:`DecodeError` when
+    nothing can be decoded."""
+    p = os.fspath(path)
+    targets = sorted({float(t) for t in times})
+    out: dict[float, np.ndarray] = {}
+    if not targets:
+        return out
+    container = _open(p)
+    try:
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        if skip_nonref:
+            vs.codec_context.skip_frame = "NONREF"
+        tb = float(vs.time_base) if vs.time_base else 0.0
+        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        cw, ch = vs.codec_context.width or width, vs.codec_context.height or width
+        w = max(2, int(width) // 2 * 2)
+        h = max(2, int(round(w * ch / max(cw, 1))) // 2 * 2)
+        fmt = "gray" if gray else "rgb24"
+        last_t, last = -np.inf, None
+        frames = None
+        sought = -1  # index of the target last sought to
+        ti = 0
+        try:
+            while ti < len(targets):
+                t_goal = targets[ti]
+                if frames is None or (sought != ti and t_goal - last_t > SEEK_AHEAD):
+                    container.seek(max(0, int((max(t_goal, 0.0) + start) / tb)) if tb else 0, stream=vs,
+                                   backward=True, any_frame=False)
+                    frames, sought = container.decode(vs), ti
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                if frame.pts is None:
+                    continue
+                last_t, last = frame.pts * tb - start, frame
+                while ti < len(targets) and last_t >= targets[ti] - 1e-3:
+                    out[targets[ti]] = _rotate(frame.to_ndarray(width=w, height=h, format=fmt)[None], rotation)[0]
+                    ti += 1
+        except Exception as exc:  # noqa: BLE001 - corrupt packets mid-stream
+            if last is None:
+                raise DecodeError(p, f"decoding failed before any frame ({exc})") from exc
+            log.warning("%s: decoding stopped early at %.1fs (%s)", p, last_t, exc)
+        if last is None:
+            raise DecodeError(p, "no video frame could be decoded")
+        for t in targets[ti:]:  # past the end of the stream
+            out[t] = _rotate(last.to_ndarray(width=w, height=h, format=fmt)[None], rotation)[0]
+        return out
+    finally:
+        container.close()

@@ -42,11 +42,12 @@ FEATURES: tuple[str, ...] = (
     "emb_path", "emb_bg", "hash_path", "hash_bg", "hash_hit", "emb_hash_gap", "standout",
     "informative", "quality_path",
     "coverage_min", "coverage_max", "aligned_frames", "segment_s", "min_duration_s", "duration_ratio",
-    "audio", "metadata", "resid_path", "resid_norm", "spread",
+    "audio", "metadata", "resid_path", "resid_norm", "spread", "geo_inliers", "geo_spread",
 )
 
 #: Features along which more can only mean "more likely a copy" (monotone increasing constraint).
-INCREASING = ("path_sim", "margin", "hash_path", "hash_hit", "standout", "informative", "coverage_min", "audio")
+INCREASING = ("path_sim", "margin", "hash_path", "hash_hit", "standout", "informative", "coverage_min", "audio",
+              "geo_inliers")
 
 FORMAT = "astradup-pair-model/1"
 DEFAULT_MODEL = "default"  # the shipped model: astradup/scoring/models/default/
@@ -311,11 +312,51 @@ def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray,
     return short | ((flat | still) & ~confirmed)
 
 
+#: Precisions a model's operating point may be chosen for (on held-out videos of its training
+#: data), strictest first: training takes the first whose held-out recall is still
+#: :data:`OPERATING_MIN_RECALL` (see :func:`astradup.tuning.train.train_pair_model`).
+OPERATING_PRECISIONS = (0.999, 0.998, 0.995, 0.99)
+OPERATING_MIN_RECALL = 0.85
+
+
+def operating_point(p: np.ndarray, positive: np.ndarray, precision: float = OPERATING_PRECISIONS[-1]) -> float | None:
+    """The lowest probability at which the pairs scoring at least that are ``precision`` pure
+    (``p``: held-out probabilities; ``positive``: their truth). None when no cut reaches it."""
+    p = np.asarray(p, np.float64)
+    pos = np.asarray(positive, bool)
+    if not pos.any():
+        return None
+    order = np.argsort(-p, kind="stable")
+    tp = np.cumsum(pos[order])
+    prec = tp / np.arange(1, len(p) + 1)
+    ok = np.flatnonzero((prec >= precision) & pos[order])
+    if not ok.size:
+        return None
+    # the deepest cut still that pure, at a distinct probability (ties go together)
+    ps = p[order]
+    for k in ok[::-1]:
+        if k + 1 == len(ps) or ps[k + 1] < ps[k]:
+            return float(ps[k])
+    return None
+
+
+def to_score(p: np.ndarray, near_p: float | None, bands: FusionConfig) -> np.ndarray:
+    """Probability -> score: monotone piecewise-linear, so that the model's operating point
+    ``near_p`` (:func:`operating_point`, saved in its card) lands on the "near" band, even odds
+    on "similar", and 0 and 1 stay put. Order (and so every ranking metric) is unchanged; without
+    an operating point the probability is the score."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    if near_p is None or not (0.5 < near_p < 1.0) or not (0.0 < bands.similar < bands.near < 1.0):
+        return p
+    return np.interp(p, [0.0, 0.5, near_p, 1.0], [0.0, bands.similar, bands.near, 1.0])
+
+
 def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, bands: FusionConfig,
-                    held: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    held: np.ndarray | None = None, near_p: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Probability of a copy -> (score, label) with the config's bands.
 
-    The score is the probability, so scores rank and the bands are probability thresholds, with
+    The score is the probability (mapped so the model's operating point is the "near" band: see
+    :func:`to_score`), so scores rank and the bands are probability thresholds, with
     rules the model cannot overrule: "exact" needs the hashes to agree over (almost) all of both
     videos (``exact_ok``); a pair in ``held`` is never a copy (at most "similar"): its aligned
     stretch is shorter than ``match.min_segment``, or its path does not stand out from the rest of
@@ -323,12 +364,13 @@ def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, ba
     moments of the same material look the same: see :func:`held_back`); a pair with no aligned
     path is never "similar" or above.
     Rather than capping (which piles pairs up on one value), a pair a rule holds back is squeezed
-    monotonically into the band below, so the order among such pairs is kept.
+    monotonically into the band below, so the order among such pairs is kept. ``near_p`` is the
+    model's operating point (:func:`to_score`).
     """
     from astradup.scoring.fusion import band_labels
     from astradup.scoring.similarity import BAND_EPS
 
-    s = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    s = to_score(p, near_p, bands)
     exact_ok = np.asarray(exact_ok, dtype=bool)
     aligned = np.asarray(aligned, dtype=bool)
     s = np.where(exact_ok, s, _squeeze(s, bands.near, max(bands.exact - BAND_EPS, bands.near)))
@@ -336,6 +378,12 @@ def learned_verdict(p: np.ndarray, exact_ok: np.ndarray, aligned: np.ndarray, ba
         s = np.where(np.asarray(held, dtype=bool), _squeeze(s, bands.similar, max(bands.near - BAND_EPS, bands.similar)), s)
     s = np.where(aligned, s, s * max(bands.similar - BAND_EPS, 0.0))
     return s, band_labels(s, bands)
+
+
+def model_near_p(model: PairModel) -> float | None:
+    """The operating point saved in a model's card (None for a model trained before it existed)."""
+    v = (model.card.get("operating_point") or {}).get("near_p")
+    return None if v is None else float(v)
 
 
 def evidence_table(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from astradup.scoring.learned import (
     held_back,
     learned_verdict,
     load_model,
+    model_near_p,
 )
 from astradup.scoring.similarity import (
     VisualResult,
@@ -87,11 +88,40 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
 
 
 def score_pairs(pairs: list[tuple[VideoFeatures, VideoFeatures]], cfg: AstradupConfig) -> list[PairScore]:
-    """:func:`score_pair` of many pairs, with the learned scorer's model run once over all of them."""
+    """:func:`score_pair` of many pairs, with the learned scorer's model run once over all of them.
+    Pairs the hashes do not confirm are checked geometrically first (:func:`add_geometry`)."""
     out = [_rule_score(a, b, cfg) for a, b in pairs]
+    add_geometry(pairs, out, cfg)
     if cfg.fusion.scorer == "learned" and out:
         apply_model(out, cfg)
     return out
+
+
+def needs_geometry(ev: dict[str, Any], cfg: AstradupConfig) -> bool:
+    """Whether a rule-scored pair's evidence calls for the geometric check: matching is on
+    (``match.geometric``), something aligned with a path at least ``match.min_candidate_sim``
+    similar, and the hashes confirm under ``match.geometric_hash_hit`` of the path's frames (where
+    they confirm more, the pixels are already known to agree)."""
+    m = cfg.match
+    if not m.geometric or not (ev.get("aligned_frames") or 0) > 0:
+        return False
+    hit, sim = ev.get("hash_hit"), ev.get("path_sim")
+    return (hit is None or not hit >= m.geometric_hash_hit) and sim is not None and sim >= m.min_candidate_sim
+
+
+def add_geometry(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[PairScore], cfg: AstradupConfig) -> None:
+    """Fill ``geo_*`` evidence (:mod:`astradup.scoring.geometry`) of the pairs that need it (in
+    place), decoding the probe frames from the media files; others keep NaN."""
+    from astradup.scoring.geometry import GEO_FEATURES, pair_geometry
+
+    for (a, b), ps in zip(pairs, scores):
+        ev = ps.explanation["evidence"]
+        probes = ps.explanation.pop("_probes", [])
+        if not probes or not needs_geometry(ev, cfg):
+            continue
+        geo = pair_geometry(a.path, b.path, probes, int(a.info.get("rotation") or 0), int(b.info.get("rotation") or 0),
+                            grid_a=a.timestamps, grid_b=b.timestamps)
+        ev.update({k: _r(geo[k], 5) for k in GEO_FEATURES})
 
 
 def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
@@ -110,7 +140,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                      np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match,
                      np.array([ps.explanation["evidence"].get("resid_path", np.nan) for ps in scores], dtype=np.float64),
                      np.array([ps.explanation["evidence"].get("spread", np.nan) for ps in scores], dtype=np.float64))
-    s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held)
+    s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
     drivers = model.drivers(X)
     for k, ps in enumerate(scores):
         ps.score = round(float(s[k]), 6)
@@ -164,6 +194,7 @@ def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> Pair
         },
         "evidence": {k: _r(v, 5) for k, v in evidence.items()},
         "top_frames": [] if al is None else [[_r(ta, 2), _r(tb, 2), _r(s)] for ta, tb, s in al.top_frames],
+        "_probes": vis.probes,  # taken out again by add_geometry
     }
     return PairScore(
         score=round(fused.score, 6),
@@ -222,7 +253,7 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         held = held_back(get("segment_s"), get("min_duration_s", 1.0), ev["margin"].to_numpy(dtype=float),
                          ev["audio"].to_numpy(dtype=float), cfg.match, ev["resid_path"].to_numpy(dtype=float),
                          ev["spread"].to_numpy(dtype=float))
-        score, label = learned_verdict(p, ok, aligned, cfg.fusion, held)
+        score, label = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
     out["partial"] = is_partial & np.isin(label, DUPLICATE_LABELS)

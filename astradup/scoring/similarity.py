@@ -13,6 +13,7 @@ from astradup.features.metadata import Metadata
 from astradup.features.phash import hamming_matrix
 from astradup.features.video import VideoFeatures
 from astradup.scoring.alignment import Alignment, align_any
+from astradup.scoring.geometry import probe_cells
 
 
 @dataclass
@@ -25,6 +26,9 @@ class VisualResult:
     coverage_b: float
     background: float
     evidence: dict[str, float] = field(default_factory=dict)
+    #: (time in a, time in b) of a few informative cells spread along the path, for the
+    #: geometric check (:mod:`astradup.scoring.geometry`); empty when nothing aligned
+    probes: list[tuple[float, float]] = field(default_factory=list)
 
 
 def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
@@ -201,8 +205,10 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands:
     cov_b = min((al.b_end - al.b_start) / max(b.duration, 1e-9), 1.0)
     seg = min(al.a_end - al.a_start, al.b_end - al.b_start)
     score = visual_from_stats(al.path_sim, al.background, hash_agree, cov_a, cov_b, seg, min_dur, True, m, bands)
+    cells = probe_cells(al.path, ia[al.path[:, 0]] & ib[al.path[:, 1]])
+    probes = [(float(a.timestamps[i]), float(b.timestamps[j])) for i, j in cells]
     return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background,
-                        path_evidence(a, b, sim, al, ia, ib))
+                        path_evidence(a, b, sim, al, ia, ib), probes)
 
 
 def _nanmean(x: np.ndarray) -> float:

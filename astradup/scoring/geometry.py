@@ -1,0 +1,265 @@
+"""Geometric verification: do matched frames show the same pixels under one steady transform?
+
+Frame embeddings say "same subject"; a different stretch of the same footage, or another video
+in the same style, agrees with them as well as a cropped copy does, and where the hashes are at
+chance (crops, picture-in-picture, overlays) nothing in the stored features tells the two apart.
+This module looks at the pixels: for a few frame pairs spread along the aligned path it decodes
+both frames from the media files (:func:`astradup.media.decode.frames_at`), finds ORB keypoints
+(OpenCV), matches them with Lowe's ratio test (against the mirror image too) and fits a
+similarity transform (scale, rotation, shift) with RANSAC (``cv2.estimateAffinePartial2D``).
+
+Evidence it adds to a pair (:data:`GEO_FEATURES`, NaN when not checked):
+
+- ``geo_inliers``: median RANSAC inlier count over the checked frame pairs. A copy (crop, resize,
+  letterbox, inset, overlay, mirror) keeps tens of keypoints in one geometry; unrelated frames of
+  a similar look keep a handful.
+- ``geo_spread``: how much the fitted transform moves between the checked frame pairs (the larger
+  of the spread of log scale and of the shift in frame widths). A copy keeps one framing for its
+  whole length; a different edit of the same photos or footage (another pan, zoom or framing)
+  matches frame by frame with a transform that changes along the path.
+
+Only pairs the hashes do not already confirm are checked (:func:`needs_geometry`); media that
+cannot be read, or frames with too little texture for keypoints, leave the evidence NaN (no
+evidence, not evidence against). Keypoints are cached per process (:class:`KeypointCache`), so
+a video seen in many pairs is decoded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Evidence this module adds, in the learned scorer's column order.
+GEO_FEATURES = ("geo_inliers", "geo_spread")
+
+GEO_VERSION = 1
+WIDTH = 320  # frames are compared at this width (pixels)
+N_FEATURES = 500  # ORB keypoints per frame at most
+FAST_THRESHOLD = 12
+RATIO = 0.8  # Lowe's ratio test
+REPROJ_PX = 4.0  # RANSAC inlier distance at WIDTH
+MIN_KEYPOINTS = 24  # a frame with fewer cannot be checked (flat, tiny or blurred)
+STEADY_INLIERS = 8  # a fitted transform counts for geo_spread with this many inliers
+N_PROBES = 3  # frame pairs checked along the path
+
+
+@dataclass
+class Keypoints:
+    """ORB keypoints of one frame: positions (n, 2) float32 and descriptors (n, 32) uint8."""
+
+    pts: np.ndarray
+    desc: np.ndarray | None
+
+    def __len__(self) -> int:
+        return 0 if self.desc is None else len(self.desc)
+
+
+def keypoints(gray: np.ndarray) -> Keypoints:
+    """ORB keypoints of a grey uint8 frame."""
+    import cv2
+
+    orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=FAST_THRESHOLD)
+    kps, desc = orb.detectAndCompute(np.ascontiguousarray(gray), None)
+    pts = np.float32([k.pt for k in kps]) if kps else np.zeros((0, 2), np.float32)
+    return Keypoints(pts, desc)
+
+
+def fit(ka: Keypoints, kb: Keypoints) -> tuple[int, np.ndarray | None]:
+    """RANSAC inliers of the similarity transform taking ``ka``'s matched keypoints onto ``kb``'s
+    (ratio-tested Hamming matches), and that transform (2x3) or None when none was found."""
+    import cv2
+
+    if len(ka) < 2 or len(kb) < 2:
+        return 0, None
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(ka.desc, kb.desc, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    if len(good) < 4:
+        return 0, None
+    src = ka.pts[[g.queryIdx for g in good]]
+    dst = kb.pts[[g.trainIdx for g in good]]
+    cv2.setRNGSeed(0)  # RANSAC's samples: the same pair gives the same answer in any process, in any order
+    M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJ_PX, maxIters=500)
+    if M is None or inl is None:
+        return 0, None
+    return int(inl.sum()), M
+
+
+def transform_params(M: np.ndarray, mirrored: bool) -> np.ndarray:
+    """(log scale, shift x, shift y, mirrored) of a 2x3 similarity transform, shifts in frame widths."""
+    s = float(np.hypot(M[0, 0], M[1, 0]))
+    return np.array([np.log(max(s, 1e-6)), M[0, 2] / WIDTH, M[1, 2] / WIDTH, 1.0 if mirrored else 0.0])
+
+
+class KeypointCache:
+    """Grey frames of recently seen videos (``max_bytes`` of them at most) and the keypoints of
+    their frames (and of their mirror images), least recently used video dropped first; one per
+    process (:func:`default_cache`).
+
+    A video is decoded once: at every time of its sample grid (the timestamps its features were
+    sampled at) when the grid has at most ``grid_max`` frames, else at the times asked for.
+    Keypoints are computed when first asked for."""
+
+    def __init__(self, max_bytes: int = 256 << 20, grid_max: int = 240, inset: bool = True):
+        self.max_bytes, self.grid_max, self.inset = max_bytes, grid_max, inset
+        self._frames: OrderedDict[str, dict[float, np.ndarray]] = OrderedDict()
+        self._kps: dict[tuple[str, float, bool], Keypoints] = {}
+        self._bytes = 0
+
+    @staticmethod
+    def _t(t: float) -> float:
+        return round(float(t), 4)
+
+    def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int) -> dict[float, np.ndarray]:
+        from astradup.media.decode import frames_at
+
+        have = self._frames.get(path)
+        want = [self._t(t) for t in times]
+        if have is not None and all(t in have for t in want):
+            self._frames.move_to_end(path)
+            return have
+        todo = set(want) - set(have or {})
+        whole = have is None and grid is not None and 2 <= len(grid) <= self.grid_max
+        if whole:
+            todo |= {self._t(t) for t in grid}
+        got = frames_at(path, sorted(todo), width=WIDTH, gray=True, rotation=rotation, skip_nonref=True)
+        if whole:  # the picture the features describe: bars cut, an inset cut out (as indexed)
+            got = crop_to_content(got, self.inset)
+        merged = {**(have or {}), **{self._t(t): g for t, g in got.items()}}
+        self._bytes += sum(g.nbytes for g in got.values())
+        self._frames[path] = merged
+        self._frames.move_to_end(path)
+        while self._bytes > self.max_bytes and len(self._frames) > 1:
+            old, frames = self._frames.popitem(last=False)
+            self._bytes -= sum(g.nbytes for g in frames.values())
+            self._kps = {k: v for k, v in self._kps.items() if k[0] != old}
+        return merged
+
+    def get(self, path: str, times: list[float], grid: np.ndarray | None = None, rotation: int = 0) -> dict[float, Frame]:
+        """The frames at ``times`` (lazy keypoints; see :class:`Frame`). Raises
+        :class:`astradup.errors.MediaError` when the file cannot be decoded."""
+        frames = self._load(path, times, grid, rotation)
+        return {t: Frame(self, path, self._t(t), frames[self._t(t)]) for t in times}
+
+    def keypoints(self, path: str, t: float, grey: np.ndarray, mirrored: bool) -> Keypoints:
+        k = (path, t, mirrored)
+        if k not in self._kps:
+            self._kps[k] = keypoints(np.ascontiguousarray(grey[:, ::-1]) if mirrored else grey)
+        return self._kps[k]
+
+
+def crop_to_content(frames: dict[float, np.ndarray], inset: bool = True) -> dict[float, np.ndarray]:
+    """Grey frames of one video cut to the region its features describe
+    (:func:`astradup.features.preprocess.content_box`, decided on 160 px square copies as sampled)
+    and scaled back to :data:`WIDTH` pixels wide; unchanged when that is the whole frame."""
+    import cv2
+
+    from astradup.features.preprocess import content_box
+
+    if len(frames) < 2:
+        return frames
+    sq = np.stack([cv2.resize(g, (160, 160), interpolation=cv2.INTER_AREA) for g in frames.values()])
+    t, b, l_, r = content_box(np.repeat(sq[..., None], 3, axis=3), inset)
+    if (t, b, l_, r) == (0.0, 1.0, 0.0, 1.0):
+        return frames
+    out = {}
+    for k, g in frames.items():
+        h, w = g.shape
+        y0, y1, x0, x1 = int(round(t * h)), int(round(b * h)), int(round(l_ * w)), int(round(r * w))
+        crop = g[y0:max(y1, y0 + 2), x0:max(x1, x0 + 2)]
+        ch = max(2, int(round(WIDTH * crop.shape[0] / max(crop.shape[1], 1))))
+        out[k] = cv2.resize(crop, (WIDTH, ch), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+@dataclass
+class Frame:
+    """One decoded frame whose keypoints (and its mirror image's) are computed on first use."""
+
+    cache: KeypointCache
+    path: str
+    t: float
+    grey: np.ndarray
+
+    def kp(self, mirrored: bool = False) -> Keypoints:
+        return self.cache.keypoints(self.path, self.t, self.grey, mirrored)
+
+
+_CACHE: KeypointCache | None = None
+
+
+def default_cache() -> KeypointCache:
+    global _CACHE
+    if _CACHE is None:
+        import cv2
+
+        cv2.setNumThreads(1)  # one thread per process: Dask runs one process per core
+        _CACHE = KeypointCache()
+    return _CACHE
+
+
+def probe_cells(path: np.ndarray, informative: np.ndarray | None = None, n: int = N_PROBES) -> np.ndarray:
+    """``n`` cells of an aligned path (rows of (i, j)), evenly spread, informative ones first."""
+    path = np.asarray(path)
+    if len(path) == 0:
+        return path.reshape(0, 2)
+    cand = path[informative] if informative is not None and informative.any() else path
+    idx = np.unique(np.linspace(0, len(cand) - 1, min(n, len(cand)) + 2).round().astype(int)[1:-1]) \
+        if len(cand) > n else np.arange(len(cand))
+    return cand[idx]
+
+
+MIRROR_TRY = 20  # the mirror image is tried only when the frames as they are keep fewer inliers
+
+
+def check_frames(pairs: list[tuple[Frame | tuple[Keypoints, Keypoints], Frame | tuple[Keypoints, Keypoints]]]) -> dict[str, float]:
+    """:data:`GEO_FEATURES` of frame pairs (a, b): each fit is tried on b as it is, and on b's
+    mirror image when that keeps under :data:`MIRROR_TRY` inliers (a :class:`Frame`, or a pair of
+    :class:`Keypoints` (as is, mirrored)). Frame pairs where either frame has under
+    :data:`MIN_KEYPOINTS` keypoints are skipped."""
+    nan = float("nan")
+    counts, params = [], []
+    for fa, fb in pairs:
+        ka = fa.kp() if isinstance(fa, Frame) else fa[0]
+        kb = fb.kp() if isinstance(fb, Frame) else fb[0]
+        if len(ka) < MIN_KEYPOINTS or len(kb) < MIN_KEYPOINTS:
+            continue
+        n, M = fit(ka, kb)
+        mir = False
+        if n < MIRROR_TRY:
+            n2, m2 = fit(ka, fb.kp(True) if isinstance(fb, Frame) else fb[1])
+            if n2 > n:
+                n, M, mir = n2, m2, True
+        counts.append(n)
+        if M is not None and n >= STEADY_INLIERS:
+            params.append(transform_params(M, mir))
+    if not counts:
+        return {"geo_inliers": nan, "geo_spread": nan}
+    spread = nan
+    if len(params) >= 2:
+        P = np.stack(params)
+        spread = float(max(P[:, 0].std(), np.hypot(P[:, 1].std(), P[:, 2].std()), P[:, 3].std()))
+    return {"geo_inliers": float(np.median(counts)), "geo_spread": spread}
+
+
+def pair_geometry(path_a: str, path_b: str, times: list[tuple[float, float]], rotation_a: int = 0,
+                  rotation_b: int = 0, cache: KeypointCache | None = None, grid_a: np.ndarray | None = None,
+                  grid_b: np.ndarray | None = None) -> dict[str, float]:
+    """:data:`GEO_FEATURES` for frame pairs at ``times`` ((t in a, t in b), seconds) of two files
+    (``grid_*``: each video's sample grid, decoded whole when short; see :class:`KeypointCache`);
+    NaN (with a debug log line) when either file cannot be read."""
+    from astradup.errors import AstradupError
+
+    c = cache or default_cache()
+    try:
+        fa = c.get(os.fspath(path_a), [t for t, _ in times], grid_a, rotation_a)
+        fb = c.get(os.fspath(path_b), [t for _, t in times], grid_b, rotation_b)
+    except (AstradupError, OSError) as exc:
+        log.debug("geometric check skipped: %s", exc)
+        return {f: float("nan") for f in GEO_FEATURES}
+    return check_frames([(fa[ta], fb[tb]) for ta, tb in times])
