@@ -19,6 +19,25 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def local_worker_config() -> dict:
+    """Dask settings for the LocalCluster's workers (features are not affected):
+
+    * Distributed starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory
+      back to the OS sooner), which also pins glibc's mmap threshold, so every array over 128 KB
+      (each video's frames, their float copies, every temporary) is a fresh mmap, page faults and
+      munmap: 22% more CPU time for extraction on short clips (benchmarks/RESULTS.md, "Short
+      clips"). The workers keep glibc's defaults instead; the thread settings stay.
+    * The workers' statistical profiler samples every thread's stack every 10 ms by default,
+      which took the GIL often enough to cost about a tenth of the extraction's CPU time; it
+      samples every 100 ms here (the performance report still has a profile, coarser).
+    """
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.interval": "100ms"}
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int | None = None) -> Iterator:
     """Yield a ``distributed.Client``.
@@ -29,6 +48,7 @@ def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int |
         gpus: start dask-cuda's LocalCUDACluster (one worker per GPU; the ``gpu`` extra).
         workers: LocalCluster worker processes (default: one per core).
     """
+    import dask
     from distributed import Client, LocalCluster
 
     # the scheduler runs in this process: keep its INFO chatter out of the user's terminal
@@ -51,10 +71,11 @@ def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int |
             cluster = LocalCUDACluster()
         else:
             n = workers or default_workers()
-            cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
+            with dask.config.set(local_worker_config()):
+                cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
         client = Client(cluster)
     try:
         link = client.dashboard_link
