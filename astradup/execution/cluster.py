@@ -32,6 +32,7 @@ def local_worker_config() -> dict:
       samples every 100 ms here (the performance report still has a profile, coarser).
     """
     import dask
+    import distributed  # noqa: F401 - registers distributed's defaults in dask.config
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
