@@ -167,10 +167,27 @@ def test_a_video_extracted_the_old_and_the_new_way_has_equal_features(clip, monk
 
 
 def test_local_workers_keep_malloc_defaults_and_one_thread():
-    from astradup.execution.cluster import local_worker_config
+    from astradup.execution.cluster import local_cluster_config
 
-    cfg = local_worker_config()
+    cfg = local_cluster_config()
     env = cfg["distributed.nanny.pre-spawn-environ"]
     assert "MALLOC_TRIM_THRESHOLD_" not in env
     assert str(env.get("OMP_NUM_THREADS")) == "1"
     assert cfg["distributed.worker.profile.interval"] == "100ms"
+
+
+def test_local_cluster_workers_get_the_settings():
+    import os
+
+    import dask
+
+    from astradup.execution.cluster import dask_client
+
+    def seen():
+        return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"),
+                dask.config.get("distributed.worker.profile.interval"),
+                dask.config.get("distributed.worker.memory.monitor-interval"))
+
+    with dask_client(workers=1) as client:
+        got = list(client.run(seen).values())
+    assert got == [(None, "1", "100ms", "1s")]
