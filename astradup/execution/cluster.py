@@ -19,6 +19,38 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def local_cluster_config() -> dict:
+    """Dask settings for the LocalCluster (scheduler in this process, one worker per core).
+    None of them changes what is computed; all were measured on the short-clip benchmark
+    (benchmarks/RESULTS.md, "Short clips"):
+
+    * Distributed starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory
+      back to the OS sooner), which also pins glibc's mmap threshold, so every array over 128 KB
+      (each video's frames, their float copies, every temporary) is a fresh mmap, page faults and
+      munmap: 22% more CPU time for extraction on short clips. The workers keep glibc's defaults
+      instead; the thread settings (one thread: ``OMP_NUM_THREADS=1`` and friends) stay.
+    * The workers' statistical profiler samples every thread's stack every 10 ms by default,
+      which took the GIL often enough to cost about a tenth of the extraction's CPU time; it
+      samples every 100 ms here (the performance report still has a profile, coarser).
+    * Housekeeping timers (event-loop tick 20 ms, memory monitor 100 ms, system monitor
+      500 ms) cost an idle two-worker cluster about 0.13 s of CPU a second, taken from the
+      extraction on a small machine; here they run at 200 ms, 1 s and 2 s (a worker over its
+      memory limit is caught within a second instead of 0.1 s).
+    """
+    import dask
+    import distributed  # noqa: F401 - registers distributed's defaults in dask.config
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {
+        "distributed.nanny.pre-spawn-environ": env,
+        "distributed.worker.profile.interval": "100ms",
+        "distributed.admin.tick.interval": "200ms",
+        "distributed.worker.memory.monitor-interval": "1s",
+        "distributed.admin.system-monitor.interval": "2s",
+    }
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int | None = None) -> Iterator:
     """Yield a ``distributed.Client``.
@@ -29,6 +61,7 @@ def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int |
         gpus: start dask-cuda's LocalCUDACluster (one worker per GPU; the ``gpu`` extra).
         workers: LocalCluster worker processes (default: one per core).
     """
+    import dask
     from distributed import Client, LocalCluster
 
     # the scheduler runs in this process: keep its INFO chatter out of the user's terminal
@@ -51,10 +84,11 @@ def dask_client(scheduler: str | None = None, gpus: bool = False, workers: int |
             cluster = LocalCUDACluster()
         else:
             n = workers or default_workers()
-            cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
+            with dask.config.set(local_cluster_config()):
+                cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
         client = Client(cluster)
     try:
         link = client.dashboard_link

