@@ -145,7 +145,7 @@ def test_the_learned_scorer_reads_the_geometric_evidence():
     assert "geo_inliers" in INCREASING and "geo_spread" not in INCREASING
 
 
-def test_scoring_a_crop_checks_it_and_a_moved_file_leaves_the_evidence_unknown(tmp_path):
+def test_scoring_a_crop_checks_it_and_a_moved_file_leaves_the_evidence_unknown(tmp_path, caplog):
     """End to end through score_pair: a cropped copy (hashes at chance) gets geometric evidence
     from its media; once a file has moved away the same pair is still scored, with NaN evidence."""
     import shutil
@@ -168,5 +168,21 @@ def test_scoring_a_crop_checks_it_and_a_moved_file_leaves_the_evidence_unknown(t
 
     geometry._CACHE = None  # a fresh process: nothing cached
     shutil.move(str(crop), str(tmp_path / "elsewhere.mp4"))
-    gone = score_pair(fa, fb, cfg).explanation["evidence"]
+    with caplog.at_level("WARNING", logger="astradup.scoring.geometry"):
+        gone = score_pair(fa, fb, cfg).explanation["evidence"]
+        score_pair(fa, fb, cfg)  # warned once per file, not once per pair
     assert gone["geo_inliers"] is None and gone["path_sim"] == ev["path_sim"]
+    warned = [r.getMessage() for r in caplog.records if "geometric check skipped" in r.getMessage()]
+    assert len(warned) == 1 and str(crop) in warned[0]
+
+
+def test_a_file_changed_since_it_was_cached_is_read_again(tmp_path):
+    import os
+
+    a = make_video(tmp_path / "a.mp4", "testsrc2", seconds=3, w=320, h=240, r=10, audio=False)
+    cache = KeypointCache()
+    first = cache.get(str(a), [0.5])[0.5].grey.copy()
+    make_video(tmp_path / "b.mp4", "mandelbrot", seconds=3, w=320, h=240, r=10, audio=False)
+    os.replace(tmp_path / "b.mp4", a)
+    again = cache.get(str(a), [0.5])[0.5].grey
+    assert not np.array_equal(first, again)

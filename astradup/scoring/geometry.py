@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 #: Evidence this module adds, in the learned scorer's column order.
 GEO_FEATURES = ("geo_inliers", "geo_spread")
 
-GEO_VERSION = 1
 WIDTH = 320  # frames are compared at this width (pixels)
 N_FEATURES = 500  # ORB keypoints per frame at most
 FAST_THRESHOLD = 12
@@ -109,7 +108,15 @@ class KeypointCache:
         self.max_bytes, self.grid_max, self.inset = max_bytes, grid_max, inset
         self._frames: OrderedDict[str, dict[float, np.ndarray]] = OrderedDict()
         self._kps: dict[tuple[str, float, bool], Keypoints] = {}
+        self._stamps: dict[str, tuple[int, int]] = {}
         self._bytes = 0
+        self.unreadable: set[str] = set()  # files already reported as unreadable
+
+    def _drop(self, path: str) -> None:
+        frames = self._frames.pop(path, None)
+        if frames is not None:
+            self._bytes -= sum(g.nbytes for g in frames.values())
+            self._kps = {k: v for k, v in self._kps.items() if k[0] != path}
 
     @staticmethod
     def _t(t: float) -> float:
@@ -118,6 +125,11 @@ class KeypointCache:
     def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int) -> dict[float, np.ndarray]:
         from astradup.media.decode import frames_at
 
+        st = os.stat(path)  # a file changed since it was cached is decoded again
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._stamps.get(path) != stamp:
+            self._drop(path)
+            self._stamps[path] = stamp
         have = self._frames.get(path)
         want = [self._t(t) for t in times]
         if have is not None and all(t in have for t in want):
@@ -135,9 +147,7 @@ class KeypointCache:
         self._frames[path] = merged
         self._frames.move_to_end(path)
         while self._bytes > self.max_bytes and len(self._frames) > 1:
-            old, frames = self._frames.popitem(last=False)
-            self._bytes -= sum(g.nbytes for g in frames.values())
-            self._kps = {k: v for k, v in self._kps.items() if k[0] != old}
+            self._drop(next(iter(self._frames)))
         return merged
 
     def get(self, path: str, times: list[float], grid: np.ndarray | None = None, rotation: int = 0) -> dict[float, Frame]:
@@ -252,7 +262,8 @@ def pair_geometry(path_a: str, path_b: str, times: list[tuple[float, float]], ro
                   grid_b: np.ndarray | None = None) -> dict[str, float]:
     """:data:`GEO_FEATURES` for frame pairs at ``times`` ((t in a, t in b), seconds) of two files
     (``grid_*``: each video's sample grid, decoded whole when short; see :class:`KeypointCache`);
-    NaN (with a debug log line) when either file cannot be read."""
+    NaN when either file cannot be read (moved, deleted or damaged since it was indexed: one
+    warning per file and process, naming it; the pair is still scored on its stored features)."""
     from astradup.errors import AstradupError
 
     c = cache or default_cache()
@@ -260,6 +271,9 @@ def pair_geometry(path_a: str, path_b: str, times: list[tuple[float, float]], ro
         fa = c.get(os.fspath(path_a), [t for t, _ in times], grid_a, rotation_a)
         fb = c.get(os.fspath(path_b), [t for _, t in times], grid_b, rotation_b)
     except (AstradupError, OSError) as exc:
-        log.debug("geometric check skipped: %s", exc)
+        bad = getattr(exc, "filename", None) or getattr(exc, "path", None) or f"{path_a} or {path_b}"
+        if str(bad) not in c.unreadable:
+            c.unreadable.add(str(bad))
+            log.warning("geometric check skipped for pairs with %s (%s); they are scored without it", bad, exc)
         return {f: float("nan") for f in GEO_FEATURES}
     return check_frames([(fa[ta], fb[tb]) for ta, tb in times])
