@@ -109,7 +109,6 @@ def test_geometry_compares_the_inset_not_the_frame_around_it():
     """The geometric check cuts frames to what the features describe: the inset of a
     picture-in-picture copy matches its source's keypoints far better than the whole frame."""
     from astradup.scoring.geometry import check_frames, crop_to_content, keypoints
-
     from tests.test_geometry import texture
 
     src = np.stack([texture(40 + k) for k in range(6)])  # 6 frames, 240 x 320, detail at many scales

@@ -323,7 +323,7 @@ def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.nda
 SEEK_AHEAD = 2.0  # seconds: a target further ahead than this is reached by seeking, not decoding
 
 
-def frames_at(path: str | os.PathLike[str], times: "np.ndarray | list[float]", width: int = 320,
+def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], width: int = 320,
               gray: bool = True, rotation: int = 0, skip_nonref: bool = False) -> dict[float, np.ndarray]:
     """The frames shown at ``times`` (seconds), scaled to ``width`` pixels wide (aspect kept;
     ``rotation`` applied), grey (H, W) or RGB (H, W, 3) uint8, in one pass: a target

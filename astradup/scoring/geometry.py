@@ -63,9 +63,9 @@ def keypoints(gray: np.ndarray) -> Keypoints:
     """ORB keypoints of a grey uint8 frame."""
     import cv2
 
-    orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=FAST_THRESHOLD)
+    orb = cv2.ORB.create(nfeatures=N_FEATURES, fastThreshold=FAST_THRESHOLD)
     kps, desc = orb.detectAndCompute(np.ascontiguousarray(gray), None)
-    pts = np.float32([k.pt for k in kps]) if kps else np.zeros((0, 2), np.float32)
+    pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
     return Keypoints(pts, desc)
 
 
@@ -74,7 +74,7 @@ def fit(ka: Keypoints, kb: Keypoints) -> tuple[int, np.ndarray | None]:
     (ratio-tested Hamming matches), and that transform (2x3) or None when none was found."""
     import cv2
 
-    if len(ka) < 2 or len(kb) < 2:
+    if ka.desc is None or kb.desc is None or len(ka) < 2 or len(kb) < 2:
         return 0, None
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(ka.desc, kb.desc, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
@@ -137,7 +137,7 @@ class KeypointCache:
             return have
         todo = set(want) - set(have or {})
         whole = have is None and grid is not None and 2 <= len(grid) <= self.grid_max
-        if whole:
+        if whole and grid is not None:
             todo |= {self._t(t) for t in grid}
         got = frames_at(path, sorted(todo), width=WIDTH, gray=True, rotation=rotation, skip_nonref=True)
         if whole:  # the picture the features describe: bars cut, an inset cut out (as indexed)
