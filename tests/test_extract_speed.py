@@ -7,6 +7,8 @@ detector; ``frames.max(axis=3)`` for the border box; and a whole video extracted
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -58,8 +60,9 @@ def _old_inset_box(frames: np.ndarray, monkeypatch) -> tuple[int, int, int, int]
 
 def _old_way(monkeypatch) -> None:
     """Decode as before: a new swscale context per frame, FFmpeg's default decoder threads."""
+    probe_mod = importlib.import_module("astradup.media.probe")  # the package's `probe` names the function
     monkeypatch.setattr(dec._Scaler, "__call__", lambda self, frame: frame.to_ndarray(width=self.size, height=self.size, format="rgb24"))
-    monkeypatch.setattr(dec, "decoder_threads", lambda: 0)
+    monkeypatch.setattr(probe_mod, "decoder_threads", lambda: 0)
 
 
 # -- inset detector and border box ----------------------------------------------------------------

@@ -178,16 +178,22 @@ def _crop_resize(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarr
     return out
 
 
+def _content(frames: np.ndarray, inset: bool) -> tuple[tuple[int, int, int, int], np.ndarray, tuple[int, int, int, int] | None]:
+    """The steps :func:`content_frames` and :func:`content_box` share: the picture's box inside
+    letterbox/pillarbox bars, the frames cut to it and scaled back, and (with ``inset``) the
+    picture-in-picture inset's box within those, or None."""
+    h, w = frames.shape[1], frames.shape[2]
+    border = border_box(frames)
+    inner = frames if border == (0, h, 0, w) else _crop_resize(frames, border)
+    return border, inner, (inset_box(inner) if inset else None)
+
+
 def content_frames(frames: np.ndarray, inset: bool = True) -> np.ndarray:
     """The picture the features describe: letterbox/pillarbox bars cut (:func:`trim_borders`),
     then, with ``inset``, a picture-in-picture inset (:func:`inset_box`) cut out and scaled back
     to the frames' size, so the copy inside another video's frame matches its source."""
-    out = trim_borders(frames)
-    if inset:
-        box = inset_box(out)
-        if box is not None:
-            out = _crop_resize(out, box)
-    return out
+    _, out, box = _content(frames, inset)
+    return out if box is None else _crop_resize(out, box)
 
 
 def content_box(frames: np.ndarray, inset: bool = True) -> tuple[float, float, float, float]:
@@ -195,12 +201,8 @@ def content_box(frames: np.ndarray, inset: bool = True) -> tuple[float, float, f
     the frame: inside letterbox/pillarbox bars and, with ``inset``, the picture-in-picture inset
     within that. ``frames``: (N, H, W, 3) as sampled (or grey stacked three times)."""
     h, w = frames.shape[1], frames.shape[2]
-    top, bottom, left, right = border_box(frames)
-    box = (top / h, bottom / h, left / w, right / w)
-    if inset:
-        inner = frames if (top, bottom, left, right) == (0, h, 0, w) else _crop_resize(frames, (top, bottom, left, right))
-        ib = inset_box(inner)
-        if ib is not None:
-            t, b, l_, r = box
-            box = (t + (b - t) * ib[0] / h, t + (b - t) * ib[1] / h, l_ + (r - l_) * ib[2] / w, l_ + (r - l_) * ib[3] / w)
-    return box
+    (top, bottom, left, right), _, ib = _content(frames, inset)
+    t, b, l_, r = top / h, bottom / h, left / w, right / w
+    if ib is None:
+        return t, b, l_, r
+    return t + (b - t) * ib[0] / h, t + (b - t) * ib[1] / h, l_ + (r - l_) * ib[2] / w, l_ + (r - l_) * ib[3] / w

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from astradup.errors import DecodeError, MediaError, UnknownBackendError
-from astradup.media.probe import _open
+from astradup.media.probe import _open, decoder_threads, set_threads  # noqa: F401 - decoder_threads re-exported
 
 log = logging.getLogger(__name__)
 
@@ -62,38 +62,20 @@ class Decoder(ABC):
         """Decode ``path`` and return frames near each sample time."""
 
 
-def decoder_threads() -> int:
-    """Threads for FFmpeg's video decoder: ``OMP_NUM_THREADS`` when set (Dask workers set 1: one
-    worker per core, so decoder threads would only contend), else 0 (FFmpeg's choice, one per
-    core). Threading changes only the speed: H.264 and the other codecs decode bit-exactly with
-    any thread count."""
-    try:
-        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
-    except ValueError:
-        return 0
-
-
-def _set_threads(vs) -> None:
-    """Frame-and-slice threading (``AUTO``) with :func:`decoder_threads` threads."""
-    vs.thread_type = "AUTO"
-    n = decoder_threads()
-    if n:
-        vs.thread_count = n
-
-
 class _Scaler:
-    """Frames to small RGB arrays through one reused swscale context: the same pixels as
-    ``frame.to_ndarray(width=, height=, format="rgb24")`` (which sets up a new context for every
-    frame, about twice the cost of the conversion itself at 160 pixels)."""
+    """Frames to small arrays through one reused swscale context: the same pixels as
+    ``frame.to_ndarray(width=, height=, format=)`` (which sets up a new context for every frame,
+    about twice the cost of the conversion itself at 160 pixels). ``size`` wide, ``height`` high
+    (default: square), ``fmt`` "rgb24" or "gray"."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, height: int | None = None, fmt: str = "rgb24"):
         from av.video.reformatter import VideoReformatter
 
-        self.size = size
+        self.size, self.height, self.fmt = size, height or size, fmt
         self._r = VideoReformatter()
 
     def __call__(self, frame) -> np.ndarray:
-        return self._r.reformat(frame, width=self.size, height=self.size, format="rgb24").to_ndarray()
+        return self._r.reformat(frame, width=self.size, height=self.height, format=self.fmt).to_ndarray()
 
 
 def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
@@ -118,7 +100,7 @@ class PyAVDecoder(Decoder):
         container = _open(path)
         try:
             vs = container.streams.video[0]
-            _set_threads(vs)
+            set_threads(vs)
             scale = _Scaler(self.size)
             if self.skip_nonref:
                 vs.codec_context.skip_frame = "NONREF"
@@ -261,7 +243,7 @@ def sample_keyframes(
     container = _open(p)
     try:
         vs = container.streams.video[0]
-        _set_threads(vs)
+        set_threads(vs)
         vs.codec_context.skip_frame = "NONKEY"
         scale = _Scaler(size)
         tb = float(vs.time_base) if vs.time_base else 0.0
@@ -343,7 +325,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
     container = _open(p)
     try:
         vs = container.streams.video[0]
-        vs.thread_type = "AUTO"
+        set_threads(vs)
         if skip_nonref:
             vs.codec_context.skip_frame = "NONREF"
         tb = float(vs.time_base) if vs.time_base else 0.0
@@ -351,7 +333,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
         cw, ch = vs.codec_context.width or width, vs.codec_context.height or width
         w = max(2, int(width) // 2 * 2)
         h = max(2, int(round(w * ch / max(cw, 1))) // 2 * 2)
-        fmt = "gray" if gray else "rgb24"
+        scale = _Scaler(w, h, "gray" if gray else "rgb24")
         last_t, last = -np.inf, None
         frames = None
         sought = -1  # index of the target last sought to
@@ -370,7 +352,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
                     continue
                 last_t, last = frame.pts * tb - start, frame
                 while ti < len(targets) and last_t >= targets[ti] - 1e-3:
-                    out[targets[ti]] = _rotate(frame.to_ndarray(width=w, height=h, format=fmt)[None], rotation)[0]
+                    out[targets[ti]] = _rotate(scale(frame)[None], rotation)[0]
                     ti += 1
         except Exception as exc:  # noqa: BLE001 - corrupt packets mid-stream
             if last is None:
@@ -379,7 +361,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
         if last is None:
             raise DecodeError(p, "no video frame could be decoded")
         for t in targets[ti:]:  # past the end of the stream
-            out[t] = _rotate(last.to_ndarray(width=w, height=h, format=fmt)[None], rotation)[0]
+            out[t] = _rotate(scale(last)[None], rotation)[0]
         return out
     finally:
         container.close()

@@ -51,6 +51,25 @@ class MediaInfo:
         return asdict(self)
 
 
+def decoder_threads() -> int:
+    """Threads for FFmpeg's video decoder: ``OMP_NUM_THREADS`` when set (Dask workers set 1: one
+    worker per core, so decoder threads would only contend), else 0 (FFmpeg's choice, one per
+    core). Threading changes only the speed: H.264 and the other codecs decode bit-exactly with
+    any thread count."""
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
+def set_threads(vs) -> None:
+    """Frame-and-slice threading (``AUTO``) with :func:`decoder_threads` threads."""
+    vs.thread_type = "AUTO"
+    n = decoder_threads()
+    if n:
+        vs.thread_count = n
+
+
 def _open(path: str):
     import av
 
@@ -130,9 +149,7 @@ def probe(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) ->
             duration = container.duration / 1_000_000
         rotation = 0
         try:
-            from astradup.media.decode import _set_threads
-
-            _set_threads(vs)
+            set_threads(vs)
             first = next(container.decode(video=0))
             rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
         except StopIteration as exc:

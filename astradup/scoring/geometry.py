@@ -101,32 +101,35 @@ class KeypointCache:
     process (:func:`default_cache`).
 
     A video is decoded once: at every time of its sample grid (the timestamps its features were
-    sampled at) when the grid has at most ``grid_max`` frames, else at the times asked for.
-    Keypoints are computed when first asked for."""
+    sampled at) when the grid has at most ``grid_max`` frames, and then cut to the picture its
+    features describe (:func:`crop_to_content`); a longer video is decoded at the times asked for
+    and compared whole (bars and insets are decided over the whole grid). Keypoints are computed
+    when first asked for."""
 
-    def __init__(self, max_bytes: int = 256 << 20, grid_max: int = 240, inset: bool = True):
-        self.max_bytes, self.grid_max, self.inset = max_bytes, grid_max, inset
+    def __init__(self, max_bytes: int = 256 << 20, grid_max: int = 240):
+        self.max_bytes, self.grid_max = max_bytes, grid_max
         self._frames: OrderedDict[str, dict[float, np.ndarray]] = OrderedDict()
-        self._kps: dict[tuple[str, float, bool], Keypoints] = {}
-        self._stamps: dict[str, tuple[int, int]] = {}
+        self._kps: dict[str, dict[tuple[float, bool], Keypoints]] = {}  # by file, then (time, mirrored)
+        self._stamps: dict[str, tuple[int, int, bool]] = {}  # file's mtime and size, inset setting
         self._bytes = 0
         self.unreadable: set[str] = set()  # files already reported as unreadable
 
     def _drop(self, path: str) -> None:
         frames = self._frames.pop(path, None)
+        self._kps.pop(path, None)
         if frames is not None:
             self._bytes -= sum(g.nbytes for g in frames.values())
-            self._kps = {k: v for k, v in self._kps.items() if k[0] != path}
 
     @staticmethod
     def _t(t: float) -> float:
         return round(float(t), 4)
 
-    def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int) -> dict[float, np.ndarray]:
+    def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int,
+              inset: bool) -> dict[float, np.ndarray]:
         from astradup.media.decode import frames_at
 
-        st = os.stat(path)  # a file changed since it was cached is decoded again
-        stamp = (st.st_mtime_ns, st.st_size)
+        st = os.stat(path)  # a file changed since it was cached (or asked for with another inset setting) is decoded again
+        stamp = (st.st_mtime_ns, st.st_size, inset)
         if self._stamps.get(path) != stamp:
             self._drop(path)
             self._stamps[path] = stamp
@@ -141,7 +144,7 @@ class KeypointCache:
             todo |= {self._t(t) for t in grid}
         got = frames_at(path, sorted(todo), width=WIDTH, gray=True, rotation=rotation, skip_nonref=True)
         if whole:  # the picture the features describe: bars cut, an inset cut out (as indexed)
-            got = crop_to_content(got, self.inset)
+            got = crop_to_content(got, inset)
         merged = {**(have or {}), **{self._t(t): g for t, g in got.items()}}
         self._bytes += sum(g.nbytes for g in got.values())
         self._frames[path] = merged
@@ -150,17 +153,19 @@ class KeypointCache:
             self._drop(next(iter(self._frames)))
         return merged
 
-    def get(self, path: str, times: list[float], grid: np.ndarray | None = None, rotation: int = 0) -> dict[float, Frame]:
-        """The frames at ``times`` (lazy keypoints; see :class:`Frame`). Raises
+    def get(self, path: str, times: list[float], grid: np.ndarray | None = None, rotation: int = 0,
+            inset: bool = True) -> dict[float, Frame]:
+        """The frames at ``times`` (lazy keypoints; see :class:`Frame`); ``inset``: cut out a
+        picture-in-picture inset as ``sampling.inset`` does. Raises
         :class:`astradup.errors.MediaError` when the file cannot be decoded."""
-        frames = self._load(path, times, grid, rotation)
+        frames = self._load(path, times, grid, rotation, inset)
         return {t: Frame(self, path, self._t(t), frames[self._t(t)]) for t in times}
 
     def keypoints(self, path: str, t: float, grey: np.ndarray, mirrored: bool) -> Keypoints:
-        k = (path, t, mirrored)
-        if k not in self._kps:
-            self._kps[k] = keypoints(np.ascontiguousarray(grey[:, ::-1]) if mirrored else grey)
-        return self._kps[k]
+        per_file = self._kps.setdefault(path, {})
+        if (t, mirrored) not in per_file:
+            per_file[(t, mirrored)] = keypoints(np.ascontiguousarray(grey[:, ::-1]) if mirrored else grey)
+        return per_file[(t, mirrored)]
 
 
 def crop_to_content(frames: dict[float, np.ndarray], inset: bool = True) -> dict[float, np.ndarray]:
@@ -259,17 +264,18 @@ def check_frames(pairs: list[tuple[Frame | tuple[Keypoints, Keypoints], Frame | 
 
 def pair_geometry(path_a: str, path_b: str, times: list[tuple[float, float]], rotation_a: int = 0,
                   rotation_b: int = 0, cache: KeypointCache | None = None, grid_a: np.ndarray | None = None,
-                  grid_b: np.ndarray | None = None) -> dict[str, float]:
+                  grid_b: np.ndarray | None = None, inset: bool = True) -> dict[str, float]:
     """:data:`GEO_FEATURES` for frame pairs at ``times`` ((t in a, t in b), seconds) of two files
-    (``grid_*``: each video's sample grid, decoded whole when short; see :class:`KeypointCache`);
+    (``grid_*``: each video's sample grid, decoded whole when short; ``inset``: the
+    ``sampling.inset`` the features were made with; see :class:`KeypointCache`);
     NaN when either file cannot be read (moved, deleted or damaged since it was indexed: one
     warning per file and process, naming it; the pair is still scored on its stored features)."""
     from astradup.errors import AstradupError
 
     c = cache or default_cache()
     try:
-        fa = c.get(os.fspath(path_a), [t for t, _ in times], grid_a, rotation_a)
-        fb = c.get(os.fspath(path_b), [t for _, t in times], grid_b, rotation_b)
+        fa = c.get(os.fspath(path_a), [t for t, _ in times], grid_a, rotation_a, inset)
+        fb = c.get(os.fspath(path_b), [t for _, t in times], grid_b, rotation_b, inset)
     except (AstradupError, OSError) as exc:
         bad = getattr(exc, "filename", None) or getattr(exc, "path", None) or f"{path_a} or {path_b}"
         if str(bad) not in c.unreadable:

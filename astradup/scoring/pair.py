@@ -90,8 +90,9 @@ def score_pair(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairS
 def score_pairs(pairs: list[tuple[VideoFeatures, VideoFeatures]], cfg: AstradupConfig) -> list[PairScore]:
     """:func:`score_pair` of many pairs, with the learned scorer's model run once over all of them.
     Pairs the hashes do not confirm are checked geometrically first (:func:`add_geometry`)."""
-    out = [_rule_score(a, b, cfg) for a, b in pairs]
-    add_geometry(pairs, out, cfg)
+    scored = [_rule_score(a, b, cfg) for a, b in pairs]
+    out = [ps for ps, _ in scored]
+    add_geometry(pairs, out, [probes for _, probes in scored], cfg)
     if cfg.fusion.scorer == "learned" and out:
         apply_model(out, cfg)
     return out
@@ -109,18 +110,19 @@ def needs_geometry(ev: dict[str, Any], cfg: AstradupConfig) -> bool:
     return (hit is None or not hit >= m.geometric_hash_hit) and sim is not None and sim >= m.min_candidate_sim
 
 
-def add_geometry(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[PairScore], cfg: AstradupConfig) -> None:
+def add_geometry(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[PairScore],
+                 probes: list[list[tuple[float, float]]], cfg: AstradupConfig) -> None:
     """Fill ``geo_*`` evidence (:mod:`astradup.scoring.geometry`) of the pairs that need it (in
-    place), decoding the probe frames from the media files; others keep NaN."""
+    place), decoding each pair's probe frames (``VisualResult.probes``) from the media files;
+    others keep NaN."""
     from astradup.scoring.geometry import GEO_FEATURES, pair_geometry
 
-    for (a, b), ps in zip(pairs, scores):
+    for (a, b), ps, times in zip(pairs, scores, probes):
         ev = ps.explanation["evidence"]
-        probes = ps.explanation.pop("_probes", [])
-        if not probes or not needs_geometry(ev, cfg):
+        if not times or not needs_geometry(ev, cfg):
             continue
-        geo = pair_geometry(a.path, b.path, probes, int(a.info.get("rotation") or 0), int(b.info.get("rotation") or 0),
-                            grid_a=a.timestamps, grid_b=b.timestamps)
+        geo = pair_geometry(a.path, b.path, times, int(a.info.get("rotation") or 0), int(b.info.get("rotation") or 0),
+                            grid_a=a.timestamps, grid_b=b.timestamps, inset=cfg.sampling.inset)
         ev.update({k: _r(geo[k], 5) for k in GEO_FEATURES})
 
 
@@ -154,8 +156,9 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                                      "exact_allowed": bool(ok[k]), "drivers": drivers[k]}
 
 
-def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> PairScore:
-    """The rule-based verdict (modalities, fusion, band) and the evidence the learned scorer reads."""
+def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> tuple[PairScore, list[tuple[float, float]]]:
+    """The rule-based verdict (modalities, fusion, band) and the evidence the learned scorer reads,
+    with the aligned path's probe times for the geometric check (:func:`add_geometry`)."""
     vis = visual_similarity(a, b, cfg.match, cfg.fusion)
     aud, offset = audio_similarity(a.audio, b.audio)
     meta_raw = metadata_similarity(a, b)
@@ -194,7 +197,6 @@ def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> Pair
         },
         "evidence": {k: _r(v, 5) for k, v in evidence.items()},
         "top_frames": [] if al is None else [[_r(ta, 2), _r(tb, 2), _r(s)] for ta, tb, s in al.top_frames],
-        "_probes": vis.probes,  # taken out again by add_geometry
     }
     return PairScore(
         score=round(fused.score, 6),
@@ -209,7 +211,7 @@ def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> Pair
         b_end=_r(al.b_end, 3) if al else None,
         partial=partial,
         explanation=explanation,
-    )
+    ), vis.probes
 
 
 def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:

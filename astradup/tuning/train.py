@@ -160,7 +160,7 @@ def train_pair_model(
                      "n_videos": len(videos), "seed": seed, "refit_on_all_rows": bool(refit or holdout <= 0)},
         "heldout": heldout,
         "bands_used_for_heldout_labels": {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar},
-        # the probability the held-out pairs were OPERATING_PRECISION pure from: scored onto "near"
+        # the probability from which the held-out pairs were `precision` pure: scored onto "near"
         "operating_point": {"near_p": near_p, "precision": op_precision, "min_recall": OPERATING_MIN_RECALL,
                             "measured_on": f"held-out videos of the training data ({holdout:.0%}, by source group)"},
     }
