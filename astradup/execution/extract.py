@@ -15,7 +15,7 @@ import numpy as np
 
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, NoAudioStreamError
-from astradup.features.audio import audio_features, stream_audio_features
+from astradup.features.audio import AudioFeatures, audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import video_descriptor
 from astradup.features.preprocess import content_frames
@@ -54,22 +54,58 @@ def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
     return make_extractor(f.embedding, **params)  # type: ignore[return-value]
 
 
-def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
-    """Probe, sample, hash, embed and fingerprint one file. Bad files come back as ``Failure``."""
+def _audio(path: str, has_audio: bool, cfg: AstradupConfig) -> tuple[AudioFeatures | None, float]:
+    """The audio features of one file (None when ``features.audio`` is off) and the seconds taken."""
+    t0 = time.perf_counter()
+    aud = None
+    if cfg.features.audio:
+        rate = cfg.sampling.audio_rate
+        if has_audio:
+            try:
+                aud = stream_audio_features(iter_audio(path, rate, MAX_AUDIO_SECONDS), rate,
+                                            make_extractor("chromaprint"))  # type: ignore[arg-type]
+            except NoAudioStreamError:
+                aud = audio_features(None, rate)
+            except AstradupError as exc:
+                log.warning("%s: audio unusable (%s); audio features marked failed", path, exc)
+                aud = audio_features(None, rate)
+                aud.status = "failed"
+        else:
+            aud = audio_features(None, rate)
+    return aud, time.perf_counter() - t0
+
+
+def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeatures | Failure:
+    """Probe, sample, hash, embed and fingerprint one file. Bad files come back as ``Failure``.
+
+    ``threads`` > 1 is for one file on an otherwise idle machine (a query): the audio is
+    extracted in a thread while the video decodes, and the video is decoded in ``threads``
+    stretches at once (:class:`astradup.media.decode.PyAVDecoder`'s ``segments``). The features
+    are the same as with one thread; only ``timings`` differ (``audio`` then overlaps the others).
+    Dask workers keep the default: one file per core already uses every core.
+    """
     stage = "probe"
     timings: dict[str, float] = {}
+    pool = None
     try:
         t0 = time.perf_counter()
         info = probe(path, max_pixels=cfg.sampling.max_pixels)
         tp = time.perf_counter()
         timings["probe"] = tp - t0
+        audio_job = None
+        if threads > 1 and cfg.features.audio and info.has_audio:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(1)
+            audio_job = pool.submit(_audio, path, info.has_audio, cfg)
         stage = "decode"
         s = cfg.sampling
         sample = None
         if s.keyframes_only:
             sample = sample_keyframes(path, info.duration, s.frame_size, s.max_frames, info.rotation)
         if sample is None:
-            sample = sample_frames(path, info.duration, s.rate(info.duration), s.frame_size, s.decoder, s.max_frames, info.rotation)
+            sample = sample_frames(path, info.duration, s.rate(info.duration), s.frame_size, s.decoder, s.max_frames,
+                                   info.rotation, segments=max(1, threads))
         frames = content_frames(sample.frames, inset=s.inset)
         t1 = time.perf_counter()
         timings["decode"] = t1 - tp
@@ -93,21 +129,7 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
         t3 = time.perf_counter()
         timings["embed"] = t3 - t2
         stage = "audio"
-        aud = None
-        if cfg.features.audio:
-            if info.has_audio:
-                try:
-                    aud = stream_audio_features(iter_audio(path, s.audio_rate, MAX_AUDIO_SECONDS), s.audio_rate,
-                                                make_extractor("chromaprint"))  # type: ignore[arg-type]
-                except NoAudioStreamError:
-                    aud = audio_features(None, s.audio_rate)
-                except AstradupError as exc:
-                    log.warning("%s: audio unusable (%s); audio features marked failed", path, exc)
-                    aud = audio_features(None, s.audio_rate)
-                    aud.status = "failed"
-            else:
-                aud = audio_features(None, s.audio_rate)
-        timings["audio"] = time.perf_counter() - t3
+        aud, timings["audio"] = audio_job.result() if audio_job is not None else _audio(path, info.has_audio, cfg)
         return VideoFeatures(
             path=path,
             info=info.to_dict(),
@@ -126,3 +148,6 @@ def extract_video(path: str, cfg: AstradupConfig) -> VideoFeatures | Failure:
     except Exception as exc:  # noqa: BLE001 - any crash on one file is recorded, the run goes on
         log.debug("unexpected error on %s:\n%s", path, traceback.format_exc())
         return Failure(path, stage, type(exc).__name__, f"{path}: unexpected {type(exc).__name__} during {stage}: {exc}")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)  # a failed decode still waits for the audio thread

@@ -214,9 +214,25 @@ def query_features(query: VideoFeatures, qi: QueryIndex, st: Store, config: Astr
     return verify_query(query, name or query.path, cand, feats, names, cfg, min_score, top)
 
 
+def query_threads() -> int:
+    """Threads one query's extraction uses: ``OMP_NUM_THREADS`` when set (a Dask worker's 1),
+    else every core this process may run on."""
+    from astradup.media.probe import decoder_threads
+
+    n = decoder_threads()
+    if n:
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def extract_query(path: str | os.PathLike[str], config: AstradupConfig | None = None) -> VideoFeatures:
-    """Extract one query video; a bad file raises :class:`MediaError` naming it and the problem."""
-    res = extract_video(os.fspath(path), config or AstradupConfig())
+    """Extract one query video with :func:`query_threads` threads (the features equal those
+    ``astradup index`` stores for the file); a bad file raises :class:`MediaError` naming it and
+    the problem."""
+    res = extract_video(os.fspath(path), config or AstradupConfig(), threads=query_threads())
     if isinstance(res, Failure):
         raise MediaError(res.path, res.message.split(": ", 1)[-1])
     return res

@@ -24,6 +24,7 @@ import pandas as pd
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, MediaError, StoreError
 from astradup.execution.extract import Failure, extract_video
+from astradup.execution.query import extract_query
 from astradup.execution.run_metrics import export_quietly
 from astradup.execution.stages import (
     DASK_MATCH_ABOVE,
@@ -379,15 +380,16 @@ def run_query(
     queries many times keeps it; it is read from disk when None. Up to ``3 * top`` candidates are
     verified; one the store no longer holds (removed by a later index run) is left out. The
     result's ``attrs`` hold ``candidates`` (the video ids the search proposed, most votes first),
-    ``query`` (``n_frames`` sampled, ``decoder``) and ``seconds``: the time of each stage
+    ``query`` (``n_frames`` sampled, ``decoder``, and ``seconds``: the extraction's own steps,
+    ``probe``, ``decode``, ``hash``, ``embed``, ``audio``, the audio overlapping the others as the
+    query is extracted with every core (:func:`astradup.execution.query.extract_query`)) and
+    ``seconds``: the time of each stage
     (``extract``, ``load_index``, ``project``, ``search``, ``load`` (candidates' features from the
     store), ``verify``) and the ``total``.
     """
     cfg = config or AstradupConfig()
     t0 = time.perf_counter()
-    query = extract_video(os.fspath(path), cfg)  # extract
-    if isinstance(query, Failure):
-        raise MediaError(query.path, query.message.split(": ", 1)[-1])
+    query = extract_query(path, cfg)  # extract, with every core
     if query.embeddings is None:
         raise AstradupError("query needs frame embeddings (features.embedding is empty)")
     t1 = time.perf_counter()
@@ -408,7 +410,7 @@ def run_query(
     out = verify_query(query, to_text(path), held, feats, names, cfg, min_score, top)  # verify
     t6 = time.perf_counter()
     out.attrs["candidates"] = cand
-    out.attrs["query"] = {"n_frames": int(query.n_frames), "decoder": query.decoder}
+    out.attrs["query"] = {"n_frames": int(query.n_frames), "decoder": query.decoder, "seconds": dict(query.timings)}
     out.attrs["seconds"] = {"extract": t1 - t0, "load_index": t2 - t1, "project": t3 - t2, "search": t4 - t3,
                             "load": t5 - t4, "verify": t6 - t5, "total": t6 - t0}
     return out

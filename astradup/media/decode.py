@@ -88,15 +88,34 @@ class PyAVDecoder(Decoder):
 
     ``skip_nonref=True`` asks FFmpeg to skip non-reference frames (most B-frames), which are
     never needed at 1 fps sampling; frames are then taken at the nearest decoded time.
+
+    ``segments`` > 1 splits the file at keyframes into that many stretches decoded at once, each
+    in its own thread with its own decoder (PyAV releases the GIL while FFmpeg decodes): a single
+    query uses every core without the frame threads' hand-offs. A stretch starts at a keyframe, so
+    its frames are those a decode from the start gives, and each sample time is served by the
+    stretch that holds the frames around it: the result equals ``segments=1`` exactly. A file that
+    cannot be split (too few keyframes, a seek that lands off a keyframe, any decoding error) is
+    decoded in one pass instead.
     """
 
     name = "pyav"
 
-    def __init__(self, fps: float = 1.0, size: int = 160, max_frames: int = 1800, skip_nonref: bool = True):
+    def __init__(self, fps: float = 1.0, size: int = 160, max_frames: int = 1800, skip_nonref: bool = True,
+                 segments: int = 1):
         super().__init__(fps, size, max_frames)
         self.skip_nonref = skip_nonref
+        self.segments = segments
 
     def sample(self, path: str, duration: float, rotation: int = 0) -> FrameSample:
+        targets = _targets(duration, self.fps, self.max_frames)
+        if self.segments > 1 and len(targets) >= 2 * self.segments:
+            try:
+                got = self._sample_segments(path, targets, duration)
+            except Exception as exc:  # noqa: BLE001 - the one-pass decode below reports a bad file
+                log.debug("%s: split decoding failed (%s: %s); decoding in one pass", path, type(exc).__name__, exc)
+                got = None
+            if got is not None:
+                return FrameSample(np.asarray(got[0], dtype=np.float64), _rotate(np.stack(got[1]), rotation), self.name)
         container = _open(path)
         try:
             vs = container.streams.video[0]
@@ -106,7 +125,6 @@ class PyAVDecoder(Decoder):
                 vs.codec_context.skip_frame = "NONREF"
             tb = float(vs.time_base) if vs.time_base else 0.0
             start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
-            targets = _targets(duration, self.fps, self.max_frames)
             out_t: list[float] = []
             out_f: list[np.ndarray] = []
             ti = 0
@@ -116,17 +134,9 @@ class PyAVDecoder(Decoder):
                     if frame.pts is None:
                         continue
                     t = frame.pts * tb - start
-                    while ti < len(targets) and t >= targets[ti]:
-                        # take whichever of prev/current is closer to the target
-                        use_prev = prev is not None and abs(prev[0] - targets[ti]) < abs(t - targets[ti])
-                        pt, pf = prev if (use_prev and prev is not None) else (t, frame)
-                        if not out_t or pt > out_t[-1]:
-                            out_t.append(pt)
-                            out_f.append(scale(pf))
-                        ti += 1
+                    ti, prev = _take(t, frame, prev, targets, ti, out_t, out_f, scale)
                     if ti >= len(targets):
                         break
-                    prev = (t, frame)
             except Exception as exc:  # noqa: BLE001 - corrupt packets mid-stream
                 if not out_f:
                     raise DecodeError(path, f"decoding failed before any frame ({exc})") from exc
@@ -140,6 +150,103 @@ class PyAVDecoder(Decoder):
             return FrameSample(np.asarray(out_t, dtype=np.float64), frames, self.name)
         finally:
             container.close()
+
+    def _sample_segments(self, path: str, targets: np.ndarray, duration: float) -> tuple[list, list] | None:
+        """Frames for ``targets`` decoded in up to ``segments`` stretches at once, or None when
+        the file has too few keyframes to split (then the caller decodes in one pass)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        container = _open(path)
+        try:
+            vs = container.streams.video[0]
+            tb = float(vs.time_base) if vs.time_base else 0.0
+            if not tb or not duration > 0:
+                return None
+            first = vs.start_time or 0
+            starts: list[int] = []  # pts of the keyframe each later stretch starts at
+            for j in range(1, self.segments):
+                container.seek(first + int(j * duration / self.segments / tb), stream=vs, backward=True, any_frame=False)
+                pkt = next((p for p in container.demux(vs) if p.pts is not None), None)
+                if pkt is None or not pkt.is_keyframe:
+                    return None
+                if pkt.pts > (starts[-1] if starts else first):
+                    starts.append(int(pkt.pts))
+        finally:
+            container.close()
+        # stretch j serves the targets after its keyframe and up to the next stretch's keyframe:
+        # the frame taken for such a target and the frame before it are both at or after the keyframe
+        bounds = [(p - first) * tb for p in starts]
+        edges = np.searchsorted(targets, bounds, side="right")
+        parts: list[tuple[int | None, np.ndarray]] = [(None, targets[: edges[0]] if len(edges) else targets)]
+        parts += [(starts[j], targets[edges[j] : edges[j + 1] if j + 1 < len(edges) else len(targets)])
+                  for j in range(len(starts))]
+        parts = [(s, t) for s, t in parts if len(t)]
+        if len(parts) < 2:
+            return None
+        threads = max(1, decoder_threads() // len(parts)) if decoder_threads() else 1
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = list(pool.map(lambda part: self._stretch(path, part[0], part[1], threads, part is parts[-1]), parts))
+        out_t: list[float] = []
+        out_f: list[np.ndarray] = []
+        for ts, fs in done:
+            for t, f in zip(ts, fs, strict=True):
+                if not out_t or t > out_t[-1]:  # a stretch's first frame may be the previous one's last
+                    out_t.append(t)
+                    out_f.append(f)
+        return out_t, out_f
+
+    def _stretch(self, path: str, key_pts: int | None, targets: np.ndarray, threads: int,
+                 last: bool) -> tuple[list[float], list[np.ndarray]]:
+        """The frames for ``targets`` decoded from the keyframe at ``key_pts`` (the start when
+        None). Raises on anything unexpected; the caller then decodes in one pass."""
+        container = _open(path)
+        try:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            vs.thread_count = threads
+            if self.skip_nonref:
+                vs.codec_context.skip_frame = "NONREF"
+            tb = float(vs.time_base)
+            start = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+            if key_pts is not None:
+                container.seek(key_pts, stream=vs, backward=True, any_frame=False)
+            scale = _Scaler(self.size)
+            out_t: list[float] = []
+            out_f: list[np.ndarray] = []
+            ti = 0
+            prev = None
+            for frame in container.decode(vs):
+                if frame.pts is None:
+                    continue
+                if key_pts is not None and prev is None and not out_t and not (frame.key_frame and frame.pts <= key_pts):
+                    raise DecodeError(path, f"a seek to pts {key_pts} gave a frame at {frame.pts} that is not a keyframe")
+                t = frame.pts * tb - start
+                ti, prev = _take(t, frame, prev, targets, ti, out_t, out_f, scale)
+                if ti >= len(targets):
+                    break
+            if ti < len(targets):
+                if not last:
+                    raise DecodeError(path, "a stretch ended before the next keyframe")
+                if prev is not None and (not out_t or prev[0] > out_t[-1]):
+                    out_t.append(prev[0])  # the stream ended before the last target, as in one pass
+                    out_f.append(scale(prev[1]))
+            return out_t, out_f
+        finally:
+            container.close()
+
+
+def _take(t: float, frame, prev, targets: np.ndarray, ti: int, out_t: list[float], out_f: list[np.ndarray],
+          scale: _Scaler) -> tuple[int, tuple | None]:
+    """One decoded frame at ``t`` seconds: the targets it reaches take whichever of it and the
+    frame before it (``prev``) is nearer; returns the next target's index and the new ``prev``."""
+    while ti < len(targets) and t >= targets[ti]:
+        use_prev = prev is not None and abs(prev[0] - targets[ti]) < abs(t - targets[ti])
+        pt, pf = prev if (use_prev and prev is not None) else (t, frame)
+        if not out_t or pt > out_t[-1]:
+            out_t.append(pt)
+            out_f.append(scale(pf))
+        ti += 1
+    return ti, (t, frame)
 
 
 class DecordDecoder(Decoder):
@@ -203,12 +310,14 @@ def sample_frames(
     backend: str = "pyav",
     max_frames: int = 1800,
     rotation: int = 0,
+    segments: int = 1,
 ) -> FrameSample:
-    """Sample frames with ``backend``; on any failure other than a bad file, fall back to PyAV."""
+    """Sample frames with ``backend``; on any failure other than a bad file, fall back to PyAV.
+    ``segments`` > 1 decodes that many stretches of the file at once with PyAV (same frames)."""
     p = os.fspath(path)
-    dec = make_decoder(backend, fps=fps, size=size, max_frames=max_frames)
     if backend == "pyav":
-        return dec.sample(p, duration, rotation)
+        return PyAVDecoder(fps=fps, size=size, max_frames=max_frames, segments=segments).sample(p, duration, rotation)
+    dec = make_decoder(backend, fps=fps, size=size, max_frames=max_frames)
     try:
         return dec.sample(p, duration, rotation)
     except MediaError:
