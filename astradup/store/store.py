@@ -10,12 +10,13 @@ import datetime as _dt
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from astradup.errors import StoreError
 from astradup.features.audio import AudioFeatures
@@ -63,6 +64,127 @@ def _batch_bounds(counts: np.ndarray, max_items: int, max_total: int | None) -> 
 
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+
+
+class VideoRecord(NamedTuple):
+    """One video for :meth:`Store.write_videos`: its features and the file facts stored beside
+    them (the keyword arguments of :meth:`Store.write_video`)."""
+
+    features: VideoFeatures
+    rel_path: str
+    size: int
+    mtime: float
+    content_hash: str
+    feature_key: str
+    run_id: str
+    video_id: int | None = None
+
+
+_VIDEO_COLS = ("video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *_INFO_COLS,
+               "n_frames", "decoder", "timings", "run_id", "indexed_at")
+
+
+def _list_array(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
+    """One list per array (1-d), built from the concatenated values and their offsets."""
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.concatenate(arrays) if len(arrays) else np.zeros(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
+
+
+def _binary_rows(x: np.ndarray) -> pa.Array:
+    """Each row of a 2-d uint8 array as one BLOB."""
+    if not len(x):
+        return pa.array([], pa.binary())
+    x = np.ascontiguousarray(x, dtype=np.uint8)
+    n, width = x.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(x.tobytes())])
+
+
+class _Rows(NamedTuple):
+    """One video's values, checked and converted, before its video_id is known."""
+
+    video: tuple  # the videos row from rel_path to run_id (without video_id, path, indexed_at)
+    t: np.ndarray
+    phash: np.ndarray
+    phash_flip: np.ndarray
+    embeddings: np.ndarray | None
+    quality: np.ndarray
+    descriptor: np.ndarray | None
+    audio: AudioFeatures | None
+
+    @classmethod
+    def of(cls, item: VideoRecord, key: str, store: Path) -> _Rows:
+        """Check and convert ``item``.
+
+        Raises:
+            StoreError: a per-frame array does not have one row per sampled frame, or a value
+                cannot be converted (the message names the file).
+        """
+        vf = item.features
+        try:
+            n = vf.n_frames
+            t = np.asarray(vf.timestamps, dtype=np.float64)
+            ph, phf = (np.asarray(h, dtype=np.uint8) for h in (vf.phash, vf.phash_flip))
+            emb = None if vf.embeddings is None or not len(vf.embeddings) else \
+                np.ascontiguousarray(vf.embeddings, dtype=np.float32)
+            quality = np.full(n, np.nan, np.float32) if vf.quality is None else np.asarray(vf.quality, dtype=np.float32)
+            for name, arr in (("phash", ph), ("phash_flip", phf), ("embeddings", emb), ("quality", quality)):
+                if arr is not None and (len(arr) != n or (n and arr.ndim != (1 if name == "quality" else 2))):
+                    raise ValueError(f"{name} has shape {arr.shape}; expected one row per sampled frame ({n})")
+            desc = None if vf.descriptor is None else np.asarray(vf.descriptor, dtype=np.float32).reshape(-1)
+            a = vf.audio
+            if a is not None:
+                a = AudioFeatures(str(a.status), np.asarray(a.fingerprint).astype(np.int64).reshape(-1),
+                                  np.asarray(a.mfcc_mean, dtype=np.float64).reshape(-1),
+                                  np.asarray(a.mfcc_std, dtype=np.float64).reshape(-1), float(a.rms))
+            info = vf.info
+            video = (to_text(item.rel_path), item.size, item.mtime, item.content_hash, item.feature_key,
+                     *[info.get(c) for c in _INFO_COLS], n, vf.decoder, json.dumps(vf.timings), item.run_id)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"{store}: cannot write {vf.path}: {exc}") from exc
+        return cls(video, t, ph, phf, emb, quality, desc, a)
+
+    def frames(self, vid: int) -> pa.Table:
+        n = len(self.t)
+        if self.embeddings is not None:
+            dim = self.embeddings.shape[1]
+            emb = pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
+                                           pa.array(self.embeddings.reshape(-1)))
+        else:
+            emb = pa.nulls(n, type=pa.list_(pa.float32()))
+        return pa.table({
+            "video_id": pa.array(np.full(n, vid, dtype=np.int64)),
+            "idx": pa.array(np.arange(n, dtype=np.int32)),
+            "t": pa.array(self.t),
+            "phash": _binary_rows(self.phash),
+            "phash_flip": _binary_rows(self.phash_flip),
+            "embedding": emb,
+            "quality": pa.array(self.quality, type=pa.float32()),
+        })
+
+
+def _video_table(rows: list[_Rows], vids: list[int], now: _dt.datetime, keys: list[str], store: Path) -> pa.Table:
+    """The videos rows of ``rows``; each column's Arrow type is inferred from its values, and the
+    insert casts it to the column's type, as DuckDB casts a bound parameter.
+
+    Raises:
+        StoreError: a column's values have types that do not mix (the message names the file).
+    """
+    cols: dict[str, pa.Array] = {"video_id": pa.array(vids, pa.int64()), "path": pa.array(keys, pa.string())}
+    for j, name in enumerate(_VIDEO_COLS[2:-1]):
+        values = [r.video[j] for r in rows]
+        try:
+            cols[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            first = next((v for v in values if v is not None), None)
+            odd = next((k for k, v in zip(keys, values) if v is not None and type(v) is not type(first)), keys[0])
+            raise StoreError(f"{store}: cannot write {odd}: its {name} {values[keys.index(odd)]!r} does not mix with "
+                             f"{first!r} of other videos ({exc})") from exc
+    cols["indexed_at"] = pa.array([now] * len(rows), pa.timestamp("us"))
+    return pa.table(cols)
 
 
 class Store:
@@ -170,8 +292,8 @@ class Store:
 
     def next_video_id(self) -> int:
         """The smallest video_id above every one in the store (1 in an empty store)."""
-        row = self.con.execute("SELECT coalesce(max(video_id), 0) + 1 FROM videos").fetchone()
-        return int(row[0])
+        # fetchall, not fetchone: a half-read result blocks register() until the next execute
+        return int(self.con.execute("SELECT coalesce(max(video_id), 0) + 1 FROM videos").fetchall()[0][0])
 
     def write_video(self, vf: VideoFeatures, *, rel_path: str, size: int, mtime: float, content_hash: str,
                     feature_key: str, run_id: str, video_id: int | None = None) -> int:
@@ -183,70 +305,134 @@ class Store:
 
         ``vf.path`` and ``rel_path`` are file-system names; they are stored as
         :func:`astradup.paths.to_text` spells them (bytes that are not UTF-8 escaped, losslessly).
+        This is :meth:`write_videos` with one item.
 
         Raises:
             StoreError: ``video_id`` belongs to another path, or the write failed.
         """
-        import pyarrow as pa
+        return self.write_videos([VideoRecord(vf, rel_path, size, mtime, content_hash, feature_key, run_id,
+                                              video_id)])[0]
 
+    def write_videos(self, items: Iterable[VideoRecord]) -> list[int]:
+        """Replace all rows of many videos in one transaction; returns their video_ids, in order.
+
+        The rows and ids are those of one :meth:`write_video` call per item, in order (a path
+        already in the store, or earlier in ``items``, keeps its id; a later item of the same path
+        replaces the earlier one), but each table gets one vectorised insert per call instead of
+        one per video: a few thousand videos a call write tens of times faster. All or nothing:
+        when any item fails, nothing of the call is written.
+
+        Raises:
+            StoreError: an item is malformed or its ``video_id`` belongs to another path (the
+                message names the file), or the write failed.
+        """
+        items = list(items)
+        if not items:
+            return []
         con = self.con
-        key, rel_path = to_text(vf.path), to_text(rel_path)
+        keys = [to_text(it.features.path) for it in items]
+        rows = [_Rows.of(it, key, self.path) for it, key in zip(items, keys)]  # errors name the file
         con.execute("BEGIN TRANSACTION")
         try:
-            old = con.execute("SELECT video_id FROM videos WHERE path = ?", [key]).fetchone()
-            if old:
-                vid = int(old[0])
-                for t in ("frames", "descriptors", "audio", "videos"):
-                    con.execute(f"DELETE FROM {t} WHERE video_id = ?", [vid])
-            elif video_id is not None:
-                taken = con.execute("SELECT path FROM videos WHERE video_id = ?", [int(video_id)]).fetchone()
-                if taken:
-                    raise StoreError(f"{self.path}: video_id {video_id} for {key} is already {taken[0]}'s")
-                vid = int(video_id)
-            else:
-                vid = self.next_video_id()
-            info = vf.info
-            cols = ["video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *_INFO_COLS,
-                    "n_frames", "decoder", "timings", "run_id", "indexed_at"]
-            vals = [vid, key, rel_path, size, mtime, content_hash, feature_key, *[info.get(c) for c in _INFO_COLS],
-                    vf.n_frames, vf.decoder, json.dumps(vf.timings), run_id, _now()]
-            con.execute(f"INSERT INTO videos ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals)
-            n = vf.n_frames
-            emb = vf.embeddings
-            if emb is not None and len(emb):
-                values = pa.array(np.ascontiguousarray(emb, dtype=np.float32).reshape(-1))
-                offsets = pa.array(np.arange(0, (n + 1) * emb.shape[1], emb.shape[1], dtype=np.int32))
-                emb_col = pa.ListArray.from_arrays(offsets, values)
-            else:
-                emb_col = pa.nulls(n, type=pa.list_(pa.float32()))
-            frames = pa.table({
-                "video_id": pa.array(np.full(n, vid, dtype=np.int64)),
-                "idx": pa.array(np.arange(n, dtype=np.int32)),
-                "t": pa.array(vf.timestamps.astype(np.float64)),
-                "phash": pa.array([r.tobytes() for r in vf.phash], type=pa.binary()),
-                "phash_flip": pa.array([r.tobytes() for r in vf.phash_flip], type=pa.binary()),
-                "embedding": emb_col,
-                "quality": pa.array(np.full(n, np.nan, np.float32) if vf.quality is None
-                                    else np.asarray(vf.quality, dtype=np.float32), type=pa.float32()),
-            })
-            con.register("_frames_in", frames)
-            con.execute("INSERT INTO frames (video_id, idx, t, phash, phash_flip, embedding, quality) "
-                        "SELECT video_id, idx, t, phash, phash_flip, embedding, quality FROM _frames_in")
-            con.unregister("_frames_in")
-            if vf.descriptor is not None:
-                con.execute("INSERT INTO descriptors VALUES (?, ?)", [vid, vf.descriptor.astype(np.float32).tolist()])
-            if vf.audio is not None:
-                a = vf.audio
-                con.execute(
-                    "INSERT INTO audio VALUES (?, ?, ?, ?, ?, ?)",
-                    [vid, a.status, a.fingerprint.astype(np.int64).tolist(), a.mfcc_mean.tolist(), a.mfcc_std.tolist(), a.rms],
-                )
-            con.execute("DELETE FROM failures WHERE path = ?", [key])
+            vids = self._write_rows(items, keys, rows)
             con.execute("COMMIT")
         except Exception as exc:
             con.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: writing {vf.path} failed ({exc})") from exc
-        return vid
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{self.path}: writing {self._culprit(items, keys, rows)} failed ({exc})") from exc
+        return vids
+
+    def _write_rows(self, items: list[VideoRecord], keys: list[str], rows: list[_Rows]) -> list[int]:
+        """The body of :meth:`write_videos`, inside its transaction."""
+        con = self.con
+        con.register("_paths_in", pa.table({"path": pa.array(sorted(set(keys)), pa.string())}))
+        old = dict(con.execute("SELECT path, video_id FROM videos JOIN _paths_in USING (path)").fetchall())
+        con.unregister("_paths_in")
+        vids = self._assign_ids(items, keys, {k: int(v) for k, v in old.items()})
+        last = {key: i for i, key in enumerate(keys)}  # a path given twice: the later item wins
+        keep = [i for i, key in enumerate(keys) if last[key] == i]
+        if old:
+            con.register("_ids_in", pa.table({"video_id": pa.array(sorted(old.values()), pa.int64())}))
+            for t in ("frames", "descriptors", "audio", "videos"):
+                con.execute(f"DELETE FROM {t} WHERE video_id IN (SELECT video_id FROM _ids_in)")
+            con.unregister("_ids_in")
+        kept = [rows[i] for i in keep]
+        kept_ids = [vids[i] for i in keep]
+        self._insert("videos", _video_table(kept, kept_ids, _now(), [keys[i] for i in keep], self.path))
+        self._insert("frames", pa.concat_tables([r.frames(v) for r, v in zip(kept, kept_ids)]))
+        desc = [(v, r.descriptor) for r, v in zip(kept, kept_ids) if r.descriptor is not None]
+        if desc:
+            self._insert("descriptors", pa.table({
+                "video_id": pa.array([v for v, _ in desc], pa.int64()),
+                "embedding": _list_array([d for _, d in desc], pa.float32()),
+            }))
+        aud = [(v, r.audio) for r, v in zip(kept, kept_ids) if r.audio is not None]
+        if aud:
+            self._insert("audio", pa.table({
+                "video_id": pa.array([v for v, _ in aud], pa.int64()),
+                "status": pa.array([a.status for _, a in aud], pa.string()),
+                "fingerprint": _list_array([a.fingerprint for _, a in aud], pa.int64()),
+                "mfcc_mean": _list_array([a.mfcc_mean for _, a in aud], pa.float64()),
+                "mfcc_std": _list_array([a.mfcc_std for _, a in aud], pa.float64()),
+                "rms": pa.array([a.rms for _, a in aud], pa.float64()),
+            }))
+        con.register("_paths_in", pa.table({"path": pa.array(sorted(set(keys)), pa.string())}))
+        con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM _paths_in)")
+        con.unregister("_paths_in")
+        return vids
+
+    def _culprit(self, items: list[VideoRecord], keys: list[str], rows: list[_Rows]) -> str:
+        """Which of ``items`` a failed :meth:`write_videos` call could not write: each is tried
+        alone in a transaction that is rolled back (only on this error path)."""
+        if len(items) == 1:
+            return str(items[0].features.path)
+        for it, key, r in zip(items, keys, rows):
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self._write_rows([it], [key], [r])
+            except Exception:  # noqa: BLE001 - this item is the one that fails
+                return f"{it.features.path} (one of {len(items)} videos in the call; none was written)"
+            finally:
+                self.con.execute("ROLLBACK")
+        return f"{len(items)} videos ({items[0].features.path} ... {items[-1].features.path}; none was written)"
+
+    def _assign_ids(self, items: list[VideoRecord], keys: list[str], old: dict[str, int]) -> list[int]:
+        """The video id of each item, as one :meth:`write_video` call per item would give it."""
+        given = sorted({int(it.video_id) for it in items if it.video_id is not None})
+        taken: dict[int, str] = {}
+        if given:
+            self.con.register("_ids_in", pa.table({"video_id": pa.array(given, pa.int64())}))
+            taken = {int(v): p for v, p in self.con.execute(
+                "SELECT video_id, path FROM videos JOIN _ids_in USING (video_id)").fetchall()}
+            self.con.unregister("_ids_in")
+        top = self.next_video_id() - 1
+        known = dict(old)
+        vids = []
+        for it, key in zip(items, keys):
+            if key in known:
+                vid = known[key]
+            elif it.video_id is not None:
+                vid = int(it.video_id)
+                if vid in taken:
+                    raise StoreError(f"{self.path}: video_id {vid} for {key} is already {taken[vid]}'s")
+            else:
+                vid = top + 1
+            known[key] = vid
+            taken[vid] = key
+            top = max(top, vid)
+            vids.append(vid)
+        return vids
+
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        """Append an Arrow table's rows to ``table`` (columns by name; DuckDB casts each to the
+        column's type, as it casts bound parameters)."""
+        cols = ", ".join(rows.column_names)
+        self.con.register("_rows_in", rows)
+        try:
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows_in")
+        finally:
+            self.con.unregister("_rows_in")
 
     def remove_missing(self, present: set[str]) -> int:
         """Forget videos whose files are gone from the media folder (their files are not touched).
