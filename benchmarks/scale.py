@@ -116,7 +116,8 @@ def generate(n_videos: int, frame_dim: int, frames: int, seed: int, batch_famili
         n_part = int(partial.sum())
         if n_part:
             filler = _videos(rng, topics, n_part, frames)
-            length = rng.integers(10, 31, n_part)
+            # 10-30 s excerpts; shorter videos (store_match.py --frames < 30) get up to their length
+            length = rng.integers(min(10, frames // 2), min(30, frames) + 1, n_part)
             s_off = rng.integers(0, frames - length + 1)
             d_off = rng.integers(0, frames - length + 1)
             t = np.arange(frames)
