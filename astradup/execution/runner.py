@@ -48,6 +48,7 @@ from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
 from astradup.provenance import versions
 from astradup.scoring.pair import score_pair
+from astradup.store.compact import compact_store, compactable
 from astradup.store.decisions import mark_decisions
 from astradup.store.store import Store
 
@@ -108,16 +109,20 @@ def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
     """Warn when videos in the store were extracted with other feature settings than ``cfg``'s
     (for example by an AstraDup that kept 1280-d embeddings, before ``features.compact_dim``):
     their features are not comparable with new ones. ``astradup index`` re-extracts exactly those
-    videos. Rows still under the legacy key of the same settings count as current (a read-only
-    store cannot be relabelled). Returns how many there are."""
+    videos (or, for full embeddings where compact ones are wanted, projects them:
+    :mod:`astradup.store.compact`). Rows still under the legacy key of the same settings count as
+    current (a read-only store cannot be relabelled). Returns how many there are."""
     base = cfg.replace(**{"sampling.keyframes_only": False})
     want = feature_key(base)
     keys = st.sql("SELECT feature_key, count(*) AS n FROM videos GROUP BY feature_key")
     stale = int(keys.loc[~keys["feature_key"].isin([want, legacy_feature_key(base)]), "n"].sum()) if len(keys) else 0
     if stale:
+        n_proj = len(compactable(st, base)[0])
+        how = (f"; {n_proj} of them hold full 1280-d embeddings, which `astradup index` projects onto "
+               f"features.compact_dim without decoding" if n_proj else "")
         log.warning("%s: %d of %d videos were indexed with other feature settings than this config's "
-                    "(feature key %s; AstraDup before compact embeddings stored 1280-d ones): run "
-                    "`astradup index` again to re-extract them", st.path, stale, int(keys["n"].sum()), want)
+                    "(feature key %s): run `astradup index` again to bring them up to date%s",
+                    st.path, stale, int(keys["n"].sum()), want, how)
     return stale
 
 
@@ -160,6 +165,7 @@ def run_index(
             log.warning("store %s was indexed from %s; now indexing %s", store_path, prev_root, to_text(root))
         st.set_meta("media_root", to_text(root))
         migrate_feature_keys(st, cfg)
+        compact_store(st, cfg)  # full embeddings of otherwise current videos: projected, not re-extracted
         st.start_run(run_id, "index", cfg.to_dict(), versions(), to_text(root), scheduler or ("eager" if eager else "local"))
         known = {r.path: r for r in st.known_files().itertuples()}
         pending: list[str] = []
