@@ -1,7 +1,8 @@
 """The feature store: one embedded DuckDB file.
 
 DuckDB sees a single writer (the driver process); every video's rows are written in one
-transaction, so a run killed at any point leaves the store consistent and the next run resumes.
+transaction (:meth:`Store.write_videos` writes many videos in one), so a run killed at any point
+leaves the store consistent and the next run resumes.
 """
 
 from __future__ import annotations
