@@ -19,8 +19,12 @@ Jobs, all children of this process, timed in alternating order over ``--rounds``
 Reported: seconds and ratios per round, AstraDup's stage totals as the store records them, and
 the load average (the machine is shared: ratios from one round, side by side, are the figure).
 
+With ``--long N`` the corpus is instead ``N`` generated 60 s 1280x720 H.264 clips
+(``throughput.py``'s generator: procedural pictures, melody), for issue 10's ">= 2.0x vpdq on 60 s
+720p clips"; the figures go to the section "Long clips (720p) against vpdq".
+
 Usage:
-    python benchmarks/short_clips.py [--n 200] [--seed 0] [--rounds 2] [--no-write]
+    python benchmarks/short_clips.py [--n 200] [--seed 0] [--rounds 2] [--no-write] [--long 8]
 """
 
 from __future__ import annotations
@@ -204,9 +208,18 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=None, help="AstraDup config file (default: the defaults)")
     ap.add_argument("--jobs", default="ffmpeg,vpdq,astradup", help="which jobs to run (comma-separated)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
+    ap.add_argument("--long", type=int, default=0, metavar="N",
+                    help="instead: N generated 60 s 1280x720 clips (throughput.py's generator)")
     args = ap.parse_args()
 
-    corpus = build_corpus(args.n, args.seed)
+    if args.long:
+        from benchmarks.throughput import make_clips
+
+        corpus = CACHE / f"long720_n{args.long}"
+        corpus.mkdir(parents=True, exist_ok=True)
+        make_clips(corpus, args.long, 60.0)  # clipNN.mp4, as files_of expects
+    else:
+        corpus = build_corpus(args.n, args.seed)
     files = files_of(corpus)
     from astradup.media import probe
 
@@ -243,18 +256,23 @@ def main() -> None:
     v_ratio = float(worst["vpdq"]) / (float(worst["index"]) + float(worst["match"]))  # type: ignore[arg-type]
     d_ratio = min(float(x["ffmpeg"]) / float(x["index"]) for x in rounds)  # type: ignore[arg-type]
     stages = best["stages"]
+    goal = 2.0 if args.long else 1.0
     body = [
         stamp(), "",
-        f"Command: `python benchmarks/short_clips.py --n {args.n} --seed {args.seed} --rounds {args.rounds}"
+        "Command: `python benchmarks/short_clips.py "
+        + (f"--long {args.long}" if args.long else f"--n {args.n} --seed {args.seed}") + f" --rounds {args.rounds}"
         + (f" --config {args.config}" if args.config else "") + "`. "
-        f"Corpus: {len(files)} clips cut from the real Debian videos, {total_s / 60:.1f} minutes in all "
-        f"({lens.min():.1f}-{lens.max():.1f} s, median {np.median(lens):.1f} s), H.264 at most {MAX_WIDTH} px wide, "
-        "AAC where the source has sound. All jobs are children of one process, two at a time (two "
+        + (f"Corpus: {len(files)} generated 1280x720 H.264 clips of 60 s (25 fps, AAC; throughput.py's generator), "
+           f"{total_s / 60:.1f} minutes in all. " if args.long else
+           f"Corpus: {len(files)} clips cut from the real Debian videos, {total_s / 60:.1f} minutes in all "
+           f"({lens.min():.1f}-{lens.max():.1f} s, median {np.median(lens):.1f} s), H.264 at most {MAX_WIDTH} px wide, "
+           "AAC where the source has sound. ")
+        + "All jobs are children of one process, two at a time (two "
         "ffmpeg processes, two vpdq hashing processes, AstraDup's default two-worker LocalCluster with "
         "start-up included).", "",
         md_table(["round", "ffmpeg -f null (s)", "vpdq hash + match (s)", "astradup index + match (s)",
                   "index vs ffmpeg", "AstraDup vs vpdq", "load avg before / after"], rows), "",
-        f"Worst round: AstraDup {v_ratio:.2f}x vpdq's throughput (goal >= 1.0x: {_met(v_ratio >= 1.0)}; "
+        f"Worst round: AstraDup {v_ratio:.2f}x vpdq's throughput (goal >= {goal:.1f}x: {_met(v_ratio >= goal)}; "
         f"project goal >= 2.5x: {_met(v_ratio >= 2.5)}); `astradup index` {d_ratio:.2f}x a bare ffmpeg decode "
         f"(goal >= 1.0x: {_met(d_ratio >= 1.0)}).", "",
         "Stage totals inside AstraDup's workers (seconds of worker time, summed over files, best round): "
@@ -267,7 +285,7 @@ def main() -> None:
     text = "\n".join(body)
     print(text)
     if not args.no_write:
-        write_section("Short clips", text)
+        write_section("Long clips (720p) against vpdq" if args.long else "Short clips", text)
 
 
 if __name__ == "__main__":
