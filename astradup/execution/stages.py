@@ -101,11 +101,13 @@ def dask_map(client: Any, fn: Callable, paths: list[str], cfg: AstradupConfig, i
     that dies with its worker yields a :class:`Failure` of stage "worker"."""
     from distributed import as_completed
 
-    cfg_future = client.scatter(cfg, broadcast=True)
+    # the config (about 1 KB pickled) travels inside each task rather than as scattered data: a
+    # scattered copy is a dependency, and a worker killed while holding it could leave every
+    # waiting task cancelled for "lost dependencies" (seen in tests/test_cluster.py)
     futures = {}
 
     def submit(p: str):
-        fut = client.submit(fn, p, cfg_future, key=task_key("extract", p), pure=False)
+        fut = client.submit(fn, p, cfg, key=task_key("extract", p), pure=False)
         futures[fut] = p
         return fut
 
