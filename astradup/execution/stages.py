@@ -273,8 +273,7 @@ def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = No
     from distributed import wait
 
     window = in_flight or 2 * max(1, len(client.scheduler_info().get("workers", {})))
-    cfg_future = client.scatter(cfg, broadcast=True)
-    run = uuid.uuid4().hex[:8]
+    run = uuid.uuid4().hex[:8]  # the config travels inside each task, as in dask_map
     pending: list[tuple[Any, Chunk]] = []
 
     def collect(fut: Any, chunk: Chunk) -> list[dict]:
@@ -288,7 +287,7 @@ def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = No
         return rows
 
     for i, chunk in enumerate(chunks):
-        pending.append((client.submit(score_chunk, chunk[0], chunk[1], cfg_future, threshold,
+        pending.append((client.submit(score_chunk, chunk[0], chunk[1], cfg, threshold,
                                       key=f"verify-{run}-{i}", pure=False), chunk))
         if len(pending) >= window:
             wait([pending[0][0]])
