@@ -7,7 +7,6 @@ leaves the store consistent and the next run resumes.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -23,15 +22,18 @@ from astradup.errors import StoreError
 from astradup.features.audio import AudioFeatures
 from astradup.features.video import VideoFeatures
 from astradup.paths import to_text
+from astradup.store.rows import (
+    INFO_COLS,
+    Rows,
+    VideoRecord,
+    list_array,
+    now,
+    video_table,
+)
 from astradup.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
 
 log = logging.getLogger(__name__)
 
-_INFO_COLS = (
-    "duration", "avg_fps", "real_fps", "variable_fps", "width", "height", "rotation",
-    "display_aspect", "video_codec", "audio_codec", "has_audio", "sample_rate", "channels",
-    "bit_rate", "file_size", "container", "frame_count",
-)
 
 
 class EmbeddingBatch(NamedTuple):
@@ -61,131 +63,6 @@ def _batch_bounds(counts: np.ndarray, max_items: int, max_total: int | None) -> 
     if lo < len(counts):
         out.append((lo, len(counts)))
     return out
-
-
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
-
-
-class VideoRecord(NamedTuple):
-    """One video for :meth:`Store.write_videos`: its features and the file facts stored beside
-    them (the keyword arguments of :meth:`Store.write_video`)."""
-
-    features: VideoFeatures
-    rel_path: str
-    size: int
-    mtime: float
-    content_hash: str
-    feature_key: str
-    run_id: str
-    video_id: int | None = None
-
-
-_VIDEO_COLS = ("video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *_INFO_COLS,
-               "n_frames", "decoder", "timings", "run_id", "indexed_at")
-
-
-def _list_array(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
-    """One list per array (1-d), built from the concatenated values and their offsets."""
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = np.concatenate(arrays) if len(arrays) else np.zeros(0)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
-
-
-def _binary_rows(x: np.ndarray) -> pa.Array:
-    """Each row of a 2-d uint8 array as one BLOB."""
-    if not len(x):
-        return pa.array([], pa.binary())
-    x = np.ascontiguousarray(x, dtype=np.uint8)
-    n, width = x.shape
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(x.tobytes())])
-
-
-class _Rows(NamedTuple):
-    """One video's values, checked and converted, before its video_id is known."""
-
-    video: tuple  # the videos row from rel_path to run_id (without video_id, path, indexed_at)
-    t: np.ndarray
-    phash: np.ndarray
-    phash_flip: np.ndarray
-    embeddings: np.ndarray | None
-    quality: np.ndarray
-    descriptor: np.ndarray | None
-    audio: AudioFeatures | None
-
-    @classmethod
-    def of(cls, item: VideoRecord, key: str, store: Path) -> _Rows:
-        """Check and convert ``item``.
-
-        Raises:
-            StoreError: a per-frame array does not have one row per sampled frame, or a value
-                cannot be converted (the message names the file).
-        """
-        vf = item.features
-        try:
-            n = vf.n_frames
-            t = np.asarray(vf.timestamps, dtype=np.float64)
-            ph, phf = (np.asarray(h, dtype=np.uint8) for h in (vf.phash, vf.phash_flip))
-            emb = None if vf.embeddings is None or not len(vf.embeddings) else \
-                np.ascontiguousarray(vf.embeddings, dtype=np.float32)
-            quality = np.full(n, np.nan, np.float32) if vf.quality is None else np.asarray(vf.quality, dtype=np.float32)
-            for name, arr in (("phash", ph), ("phash_flip", phf), ("embeddings", emb), ("quality", quality)):
-                if arr is not None and (len(arr) != n or (n and arr.ndim != (1 if name == "quality" else 2))):
-                    raise ValueError(f"{name} has shape {arr.shape}; expected one row per sampled frame ({n})")
-            desc = None if vf.descriptor is None else np.asarray(vf.descriptor, dtype=np.float32).reshape(-1)
-            a = vf.audio
-            if a is not None:
-                a = AudioFeatures(str(a.status), np.asarray(a.fingerprint).astype(np.int64).reshape(-1),
-                                  np.asarray(a.mfcc_mean, dtype=np.float64).reshape(-1),
-                                  np.asarray(a.mfcc_std, dtype=np.float64).reshape(-1), float(a.rms))
-            info = vf.info
-            video = (to_text(item.rel_path), item.size, item.mtime, item.content_hash, item.feature_key,
-                     *[info.get(c) for c in _INFO_COLS], n, vf.decoder, json.dumps(vf.timings), item.run_id)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise StoreError(f"{store}: cannot write {vf.path}: {exc}") from exc
-        return cls(video, t, ph, phf, emb, quality, desc, a)
-
-    def frames(self, vid: int) -> pa.Table:
-        n = len(self.t)
-        if self.embeddings is not None:
-            dim = self.embeddings.shape[1]
-            emb = pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
-                                           pa.array(self.embeddings.reshape(-1)))
-        else:
-            emb = pa.nulls(n, type=pa.list_(pa.float32()))
-        return pa.table({
-            "video_id": pa.array(np.full(n, vid, dtype=np.int64)),
-            "idx": pa.array(np.arange(n, dtype=np.int32)),
-            "t": pa.array(self.t),
-            "phash": _binary_rows(self.phash),
-            "phash_flip": _binary_rows(self.phash_flip),
-            "embedding": emb,
-            "quality": pa.array(self.quality, type=pa.float32()),
-        })
-
-
-def _video_table(rows: list[_Rows], vids: list[int], now: _dt.datetime, keys: list[str], store: Path) -> pa.Table:
-    """The videos rows of ``rows``; each column's Arrow type is inferred from its values, and the
-    insert casts it to the column's type, as DuckDB casts a bound parameter.
-
-    Raises:
-        StoreError: a column's values have types that do not mix (the message names the file).
-    """
-    cols: dict[str, pa.Array] = {"video_id": pa.array(vids, pa.int64()), "path": pa.array(keys, pa.string())}
-    for j, name in enumerate(_VIDEO_COLS[2:-1]):
-        values = [r.video[j] for r in rows]
-        try:
-            cols[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            first = next((v for v in values if v is not None), None)
-            odd = next((k for k, v in zip(keys, values) if v is not None and type(v) is not type(first)), keys[0])
-            raise StoreError(f"{store}: cannot write {odd}: its {name} {values[keys.index(odd)]!r} does not mix with "
-                             f"{first!r} of other videos ({exc})") from exc
-    cols["indexed_at"] = pa.array([now] * len(rows), pa.timestamp("us"))
-    return pa.table(cols)
 
 
 class Store:
@@ -332,7 +209,7 @@ class Store:
             return []
         con = self.con
         keys = [to_text(it.features.path) for it in items]
-        rows = [_Rows.of(it, key, self.path) for it, key in zip(items, keys)]  # errors name the file
+        rows = [Rows.of(it, key, self.path) for it, key in zip(items, keys)]  # errors name the file
         con.execute("BEGIN TRANSACTION")
         try:
             vids = self._write_rows(items, keys, rows)
@@ -344,7 +221,7 @@ class Store:
             raise StoreError(f"{self.path}: writing {self._culprit(items, keys, rows)} failed ({exc})") from exc
         return vids
 
-    def _write_rows(self, items: list[VideoRecord], keys: list[str], rows: list[_Rows]) -> list[int]:
+    def _write_rows(self, items: list[VideoRecord], keys: list[str], rows: list[Rows]) -> list[int]:
         """The body of :meth:`write_videos`, inside its transaction."""
         con = self.con
         con.register("_paths_in", pa.table({"path": pa.array(sorted(set(keys)), pa.string())}))
@@ -360,22 +237,22 @@ class Store:
             con.unregister("_ids_in")
         kept = [rows[i] for i in keep]
         kept_ids = [vids[i] for i in keep]
-        self._insert("videos", _video_table(kept, kept_ids, _now(), [keys[i] for i in keep], self.path))
+        self._insert("videos", video_table(kept, kept_ids, now(), [keys[i] for i in keep], self.path))
         self._insert("frames", pa.concat_tables([r.frames(v) for r, v in zip(kept, kept_ids)]))
         desc = [(v, r.descriptor) for r, v in zip(kept, kept_ids) if r.descriptor is not None]
         if desc:
             self._insert("descriptors", pa.table({
                 "video_id": pa.array([v for v, _ in desc], pa.int64()),
-                "embedding": _list_array([d for _, d in desc], pa.float32()),
+                "embedding": list_array([d for _, d in desc], pa.float32()),
             }))
         aud = [(v, r.audio) for r, v in zip(kept, kept_ids) if r.audio is not None]
         if aud:
             self._insert("audio", pa.table({
                 "video_id": pa.array([v for v, _ in aud], pa.int64()),
                 "status": pa.array([a.status for _, a in aud], pa.string()),
-                "fingerprint": _list_array([a.fingerprint for _, a in aud], pa.int64()),
-                "mfcc_mean": _list_array([a.mfcc_mean for _, a in aud], pa.float64()),
-                "mfcc_std": _list_array([a.mfcc_std for _, a in aud], pa.float64()),
+                "fingerprint": list_array([a.fingerprint for _, a in aud], pa.int64()),
+                "mfcc_mean": list_array([a.mfcc_mean for _, a in aud], pa.float64()),
+                "mfcc_std": list_array([a.mfcc_std for _, a in aud], pa.float64()),
                 "rms": pa.array([a.rms for _, a in aud], pa.float64()),
             }))
         con.register("_paths_in", pa.table({"path": pa.array(sorted(set(keys)), pa.string())}))
@@ -383,7 +260,7 @@ class Store:
         con.unregister("_paths_in")
         return vids
 
-    def _culprit(self, items: list[VideoRecord], keys: list[str], rows: list[_Rows]) -> str:
+    def _culprit(self, items: list[VideoRecord], keys: list[str], rows: list[Rows]) -> str:
         """Which of ``items`` a failed :meth:`write_videos` call could not write: each is tried
         alone in a transaction that is rolled back (only on this error path)."""
         if len(items) == 1:
@@ -454,7 +331,7 @@ class Store:
         path, message = to_text(path), message.encode("utf-8", "backslashreplace").decode("utf-8")
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("DELETE FROM failures WHERE path = ?", [path])
-        self.con.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)", [run_id, path, stage, error_class, message, _now()])
+        self.con.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)", [run_id, path, stage, error_class, message, now()])
         self.con.execute("COMMIT")
 
     # -- reading --------------------------------------------------------------------------------
@@ -522,7 +399,7 @@ class Store:
         for k, row in enumerate(vids.to_dict("records")):
             lo, hi = bounds[0][k], bounds[1][k]
             vid = int(row["video_id"])
-            info = {c: (None if pd.isna(row[c]) else row[c]) for c in _INFO_COLS}
+            info = {c: (None if pd.isna(row[c]) else row[c]) for c in INFO_COLS}
             info["path"] = row["path"]
             out[vid] = VideoFeatures(
                 path=row["path"],
@@ -610,14 +487,14 @@ class Store:
                   scheduler: str | None = None) -> None:
         self.con.execute(
             "INSERT INTO runs (run_id, kind, config, versions, started, status, media_root, scheduler) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-            [run_id, kind, json.dumps(config), json.dumps(versions), _now(), media_root, scheduler],
+            [run_id, kind, json.dumps(config), json.dumps(versions), now(), media_root, scheduler],
         )
 
     def end_run(self, run_id: str, status: str, **counts: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in counts)
         self.con.execute(
             f"UPDATE runs SET ended = ?, status = ?{', ' + sets if sets else ''} WHERE run_id = ?",
-            [_now(), status, *counts.values(), run_id],
+            [now(), status, *counts.values(), run_id],
         )
 
     def write_pairs(self, run_id: str, pairs: pd.DataFrame) -> None:
@@ -641,7 +518,7 @@ class Store:
         df = truth.reindex(columns=cols).copy()
         df["source"] = source
         df["reviewer"] = reviewer
-        df["time"] = _now()
+        df["time"] = now()
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("DELETE FROM labels WHERE source = ?", [source])
         self.con.register("_labels_in", df)
