@@ -217,15 +217,10 @@ def query_features(query: VideoFeatures, qi: QueryIndex, st: Store, config: Astr
 def query_threads() -> int:
     """Threads one query's extraction uses: ``OMP_NUM_THREADS`` when set (a Dask worker's 1),
     else every core this process may run on."""
+    from astradup.execution.cluster import default_workers
     from astradup.media.probe import decoder_threads
 
-    n = decoder_threads()
-    if n:
-        return n
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return decoder_threads() or default_workers()
 
 
 def extract_query(path: str | os.PathLike[str], config: AstradupConfig | None = None) -> VideoFeatures:

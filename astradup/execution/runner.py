@@ -385,13 +385,14 @@ def run_query(
     ``frame_index`` is that index already in memory (:func:`load_frame_index`), as a caller that
     queries many times keeps it; it is read from disk when None. Up to ``3 * top`` candidates are
     verified; one the store no longer holds (removed by a later index run) is left out. The
-    result's ``attrs`` hold ``candidates`` (the video ids the search proposed, most votes first),
-    ``query`` (``n_frames`` sampled, ``decoder``, and ``seconds``: the extraction's own steps,
-    ``probe``, ``decode``, ``hash``, ``embed``, ``audio``, the audio overlapping the others as the
-    query is extracted with every core (:func:`astradup.execution.query.extract_query`)) and
-    ``seconds``: the time of each stage
-    (``extract``, ``load_index``, ``project``, ``search``, ``load`` (candidates' features from the
-    store), ``verify``) and the ``total``.
+    result's ``attrs`` hold:
+
+    - ``candidates``: the video ids the search proposed, most votes first;
+    - ``query``: ``n_frames`` sampled, ``decoder``, and ``seconds`` of the extraction's own steps
+      (``probe``, ``decode``, ``hash``, ``embed``, ``audio``; the audio overlaps the others, as the
+      query is extracted with every core: :func:`astradup.execution.query.extract_query`);
+    - ``seconds``: the time of each stage (``extract``, ``load_index``, ``project``, ``search``,
+      ``load`` (candidates' features from the store), ``verify``) and the ``total``.
     """
     cfg = config or AstradupConfig()
     t0 = time.perf_counter()

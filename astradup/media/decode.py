@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from astradup.errors import DecodeError, MediaError, UnknownBackendError
-from astradup.media.probe import _open, decoder_threads, set_threads  # noqa: F401 - decoder_threads re-exported
+from astradup.media.probe import _open, decoder_threads, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class PyAVDecoder(Decoder):
         parts = [(s, t) for s, t in parts if len(t)]
         if len(parts) < 2:
             return None
-        threads = max(1, decoder_threads() // len(parts)) if decoder_threads() else 1
+        threads = max(1, decoder_threads() // len(parts))  # 0 (FFmpeg's choice) -> 1: the stretches are the threads
         with ThreadPoolExecutor(len(parts)) as pool:
             done = list(pool.map(lambda part: self._stretch(path, part[0], part[1], threads, part is parts[-1]), parts))
         out_t: list[float] = []

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from astradup.store.rows import list_array
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def project_video_rows(frames: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, pd
 
 def _arrow(df: pd.DataFrame, keys: list[str]) -> pa.Table:
     cols = {k: pa.array(df[k].to_numpy(), pa.int64() if k == "video_id" else pa.int32()) for k in keys}
-    cols["embedding"] = pa.array([np.asarray(e, np.float32) for e in df["embedding"]], pa.list_(pa.float32()))
+    cols["embedding"] = list_array(list(df["embedding"]), pa.float32())
     return pa.table(cols)
 
 
@@ -85,21 +86,18 @@ def compact_store(st: Store, cfg, batch: int = BATCH_VIDEOS) -> int:
         rows = st.sql(f"SELECT video_id, idx, embedding FROM frames WHERE video_id IN ({marks}) "
                       "AND embedding IS NOT NULL ORDER BY video_id, idx", chunk)
         fr, desc = project_video_rows(rows, dim)
-        con.register("new_frames", _arrow(fr, ["video_id", "idx"]))
-        con.register("new_desc", _arrow(desc, ["video_id"]))
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute("UPDATE frames SET embedding = n.embedding FROM new_frames n "
-                        "WHERE frames.video_id = n.video_id AND frames.idx = n.idx")
-            con.execute("UPDATE descriptors SET embedding = n.embedding FROM new_desc n "
-                        "WHERE descriptors.video_id = n.video_id")
-            con.execute(f"UPDATE videos SET feature_key = ? WHERE video_id IN ({marks})", [key, *chunk])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("new_frames")
-            con.unregister("new_desc")
+        with st.temp_table("new_frames", _arrow(fr, ["video_id", "idx"])), \
+                st.temp_table("new_desc", _arrow(desc, ["video_id"])):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("UPDATE frames SET embedding = n.embedding FROM new_frames n "
+                            "WHERE frames.video_id = n.video_id AND frames.idx = n.idx")
+                con.execute("UPDATE descriptors SET embedding = n.embedding FROM new_desc n "
+                            "WHERE descriptors.video_id = n.video_id")
+                con.execute(f"UPDATE videos SET feature_key = ? WHERE video_id IN ({marks})", [key, *chunk])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
         done += len(chunk)
     return done

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -224,17 +225,16 @@ class Store:
     def _write_rows(self, items: list[VideoRecord], keys: list[str], rows: list[Rows]) -> list[int]:
         """The body of :meth:`write_videos`, inside its transaction."""
         con = self.con
-        con.register("_paths_in", pa.table({"path": pa.array(sorted(set(keys)), pa.string())}))
-        old = dict(con.execute("SELECT path, video_id FROM videos JOIN _paths_in USING (path)").fetchall())
-        con.unregister("_paths_in")
+        paths = pa.table({"path": pa.array(sorted(set(keys)), pa.string())})
+        with self.temp_table("_paths_in", paths):
+            old = dict(con.execute("SELECT path, video_id FROM videos JOIN _paths_in USING (path)").fetchall())
         vids = self._assign_ids(items, keys, {k: int(v) for k, v in old.items()})
         last = {key: i for i, key in enumerate(keys)}  # a path given twice: the later item wins
         keep = [i for i, key in enumerate(keys) if last[key] == i]
         if old:
-            con.register("_ids_in", pa.table({"video_id": pa.array(sorted(old.values()), pa.int64())}))
-            for t in ("frames", "descriptors", "audio", "videos"):
-                con.execute(f"DELETE FROM {t} WHERE video_id IN (SELECT video_id FROM _ids_in)")
-            con.unregister("_ids_in")
+            with self.temp_table("_ids_in", pa.table({"video_id": pa.array(sorted(old.values()), pa.int64())})):
+                for t in ("frames", "descriptors", "audio", "videos"):
+                    con.execute(f"DELETE FROM {t} WHERE video_id IN (SELECT video_id FROM _ids_in)")
         kept = [rows[i] for i in keep]
         kept_ids = [vids[i] for i in keep]
         self._insert("videos", video_table(kept, kept_ids, now(), [keys[i] for i in keep], self.path))
@@ -255,9 +255,8 @@ class Store:
                 "mfcc_std": list_array([a.mfcc_std for _, a in aud], pa.float64()),
                 "rms": pa.array([a.rms for _, a in aud], pa.float64()),
             }))
-        con.register("_paths_in", pa.table({"path": pa.array(sorted(set(keys)), pa.string())}))
-        con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM _paths_in)")
-        con.unregister("_paths_in")
+        with self.temp_table("_paths_in", paths):
+            con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM _paths_in)")
         return vids
 
     def _culprit(self, items: list[VideoRecord], keys: list[str], rows: list[Rows]) -> str:
@@ -280,10 +279,9 @@ class Store:
         given = sorted({int(it.video_id) for it in items if it.video_id is not None})
         taken: dict[int, str] = {}
         if given:
-            self.con.register("_ids_in", pa.table({"video_id": pa.array(given, pa.int64())}))
-            taken = {int(v): p for v, p in self.con.execute(
-                "SELECT video_id, path FROM videos JOIN _ids_in USING (video_id)").fetchall()}
-            self.con.unregister("_ids_in")
+            with self.temp_table("_ids_in", pa.table({"video_id": pa.array(given, pa.int64())})):
+                taken = {int(v): p for v, p in self.con.execute(
+                    "SELECT video_id, path FROM videos JOIN _ids_in USING (video_id)").fetchall()}
         top = self.next_video_id() - 1
         known = dict(old)
         vids = []
@@ -302,15 +300,22 @@ class Store:
             vids.append(vid)
         return vids
 
+    @contextmanager
+    def temp_table(self, name: str, rows: pa.Table | pd.DataFrame) -> Iterator[None]:
+        """``rows`` readable by SQL as ``name`` inside the block (a DuckDB view of the Arrow table
+        or DataFrame, no copy), dropped when the block ends, whatever happens in it."""
+        self.con.register(name, rows)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
     def _insert(self, table: str, rows: pa.Table) -> None:
         """Append an Arrow table's rows to ``table`` (columns by name; DuckDB casts each to the
         column's type, as it casts bound parameters)."""
         cols = ", ".join(rows.column_names)
-        self.con.register("_rows_in", rows)
-        try:
+        with self.temp_table("_rows_in", rows):
             self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows_in")
-        finally:
-            self.con.unregister("_rows_in")
 
     def remove_missing(self, present: set[str]) -> int:
         """Forget videos whose files are gone from the media folder (their files are not touched).
@@ -505,9 +510,8 @@ class Store:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute("DELETE FROM pairs WHERE run_id = ?", [run_id])
-            self.con.register("_pairs_in", df)
-            self.con.execute("INSERT INTO pairs SELECT * FROM _pairs_in")
-            self.con.unregister("_pairs_in")
+            with self.temp_table("_pairs_in", df):
+                self.con.execute("INSERT INTO pairs SELECT * FROM _pairs_in")
             self.con.execute("COMMIT")
         except Exception as exc:
             self.con.execute("ROLLBACK")
@@ -521,9 +525,8 @@ class Store:
         df["time"] = now()
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("DELETE FROM labels WHERE source = ?", [source])
-        self.con.register("_labels_in", df)
-        self.con.execute('INSERT INTO labels SELECT * FROM _labels_in')
-        self.con.unregister("_labels_in")
+        with self.temp_table("_labels_in", df):
+            self.con.execute('INSERT INTO labels SELECT * FROM _labels_in')
         self.con.execute("COMMIT")
         return len(df)
 
