@@ -406,3 +406,38 @@ def test_melody_is_a_seeded_tune():
         for i in range(0, len(a) - win, win // 2)
     }
     assert len(peaks) >= 4
+
+
+def test_fillers_zoom_into_points_of_their_own(tmp_path):
+    """Two procedural fillers must not be copies of each other: each ``mandelbrot_roam`` filler
+    of a plan zooms into a point of its own near the set's boundary, and no two start on
+    overlapping views (the plain ``mandelbrot`` kind has six fixed points, so two fillers showed
+    one fractal in two hues and the truth called them different)."""
+    import re
+
+    from astradup.synth import procedural
+    from astradup.synth.generate import _spec
+    from astradup.synth.planners import make_plan
+
+    assert "mandelbrot" not in procedural.VARIED_KINDS and "mandelbrot_roam" in procedural.VARIED_KINDS
+    # the fillers' order keeps every other kind where it was (the name sorts in mandelbrot's place)
+    assert sorted(procedural.VARIED_KINDS).index("mandelbrot_roam") == 2
+    assert "mandelbrot_roam" not in procedural.KINDS  # sources and distractors keep their order
+    spec = _spec(tmp_path / "c", None, 12, 5, 4.0, 96, 64, None, n_distractors=2, n_partial=None,
+                 n_similar=None, n_shared_audio=None, hard_negatives=4, music_dir=None)
+    plan = make_plan(spec)
+    views = []
+    for m in plan.materials:
+        if m.origin == "procedural:mandelbrot_roam":
+            g = m.render[0]
+            x, y, s = (float(re.search(rf"{k}=([-0-9.e]+)", g).group(1)) for k in ("start_x", "start_y", "start_scale"))
+            views.append((complex(x, y), s))
+            # near the boundary: the orbit escapes, but late
+            z, c = 0j, complex(x, y)
+            n = next((k for k in range(128) if abs(z := z * z + c) > 2.0), 128)
+            assert 40 <= n < 120
+    assert len(views) >= 4
+    for i, (c1, s1) in enumerate(views):
+        for c2, s2 in views[i + 1 :]:
+            # ffmpeg's view is ``scale`` wide (and less high) around its point
+            assert abs(c1 - c2) > max(s1, s2), "two fillers start on overlapping views"

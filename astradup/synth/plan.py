@@ -178,7 +178,8 @@ class Plan:
     def procedural(self, mid: str, kind: str, length: float, w: int, h: int) -> Material:
         """A seeded procedural rendering ``mid`` (a stage-0 job with its own tune)."""
         rng = stream(self.spec.seed, "material", mid)
-        g = procedural.picture_graph(kind, w, h, FPS, length, rng)
+        slot = sum(m.origin == f"procedural:{kind}" for m in self.materials)  # renderings of this kind so far
+        g = procedural.picture_graph(kind, w, h, FPS, length, rng, slot)
         mseed = int(rng.integers(2**31 - 1))
         wav = self.spec.work / f"{mid}.wav"
         self.wavs.append((wav, mseed, length))

@@ -8,6 +8,7 @@ order so that a small corpus gets different kinds for its sources.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -35,6 +36,42 @@ def _mandelbrot(w: int, h: int, fps: int, length: float, rng: np.random.Generato
     return (
         f"mandelbrot=s={w // 2}x{h // 2}:r={fps}:maxiter=128:start_scale={start:.4f}:end_scale={end:.6f}"
         f":end_pts={int(length * fps) + 1}:start_x={x}:start_y={y}:inner=period,scale={w}:{h}"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _roam_points(n: int = 96, spacing: float = 0.06) -> tuple[tuple[float, float], ...]:
+    """Up to ``n`` fixed points (76 with the defaults) near the Mandelbrot set's boundary, each at
+    least ``spacing`` (more than the widest first view, 0.05) from the others: uniform draws over the set's box (a fixed seed) whose orbit escapes late (after 40-120
+    of 128 iterations), so a zoom into one keeps showing structure, taken greedily in draw order."""
+    rng = np.random.default_rng(20261130)
+    c = rng.uniform(-2.0, 0.5, 20000) + 1j * rng.uniform(-1.2, 1.2, 20000)
+    z = np.zeros_like(c)
+    n_esc = np.full(len(c), 128)
+    for i in range(128):
+        live = n_esc == 128
+        z[live] = z[live] * z[live] + c[live]
+        n_esc[live & (np.abs(z) > 2.0)] = i
+    out: list[complex] = []
+    for p in c[(n_esc >= 40) & (n_esc < 120)]:
+        if all(abs(p - q) >= spacing for q in out):
+            out.append(p)
+            if len(out) == n:
+                break
+    return tuple((float(p.real), float(p.imag)) for p in out)
+
+
+def _mandelbrot_roam(w: int, h: int, fps: int, length: float, rng: np.random.Generator, slot: int = 0) -> str:
+    # Fillers only: filler number ``slot`` of this kind zooms into a point of its own, starting
+    # close in, so two fillers show different pictures (two ``mandelbrot`` renderings at one of
+    # its six points show the same fractal in another hue: unrelated fillers were copies).
+    points = _roam_points()
+    x, y = points[slot % len(points)]
+    start = float(rng.uniform(0.02, 0.05))
+    end = start * float(rng.uniform(0.03, 0.15))
+    return (
+        f"mandelbrot=s={w // 2}x{h // 2}:r={fps}:maxiter=128:start_scale={start:.4f}:end_scale={end:.6f}"
+        f":end_pts={int(length * fps) + 1}:start_x={x!r}:start_y={y!r}:inner=period,scale={w}:{h}"
     )
 
 
@@ -118,17 +155,27 @@ KINDS: dict[str, Callable[[int, int, int, float, np.random.Generator], str]] = {
 
 
 def picture_graph(
-    kind: str, w: int, h: int, fps: int, length: float, rng: np.random.Generator
+    kind: str, w: int, h: int, fps: int, length: float, rng: np.random.Generator, slot: int = 0
 ) -> str:
-    """The lavfi graph for ``kind``, with a slow seeded hue drift, ending in yuv420p at ``w``x``h``."""
+    """The lavfi graph for ``kind``, with a slow seeded hue drift, ending in yuv420p at ``w``x``h``.
+    ``slot`` numbers the renderings of a filler kind (:data:`FILLER_KINDS`) so each differs."""
     drift = rng.uniform(6, 18) * rng.choice([-1, 1])
     offset = rng.uniform(0, 360)
-    return f"{KINDS[kind](w, h, fps, length, rng)},hue=h={offset:.1f}+t*{drift:.2f},setsar=1,format=yuv420p"
+    picture = KINDS[kind](w, h, fps, length, rng) if kind in KINDS else FILLER_KINDS[kind](w, h, fps, length, rng, slot)
+    return f"{picture},hue=h={offset:.1f}+t*{drift:.2f},setsar=1,format=yuv420p"
 
+
+# Kinds used only for fillers (hosts, backgrounds), outside ``KINDS`` so the seeded order of
+# sources and distractors stays as it was.
+FILLER_KINDS: dict[str, Callable[..., str]] = {
+    "mandelbrot_roam": _mandelbrot_roam,
+}
 
 # Kinds whose look changes a lot with the seed; the others (test patterns) look alike across
 # seeds, so they are only used for sources and distractors, where the seeded order keeps them apart.
-VARIED_KINDS = ("cellauto", "life", "mandelbrot", "perlin", "shapes")
+# Fillers must also differ from each other: "mandelbrot" zooms into one of six fixed points, so
+# they take "mandelbrot_roam" (which sorts in its place, leaving the other fillers' order as it was).
+VARIED_KINDS = ("cellauto", "life", "mandelbrot_roam", "perlin", "shapes")
 
 
 def kind_order(rng: np.random.Generator, n: int, kinds: tuple[str, ...] | None = None) -> list[str]:
