@@ -59,7 +59,7 @@ class Library:
     def index(self, folder: str | os.PathLike[str], *, eager: bool = False, scheduler: str | None = None,
               gpus: bool = False, workers: int | None = None, progress: bool = True,
               on_dashboard: Callable[[str], None] | None = None, metrics_file: str | os.PathLike[str] | None = None,
-              pushgateway: str | None = None) -> IndexSummary:
+              pushgateway: str | None = None, commit_every: float | None = None) -> IndexSummary:
         """Probe and extract every video under ``folder`` into the store, incrementally.
 
         Unchanged files (same path, size, mtime, content hash and feature settings) are skipped;
@@ -75,6 +75,8 @@ class Library:
             on_dashboard: called with the Dask dashboard's URL once the cluster is up.
             metrics_file: where the run's Prometheus gauges go (``<store>.metrics.prom`` when None).
             pushgateway: also push them to this Pushgateway URL.
+            commit_every: commit extracted videos at least this often (seconds; None: the
+                default, 2 s; 0: each video on its own). A killed run loses what came since.
 
         Returns:
             An :class:`~astradup.execution.IndexSummary` (counts, seconds, videos per hour).
@@ -83,11 +85,11 @@ class Library:
             >>> Library("lib.duckdb").index("videos/", eager=True).lines()[0]  # doctest: +SKIP
             'files found      12'
         """
-        from astradup.execution.runner import run_index
+        from astradup.execution.runner import WRITE_EVERY_S, run_index
 
         return run_index(folder, self.store, self.config, scheduler=scheduler, gpus=gpus, workers=workers,
                          progress=progress, eager=eager, on_dashboard=on_dashboard, metrics_file=metrics_file,
-                         pushgateway=pushgateway)
+                         pushgateway=pushgateway, commit_every=WRITE_EVERY_S if commit_every is None else commit_every)
 
     def match(self, *, min_score: float | None = None, out: str | os.PathLike[str] | None = None,
               progress: bool = True, scheduler: str | None = None, workers: int | None = None,

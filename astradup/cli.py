@@ -78,6 +78,9 @@ def index(
     eager: Annotated[bool, typer.Option("--eager", help="Run in this process, without Dask.")] = False,
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,
+    commit_every: Annotated[float | None, typer.Option(
+        help="Commit extracted videos at least this often, in seconds (0: each on its own); a killed run "
+             "loses what came since [default 2].")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Probe and extract every video under MEDIA_DIR into the store (incremental)."""
@@ -88,7 +91,7 @@ def index(
         summary = lib.index(
             media_dir, scheduler=scheduler, gpus=gpus, workers=workers, progress=not quiet, eager=eager,
             on_dashboard=lambda link: typer.echo(f"Dask dashboard: {link}", err=True),
-            metrics_file=metrics_file, pushgateway=pushgateway,
+            metrics_file=metrics_file, pushgateway=pushgateway, commit_every=commit_every,
         )
     except AstradupError as exc:
         _fail(exc)

@@ -116,9 +116,10 @@ def test_worker_killed_mid_run(corpus, eager_store, cluster, tmp_path):
 
 def test_driver_killed_mid_run_resumes(corpus, eager_store, tmp_path):
     store = tmp_path / "r.duckdb"
-    proc = subprocess.Popen([*CLI, "index", str(corpus), "--store", str(store), "--eager"],
+    proc = subprocess.Popen([*CLI, "index", str(corpus), "--store", str(store), "--eager", "--commit-every", "0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # the progress bar says how many videos are committed; kill the driver outright mid-way
+    # the progress bar says how many videos are committed (here each on its own); kill the driver
+    # outright mid-way
     import re
 
     done, buf = 0, b""

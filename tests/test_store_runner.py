@@ -368,3 +368,49 @@ def test_fast_query_on_keyframes_finds_the_source(tmp_path):
     # the copy starts 3 s into the source: a keyframe stands for +-1 s here; with 96-d compact
     # embeddings the aligned path ends half a second earlier on this procedural clip (13.5 s)
     assert a_start == 0.0 and 2.0 <= b_start <= 4.0 and b_end >= 13.5
+
+
+def test_index_commits_in_batches_and_keeps_them_after_an_error(media_dir, indexed, tmp_path, monkeypatch):
+    """The index run commits extracted videos together (``WRITE_BATCH`` at a time, or after
+    ``commit_every`` seconds), with the same rows as one commit a video; when the run breaks off,
+    what was extracted before is committed, counted, and skipped by the next run."""
+    from astradup.execution import runner, stages
+
+    batches: list[int] = []
+    real = Store.write_videos
+
+    def spy(self, items):
+        items = list(items)
+        batches.append(len(items))
+        return real(self, items)
+
+    monkeypatch.setattr(Store, "write_videos", spy)
+    monkeypatch.setattr(runner, "WRITE_BATCH", 2)
+    store = tmp_path / "b.duckdb"
+    s = run_index(media_dir, store, eager=True, progress=False, commit_every=1e9)
+    assert s.n_indexed == 5 and batches == [2, 2, 1]
+    with Store(indexed[0], read_only=True) as one, Store(store, read_only=True) as many:
+        cols = "v.rel_path, v.video_id, v.n_frames, f.t, f.phash"
+        q = f"SELECT {cols} FROM videos v JOIN frames f USING (video_id) ORDER BY v.rel_path, f.t"
+        pd.testing.assert_frame_equal(one.sql(q), many.sql(q))
+
+    # a run that breaks off after three videos: all three are kept, the next run skips them
+    real_map = stages.map_extract
+
+    def breaks_off(*args, **kwargs):
+        for i, item in enumerate(real_map(*args, **kwargs)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(runner, "map_extract", breaks_off)
+    batches.clear()
+    store2 = tmp_path / "c.duckdb"
+    with pytest.raises(KeyboardInterrupt):
+        run_index(media_dir, store2, eager=True, progress=False, commit_every=1e9)
+    assert batches == [2, 1]
+    with Store(store2, read_only=True) as st:
+        assert len(st.videos()) == 3 and st.runs()["n_indexed"].tolist() == [3]
+    monkeypatch.setattr(runner, "map_extract", real_map)
+    again = run_index(media_dir, store2, eager=True, progress=False)
+    assert again.n_skipped == 3 and again.n_indexed == 2

@@ -35,7 +35,6 @@ from astradup.execution.stages import (
     match_client,
     orient_pairs,
     pairs_frame,
-    progress_bar,
     search_votes,
     verify_in_memory,
     verify_query,
@@ -50,9 +49,13 @@ from astradup.provenance import versions
 from astradup.scoring.pair import score_pair
 from astradup.store.compact import compact_store, compactable
 from astradup.store.decisions import mark_decisions
+from astradup.store.rows import VideoRecord
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
+
+WRITE_BATCH = 64  # extracted videos committed in one transaction (CommitBatches)
+WRITE_EVERY_S = 2.0  # ... or fewer, when this long has passed since the last commit
 
 
 def new_run_id() -> str:
@@ -126,6 +129,54 @@ def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
     return stale
 
 
+class CommitBatches:
+    """The index run's writes: extracted videos are committed together (:meth:`Store.write_videos`)
+    once ``WRITE_BATCH`` are waiting or ``every`` seconds (default ``WRITE_EVERY_S``; 0: each
+    video on its own) have passed since the last commit, and at the end. One transaction per video cost the driver 20-70 ms a video (measured
+    2026-11-29/30, 20-60 frames), a tenth of a short clip's whole extraction. A killed run loses at
+    most the videos not yet committed, which the next run extracts again. The progress bar
+    counts committed (and failed) videos, so what it shows is what a resumed run skips."""
+
+    def __init__(self, st: Store, total: int, progress: bool, every: float = WRITE_EVERY_S):
+        self.st, self.every, self.last, self.committed = st, every, time.monotonic(), 0
+        self.buf: list[VideoRecord] = []
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="index", unit="video", dynamic_ncols=True)
+
+    def __enter__(self) -> CommitBatches:
+        return self
+
+    def add(self, item: VideoRecord) -> None:
+        """Queue one video; commit the queue when it is full or old enough."""
+        self.buf.append(item)
+        if len(self.buf) >= WRITE_BATCH or time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def skipped(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def flush(self) -> None:
+        n = len(self.buf)
+        if n:
+            self.st.write_videos(self.buf)
+            self.buf = []
+            self.committed += n
+            if self.bar is not None:
+                self.bar.update(n)
+        self.last = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.flush()  # also after an error: what was extracted is kept
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+
+
 def run_index(
     media_dir: str | os.PathLike[str],
     store_path: str | os.PathLike[str],
@@ -138,6 +189,7 @@ def run_index(
     on_dashboard: Callable[[str], None] | None = None,
     metrics_file: str | os.PathLike[str] | None = None,
     pushgateway: str | None = None,
+    commit_every: float = WRITE_EVERY_S,
 ) -> IndexSummary:
     """Index every video under ``media_dir`` into the store, incrementally.
 
@@ -151,6 +203,10 @@ def run_index(
     The run's Prometheus gauges are written to ``metrics_file`` (default ``<store>.metrics.prom``)
     and pushed to ``pushgateway`` when given; when Dask ran, its performance report is saved as
     ``<store>.runs/<run_id>/dask-performance.html``.
+
+    Extracted videos are committed together, at least every ``commit_every`` seconds
+    (:class:`CommitBatches`; 0 commits each video on its own): a killed run loses at most the
+    videos extracted since the last commit, and the next run extracts them again.
     """
     cfg = config or AstradupConfig()
     root = Path(media_dir).resolve()
@@ -199,16 +255,21 @@ def run_index(
 
         def consume(results) -> None:
             nonlocal n_indexed, n_failed
-            for p, res in progress_bar(results, len(pending), "index", progress):
-                if isinstance(res, Failure):
-                    st.record_failure(run_id, p, res.stage, res.error_class, res.message)
-                    log.warning("%s", res.message)
-                    n_failed += 1
-                    continue
-                size, mtime, digest = stats[p]
-                st.write_video(res, rel_path=os.path.relpath(p, root), size=size, mtime=mtime,
-                               content_hash=digest, feature_key=fkey, run_id=run_id, video_id=ids[p])
-                n_indexed += 1
+            batches = CommitBatches(st, len(pending), progress, commit_every)
+            try:
+                with batches:
+                    for p, res in results:
+                        if isinstance(res, Failure):
+                            st.record_failure(run_id, p, res.stage, res.error_class, res.message)
+                            log.warning("%s", res.message)
+                            n_failed += 1
+                            batches.skipped()
+                            continue
+                        size, mtime, digest = stats[p]
+                        batches.add(VideoRecord(res, os.path.relpath(p, root), size, mtime, digest, fkey, run_id,
+                                                ids[p]))
+            finally:
+                n_indexed += batches.committed
 
         status = "failed"
         perf_report = run_dir(store_path, run_id) / "dask-performance.html"
