@@ -59,6 +59,36 @@ def test_a_window_on_a_still_desktop_is_not_an_inset():
     assert inset_box(frames) is None
 
 
+def _cells(rng: np.random.Generator, n: int, h: int, w: int, cell: int = 4) -> np.ndarray:
+    """Busy surroundings: black and white cells that change every frame (a cellular automaton),
+    edges everywhere."""
+    small = rng.random((n, h // cell + 1, w // cell + 1)) < 0.5
+    big = np.repeat(np.repeat(small, cell, axis=1), cell, axis=2)
+    # the grid moves from frame to frame (the automaton scrolls), so no edge stays put
+    big = np.stack([b[dy : dy + h, dx : dx + w] for b, dy, dx in zip(big, *rng.integers(0, cell, (2, n)))])
+    return np.repeat((big * 255).astype(np.uint8)[..., None], 3, axis=3)
+
+
+def test_inset_in_busy_surroundings_is_found_by_how_its_pixels_change():
+    """Cells changing every frame drown the inset's edges (the first two looks find nothing); the
+    inset still changes far less from frame to frame than they do, and the third look finds it."""
+    from astradup.features import preprocess as pp
+
+    rng = np.random.default_rng(11)
+    box = (40, 110, 70, 150)
+    frames = _cells(rng, 12, 160, 160)
+    inner = _smooth(rng, 12, box[1] - box[0], box[3] - box[2])
+    inner[:, ::3] = 255  # fine detail of its own up to its sides: its edges do not stand out
+    inner[:, :, ::3] = 0
+    frames[:, box[0] : box[1], box[2] : box[3]] = inner
+    g = frames.astype(np.float32).mean(axis=3)
+    assert pp._edge_box(g) is None
+    found = inset_box(frames)
+    assert found is not None and all(abs(a - b) <= 2 for a, b in zip(found, box)), (found, box)
+    # the same cells with nothing inside them: no inset
+    assert inset_box(_cells(rng, 12, 160, 160)) is None
+
+
 def test_plain_videos_have_no_inset():
     rng = np.random.default_rng(5)
     assert inset_box(_smooth(rng, 8, 160, 160)) is None

@@ -48,7 +48,7 @@ def trim_borders(frames: np.ndarray, threshold: int = 24) -> np.ndarray:
 # (a window on a still desktop does not count). Measured on 40 picture-in-picture copies and 300
 # other videos of the real-clip set (160 px frames, 1 fps, detector v3): 29 insets found, 1 false
 # inset; at the shipped sampling (sampling.min_frames) 28 of the 40 are found.
-INSET_VERSION = 3  # in the feature key: a store made by another version of the detector re-indexes
+INSET_VERSION = 4  # in the feature key: a store made by another version of the detector re-indexes
 INSET_EDGE = 10.0  # mean grey-level step across a side (over the sampled frames)
 INSET_CONTRAST = 1.5  # ... and that many times the step 3 px to either side of it
 INSET_SIDES = (0.25, 0.8)  # an inset's side, as a fraction of the frame's
@@ -56,6 +56,8 @@ INSET_COVER = 0.85  # fraction of each side that must be an edge
 INSET_MOTION = 15.0  # mean grey-level distance of the outside from its median over the frames (rate-free)
 _INSET_LINES = 64  # longest candidate lines kept per direction
 INSET_FRAMES = 0.6  # second look: share of the frames a side must be an edge in
+INSET_ACTIVITY_STEP = 8.0  # third look: step of the temporal-std map across a side (grey levels) ...
+INSET_ACTIVITY_SPAN = 3  # ... between the means of this many lines on either side
 
 
 def _dilate(m: np.ndarray) -> np.ndarray:
@@ -108,12 +110,19 @@ def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     best-covered persistent edges (ties: the larger box), each side a fraction ``INSET_SIDES`` of
     the frame, and the pictures outside it moving by at least ``INSET_MOTION`` grey levels. Edges
     are first looked for in the mean step over the frames; where busy surroundings drown that,
-    in each frame on its own (an edge in at least ``INSET_FRAMES`` of them).
+    in each frame on its own (an edge in at least ``INSET_FRAMES`` of them), then in the map of
+    how much each pixel changes over the frames (:func:`_activity_box`).
     """
     f = np.asarray(frames, dtype=np.float32)
     if f.ndim != 4 or len(f) < 2:
         return None
     g = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    return _edge_box(g) or _activity_box(g)
+
+
+def _edge_box(g: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The first two looks of :func:`inset_box` over grey frames ``g`` (N, H, W): persistent
+    edges in the mean step over the frames, then in each frame on its own."""
     sx, sy = np.abs(np.diff(g, axis=2)), np.abs(np.diff(g, axis=1))
     box = _box_from_edges(_dilate(_edges(sx.mean(axis=0), 1).T), _dilate(_edges(sy.mean(axis=0), 0)), g)
     if box is None:
@@ -122,6 +131,36 @@ def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
         per_y = np.ascontiguousarray(_dilate_lines(_edges(sy, 0))).mean(axis=0) >= INSET_FRAMES
         box = _box_from_edges(per_x, per_y, g)
     return box
+
+
+def _activity_steps(m: np.ndarray, axis: int) -> np.ndarray:
+    """Edges of a map ``m`` (H, W) across lines along ``axis``: at each boundary between two
+    lines, the difference of the means of ``INSET_ACTIVITY_SPAN`` lines either side, where it
+    exceeds ``INSET_ACTIVITY_STEP`` and is the largest within two lines (a step, not a texture).
+    Shape (H, W - 1) for ``axis=1`` (an edge right of column x), (H - 1, W) for ``axis=0``."""
+    r, n = INSET_ACTIVITY_SPAN, m.shape[axis]
+    c = np.cumsum(np.pad(m.astype(np.float64), [(1, 0) if a == axis else (0, 0) for a in range(2)]), axis=axis)
+    at = np.arange(1, n)
+    lo, hi = np.clip(at - r, 0, n), np.clip(at + r, 0, n)
+    shape = [-1 if a == axis else 1 for a in range(2)]
+
+    def mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (np.take(c, b, axis=axis) - np.take(c, a, axis=axis)) / np.maximum(b - a, 1).reshape(shape)
+
+    step = np.abs(mean(at, hi) - mean(lo, at))
+    pad = np.pad(step, [(2, 2) if a == axis else (0, 0) for a in range(2)])
+    rivals = np.max([np.take(pad, np.arange(k, k + n - 1), axis=axis) for k in (0, 1, 3, 4)], axis=0)
+    return (step > INSET_ACTIVITY_STEP) & (step >= rivals)
+
+
+def _activity_box(g: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Third look of :func:`inset_box`: where busy surroundings (cellular automata, a fractal
+    zoom) are edges everywhere, the inset still differs from them in how much each pixel changes
+    over time. The box is looked for in the edges of the per-pixel temporal standard deviation."""
+    if len(g) < 3:
+        return None
+    sd = g.std(axis=0)
+    return _box_from_edges(_dilate(_activity_steps(sd, 1).T), _dilate(_activity_steps(sd, 0)), g)
 
 
 def _box_from_edges(sv: np.ndarray, sh: np.ndarray, g: np.ndarray) -> tuple[int, int, int, int] | None:
