@@ -177,6 +177,32 @@ class CommitBatches:
                 self.bar.close()
 
 
+def _to_index(st: Store, files: list[Path], known: dict[str, Any], fkey: str,
+              run_id: str) -> tuple[list[str], dict[str, tuple[int, float, str]], int, int]:
+    """Which of ``files`` :func:`run_index` extracts: those not in the store unchanged (same size,
+    mtime, content hash and feature key). Files that cannot be opened are recorded as failures.
+    Returns (pending paths, (size, mtime, hash) of every readable file, skipped, failed)."""
+    pending: list[str] = []
+    stats: dict[str, tuple[int, float, str]] = {}
+    n_skipped = n_failed = 0
+    for f in files:
+        p = str(f)
+        try:
+            sr = check_file(p)
+            digest = content_hash(p, sr.st_size)
+        except MediaError as exc:
+            st.record_failure(run_id, p, "open", type(exc).__name__, str(exc))
+            n_failed += 1
+            continue
+        stats[p] = (sr.st_size, sr.st_mtime, digest)
+        k = known.get(to_text(p))
+        if k is not None and k.size == sr.st_size and abs(k.mtime - sr.st_mtime) < 1e-6 and k.content_hash == digest and k.feature_key == fkey:
+            n_skipped += 1
+            continue
+        pending.append(p)
+    return pending, stats, n_skipped, n_failed
+
+
 def run_index(
     media_dir: str | os.PathLike[str],
     store_path: str | os.PathLike[str],
@@ -214,7 +240,6 @@ def run_index(
     run_id = new_run_id()
     fkey = feature_key(cfg)
     files = discover(root)
-    n_failed = 0
     with Store(store_path) as st:
         prev_root = st.media_root
         if prev_root and prev_root != to_text(root):
@@ -224,24 +249,7 @@ def run_index(
         compact_store(st, cfg)  # full embeddings of otherwise current videos: projected, not re-extracted
         st.start_run(run_id, "index", cfg.to_dict(), versions(), to_text(root), scheduler or ("eager" if eager else "local"))
         known = {r.path: r for r in st.known_files().itertuples()}
-        pending: list[str] = []
-        stats: dict[str, tuple[int, float, str]] = {}
-        n_skipped = 0
-        for f in files:
-            p = str(f)
-            try:
-                sr = check_file(p)
-                digest = content_hash(p, sr.st_size)
-            except MediaError as exc:
-                st.record_failure(run_id, p, "open", type(exc).__name__, str(exc))
-                n_failed += 1
-                continue
-            stats[p] = (sr.st_size, sr.st_mtime, digest)
-            k = known.get(to_text(p))
-            if k is not None and k.size == sr.st_size and abs(k.mtime - sr.st_mtime) < 1e-6 and k.content_hash == digest and k.feature_key == fkey:
-                n_skipped += 1
-                continue
-            pending.append(p)
+        pending, stats, n_skipped, n_failed = _to_index(st, files, known, fkey, run_id)
         n_removed = st.remove_missing({str(f) for f in files})
         ids = assign_video_ids(pending, {path: int(k.video_id) for path, k in known.items()}, st.next_video_id())
         n_indexed = 0
