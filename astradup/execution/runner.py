@@ -132,10 +132,11 @@ def check_feature_keys(st: Store, cfg: AstradupConfig) -> int:
 class CommitBatches:
     """The index run's writes: extracted videos are committed together (:meth:`Store.write_videos`)
     once ``WRITE_BATCH`` are waiting or ``every`` seconds (default ``WRITE_EVERY_S``; 0: each
-    video on its own) have passed since the last commit, and at the end. One transaction per video cost the driver 20-70 ms a video (measured
-    2026-11-29/30, 20-60 frames), a tenth of a short clip's whole extraction. A killed run loses at
-    most the videos not yet committed, which the next run extracts again. The progress bar
-    counts committed (and failed) videos, so what it shows is what a resumed run skips."""
+    video on its own) have passed since the last commit, and at the end. One transaction per
+    video cost the driver 20-70 ms a video (measured 2026-11-29/30, 20-60 frames a video). A
+    killed run loses at most the videos not yet committed, which the next run extracts again.
+    The progress bar counts committed (and failed) videos, so what it shows is what a resumed
+    run skips."""
 
     def __init__(self, st: Store, total: int, progress: bool, every: float = WRITE_EVERY_S):
         self.st, self.every, self.last, self.committed = st, every, time.monotonic(), 0
