@@ -156,7 +156,8 @@ class CommitBatches:
         if len(self.buf) >= WRITE_BATCH or time.monotonic() - self.last >= self.every:
             self.flush()
 
-    def skipped(self) -> None:
+    def count_failure(self) -> None:
+        """A video that failed: nothing to commit, one step of the progress bar."""
         if self.bar is not None:
             self.bar.update(1)
 
@@ -272,7 +273,7 @@ def run_index(
                             st.record_failure(run_id, p, res.stage, res.error_class, res.message)
                             log.warning("%s", res.message)
                             n_failed += 1
-                            batches.skipped()
+                            batches.count_failure()
                             continue
                         size, mtime, digest = stats[p]
                         batches.add(VideoRecord(res, os.path.relpath(p, root), size, mtime, digest, fkey, run_id,

@@ -42,8 +42,9 @@ def _mandelbrot(w: int, h: int, fps: int, length: float, rng: np.random.Generato
 @functools.lru_cache(maxsize=1)
 def _roam_points(n: int = 96, spacing: float = 0.06) -> tuple[tuple[float, float], ...]:
     """Up to ``n`` fixed points (76 with the defaults) near the Mandelbrot set's boundary, each at
-    least ``spacing`` (more than the widest first view, 0.05) from the others: uniform draws over the set's box (a fixed seed) whose orbit escapes late (after 40-120
-    of 128 iterations), so a zoom into one keeps showing structure, taken greedily in draw order."""
+    least ``spacing`` (more than the widest first view, 0.05) from the others: uniform draws over
+    the set's box (a fixed seed) whose orbit escapes late (after 40-120 of 128 iterations), so a
+    zoom into one keeps showing structure, taken greedily in draw order."""
     rng = np.random.default_rng(20261130)
     c = rng.uniform(-2.0, 0.5, 20000) + 1j * rng.uniform(-1.2, 1.2, 20000)
     z = np.zeros_like(c)
@@ -64,7 +65,8 @@ def _roam_points(n: int = 96, spacing: float = 0.06) -> tuple[tuple[float, float
 def _mandelbrot_roam(w: int, h: int, fps: int, length: float, rng: np.random.Generator, slot: int = 0) -> str:
     # Fillers only: filler number ``slot`` of this kind zooms into a point of its own, starting
     # close in, so two fillers show different pictures (two ``mandelbrot`` renderings at one of
-    # its six points show the same fractal in another hue: unrelated fillers were copies).
+    # its six points show the same fractal in another hue: unrelated fillers were copies). A corpus
+    # with more roam fillers than points (76: about 380 fillers, ~90 sources) reuses them in turn.
     points = _roam_points()
     x, y = points[slot % len(points)]
     start = float(rng.uniform(0.02, 0.05))
