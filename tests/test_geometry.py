@@ -186,3 +186,26 @@ def test_a_file_changed_since_it_was_cached_is_read_again(tmp_path):
     os.replace(tmp_path / "b.mp4", a)
     again = cache.get(str(a), [0.5])[0.5].grey
     assert not np.array_equal(first, again)
+
+
+def test_a_stored_content_box_spares_decoding_the_whole_grid(tmp_path):
+    """With the content box indexing stored, the check decodes only the frames asked for and cuts
+    them as the box it would otherwise decide again over every sampled frame."""
+    from astradup.execution import extract_video
+
+    src = make_video(tmp_path / "src.mp4", "testsrc2", seconds=4, w=320, h=240, r=10, audio=False)
+    boxed = transcode(src, tmp_path / "boxed.mp4", ["-vf", "scale=240:180,pad=320:240:40:30", "-c:v", "libx264",
+                                                     "-preset", "ultrafast"])
+    vf = extract_video(str(boxed), AstradupConfig().replace(**{"features.audio": False}))
+    t, b, l_, r = vf.content_box
+    assert all(abs(x - y) <= 0.02 for x, y in zip((t, b, l_, r), (0.125, 0.875, 0.125, 0.875)))
+    times = [0.5, 2.5]
+    stored, again = KeypointCache(), KeypointCache()
+    got = stored.get(str(boxed), times, vf.timestamps, box=vf.content_box)
+    old = again.get(str(boxed), times, vf.timestamps)
+    assert len(stored._frames[str(boxed)]) == len(times) < len(vf.timestamps) <= len(again._frames[str(boxed)])
+    for tt in times:  # the same picture, to the pixel or two the colour and grey decisions differ by at 160 px
+        assert got[tt].grey.shape[1] == old[tt].grey.shape[1] == 320
+        assert abs(got[tt].grey.shape[0] - old[tt].grey.shape[0]) <= 0.03 * old[tt].grey.shape[0]
+    same = pair_geometry(str(src), str(boxed), [(tt, tt) for tt in times], cache=stored, box_b=vf.content_box)
+    assert same["geo_inliers"] >= 20 and same["geo_spread"] < 0.05

@@ -29,7 +29,8 @@ def _video(rng: np.random.Generator, name: str, n: int, *, emb: bool = True, aud
         audio=AudioFeatures("ok", rng.integers(0, 2**32, 3 * n + 1, dtype=np.uint64).astype(np.uint32),
                             rng.standard_normal(13).astype(np.float32), rng.random(13).astype(np.float32),
                             float(rng.random())) if audio else None,
-        decoder="pyav", timings={"decode": float(rng.random())})
+        decoder="pyav", timings={"decode": float(rng.random())},
+        content_box=(0.125, 0.875, 0.0, 1.0) if n % 2 else None)
 
 
 def _records(seed: int = 0, all_embedded: bool = False) -> list[VideoRecord]:
@@ -127,6 +128,29 @@ def test_bulk_write_round_trips_through_load_features(tmp_path):
             assert np.array_equal(got.audio.mfcc_std, vf.audio.mfcc_std)
         for k in ("duration", "width", "height", "rotation", "video_codec", "frame_count"):
             assert got.info[k] == vf.info[k]
+        assert got.content_box == vf.content_box
+    assert {vf.content_box is None for _, vf in latest.values()} == {True, False}
+
+
+def test_a_store_indexed_before_the_content_box_was_kept_reads_none(tmp_path):
+    """Schema 3 had no content_box column: opening such a store adds it, and its videos read
+    back without a box (the geometric check then decides it from the frames, as before)."""
+    from astradup.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    for version in range(1, 4):
+        for ddl in MIGRATIONS[version]:
+            con.execute(ddl)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    con.execute("INSERT INTO videos (video_id, path, n_frames, decoder) VALUES (1, '/media/old.mp4', 0, 'pyav')")
+    con.close()
+    with Store(path) as st:
+        assert st.schema_version() == SCHEMA_VERSION
+        assert st.load_features()[1].content_box is None
+        st.write_videos(_records(seed=4, all_embedded=True)[:2])
+        boxes = {vf.path: vf.content_box for vf in st.load_features().values()}
+    assert boxes["/media/b.mp4"] == (0.125, 0.875, 0.0, 1.0) and boxes["/media/old.mp4"] is None
 
 
 def _snapshot(path) -> dict[str, list]:
@@ -142,6 +166,7 @@ def _bad_cases(items: list[VideoRecord]) -> list[tuple[str, list[VideoRecord], s
     bad_width = f._replace(features=_replace(f.features, info={**f.features.info, "width": "wide"}))
     huge_rotation = f._replace(features=_replace(f.features, info={**f.features.info, "rotation": 2**40}))
     stolen_id = f._replace(video_id=1)  # id 1 is c.mp4's
+    bad_box = f._replace(features=_replace(f.features, content_box=(0.0, 1.5, 0.0, 1.0)))
     return [
         ("a hash array one row short (checked before the transaction)", [*good, short_hash], "/media/c.mp4"),
         ("a value whose type does not mix with the others' (after c.mp4's old rows were deleted)",
@@ -149,6 +174,7 @@ def _bad_cases(items: list[VideoRecord]) -> list[tuple[str, list[VideoRecord], s
         ("a value out of its column's range (DuckDB's cast fails inside the transaction)",
          [*good, c, huge_rotation], "/media/f.mp4"),
         ("a video_id that belongs to another path", [*good, stolen_id], "/media/f.mp4"),
+        ("a content box that is not four fractions", [*good, bad_box], "/media/f.mp4"),
     ]
 
 
@@ -158,7 +184,7 @@ def _replace(vf: VideoFeatures, **changes) -> VideoFeatures:
     return dataclasses.replace(vf, **changes)
 
 
-@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("case", range(5))
 def test_failing_item_writes_nothing_of_the_call_and_names_the_file(tmp_path, case):
     path = tmp_path / "s.duckdb"
     items = _records(seed=5)

@@ -53,6 +53,7 @@ def test_features_round_trip(indexed, media_dir):
     assert np.array_equal(back.phash, fresh.phash) and np.array_equal(back.phash_flip, fresh.phash_flip)
     assert np.allclose(back.embeddings, fresh.embeddings, atol=1e-5)
     assert np.array_equal(back.timestamps, fresh.timestamps)
+    assert back.content_box == fresh.content_box == (0.0, 1.0, 0.0, 1.0)
     assert back.audio.status == "ok" and np.array_equal(back.audio.fingerprint, fresh.audio.fingerprint)
 
 

@@ -18,7 +18,7 @@ from astradup.errors import AstradupError, NoAudioStreamError
 from astradup.features.audio import AudioFeatures, audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import video_descriptor
-from astradup.features.preprocess import content_frames
+from astradup.features.preprocess import content_frames_and_box
 from astradup.features.quality import frame_quality
 from astradup.features.video import VideoFeatures
 from astradup.media.audio import iter_audio
@@ -106,7 +106,7 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
         if sample is None:
             sample = sample_frames(path, info.duration, s.rate(info.duration), s.frame_size, s.decoder, s.max_frames,
                                    info.rotation, segments=max(1, threads))
-        frames = content_frames(sample.frames, inset=s.inset)
+        frames, box = content_frames_and_box(sample.frames, inset=s.inset)
         t1 = time.perf_counter()
         timings["decode"] = t1 - tp
         stage = "hash"
@@ -142,6 +142,7 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
             audio=aud,
             decoder=sample.backend,
             timings=timings,
+            content_box=tuple(round(float(v), 6) for v in box),  # type: ignore[arg-type]
         )
     except AstradupError as exc:
         return Failure(path, stage, type(exc).__name__, str(exc))

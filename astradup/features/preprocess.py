@@ -233,17 +233,23 @@ def content_frames(frames: np.ndarray, inset: bool = True) -> np.ndarray:
     """The picture the features describe: letterbox/pillarbox bars cut (:func:`trim_borders`),
     then, with ``inset``, a picture-in-picture inset (:func:`inset_box`) cut out and scaled back
     to the frames' size, so the copy inside another video's frame matches its source."""
-    _, out, box = _content(frames, inset)
-    return out if box is None else _crop_resize(out, box)
+    return content_frames_and_box(frames, inset)[0]
 
 
 def content_box(frames: np.ndarray, inset: bool = True) -> tuple[float, float, float, float]:
     """The region :func:`content_frames` describes, as fractions (top, bottom, left, right) of
     the frame: inside letterbox/pillarbox bars and, with ``inset``, the picture-in-picture inset
     within that. ``frames``: (N, H, W, 3) as sampled (or grey stacked three times)."""
+    return content_frames_and_box(frames, inset)[1]
+
+
+def content_frames_and_box(frames: np.ndarray, inset: bool = True) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """:func:`content_frames` and :func:`content_box` of the same frames, each step done once
+    (indexing stores the box, so the geometric check cuts decoded frames as the features were)."""
     h, w = frames.shape[1], frames.shape[2]
-    (top, bottom, left, right), _, ib = _content(frames, inset)
+    (top, bottom, left, right), inner, ib = _content(frames, inset)
     t, b, l_, r = top / h, bottom / h, left / w, right / w
     if ib is None:
-        return t, b, l_, r
-    return t + (b - t) * ib[0] / h, t + (b - t) * ib[1] / h, l_ + (r - l_) * ib[2] / w, l_ + (r - l_) * ib[3] / w
+        return inner, (t, b, l_, r)
+    box = t + (b - t) * ib[0] / h, t + (b - t) * ib[1] / h, l_ + (r - l_) * ib[2] / w, l_ + (r - l_) * ib[3] / w
+    return _crop_resize(inner, ib), box

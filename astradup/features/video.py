@@ -25,6 +25,10 @@ class VideoFeatures:
         descriptor: video-level embedding (dim,), or ``None``.
         audio: audio features, or ``None`` when audio extraction is disabled.
         timings: seconds spent per stage (decode, hash, embed, audio).
+        content_box: the region of the frame the features describe, as fractions (top, bottom,
+            left, right): inside letterbox/pillarbox bars and a picture-in-picture inset
+            (:func:`astradup.features.preprocess.content_frames_and_box`); ``None`` when unknown
+            (a store indexed before it was kept).
     """
 
     path: str
@@ -38,6 +42,7 @@ class VideoFeatures:
     audio: AudioFeatures | None = None
     decoder: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    content_box: tuple[float, float, float, float] | None = None
 
     @property
     def n_frames(self) -> int:

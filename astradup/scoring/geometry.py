@@ -20,8 +20,9 @@ Evidence it adds to a pair (:data:`GEO_FEATURES`, NaN when not checked):
 
 Only pairs the hashes do not already confirm are checked (:func:`needs_geometry`); media that
 cannot be read, or frames with too little texture for keypoints, leave the evidence NaN (no
-evidence, not evidence against). Keypoints are cached per process (:class:`KeypointCache`), so
-a video seen in many pairs is decoded once.
+evidence, not evidence against). Frames are cut to the content box indexing stored (the picture
+the features describe), and frames and keypoints are cached per process (:class:`KeypointCache`),
+so a frame seen in many pairs is decoded once.
 """
 
 from __future__ import annotations
@@ -100,17 +101,18 @@ class KeypointCache:
     their frames (and of their mirror images), least recently used video dropped first; one per
     process (:func:`default_cache`).
 
-    A video is decoded once: at every time of its sample grid (the timestamps its features were
-    sampled at) when the grid has at most ``grid_max`` frames, and then cut to the picture its
-    features describe (:func:`crop_to_content`); a longer video is decoded at the times asked for
-    and compared whole (bars and insets are decided over the whole grid). Keypoints are computed
-    when first asked for."""
+    A video whose content box indexing stored (the picture its features describe: bars cut, an
+    inset cut out) is decoded at the times asked for and cut to that box (:func:`crop_to_box`).
+    One indexed before the box was kept is decoded once at every time of its sample grid (the
+    timestamps its features were sampled at) when the grid has at most ``grid_max`` frames, and
+    cut to the box decided again over them (:func:`crop_to_content`); a longer one is decoded at
+    the times asked for and compared whole. Keypoints are computed when first asked for."""
 
     def __init__(self, max_bytes: int = 256 << 20, grid_max: int = 240):
         self.max_bytes, self.grid_max = max_bytes, grid_max
         self._frames: OrderedDict[str, dict[float, np.ndarray]] = OrderedDict()
         self._kps: dict[str, dict[tuple[float, bool], Keypoints]] = {}  # by file, then (time, mirrored)
-        self._stamps: dict[str, tuple[int, int, bool]] = {}  # file's mtime and size, inset setting
+        self._stamps: dict[str, tuple] = {}  # file's mtime and size, inset setting, content box
         self._bytes = 0
         self.unreadable: set[str] = set()  # files already reported as unreadable
 
@@ -125,11 +127,11 @@ class KeypointCache:
         return round(float(t), 4)
 
     def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int,
-              inset: bool) -> dict[float, np.ndarray]:
+              inset: bool, box: tuple[float, float, float, float] | None = None) -> dict[float, np.ndarray]:
         from astradup.media.decode import frames_at
 
-        st = os.stat(path)  # a file changed since it was cached (or asked for with another inset setting) is decoded again
-        stamp = (st.st_mtime_ns, st.st_size, inset)
+        st = os.stat(path)  # a file changed since it was cached (or asked for with another inset or box) is decoded again
+        stamp = (st.st_mtime_ns, st.st_size, inset, box)
         if self._stamps.get(path) != stamp:
             self._drop(path)
             self._stamps[path] = stamp
@@ -139,11 +141,13 @@ class KeypointCache:
             self._frames.move_to_end(path)
             return have
         todo = set(want) - set(have or {})
-        whole = have is None and grid is not None and 2 <= len(grid) <= self.grid_max
+        whole = box is None and have is None and grid is not None and 2 <= len(grid) <= self.grid_max
         if whole and grid is not None:
             todo |= {self._t(t) for t in grid}
         got = frames_at(path, sorted(todo), width=WIDTH, gray=True, rotation=rotation, skip_nonref=True)
-        if whole:  # the picture the features describe: bars cut, an inset cut out (as indexed)
+        if box is not None:  # the picture the features describe, as indexing stored it
+            got = crop_to_box(got, box)
+        elif whole:  # decided again over the whole grid: bars cut, an inset cut out (as indexed)
             got = crop_to_content(got, inset)
         merged = {**(have or {}), **{self._t(t): g for t, g in got.items()}}
         self._bytes += sum(g.nbytes for g in got.values())
@@ -154,11 +158,12 @@ class KeypointCache:
         return merged
 
     def get(self, path: str, times: list[float], grid: np.ndarray | None = None, rotation: int = 0,
-            inset: bool = True) -> dict[float, Frame]:
+            inset: bool = True, box: tuple[float, float, float, float] | None = None) -> dict[float, Frame]:
         """The frames at ``times`` (lazy keypoints; see :class:`Frame`); ``inset``: cut out a
-        picture-in-picture inset as ``sampling.inset`` does. Raises
-        :class:`astradup.errors.MediaError` when the file cannot be decoded."""
-        frames = self._load(path, times, grid, rotation, inset)
+        picture-in-picture inset as ``sampling.inset`` does; ``box``: the content box indexing
+        stored (:attr:`VideoFeatures.content_box`), which spares decoding the whole grid to decide
+        it again. Raises :class:`astradup.errors.MediaError` when the file cannot be decoded."""
+        frames = self._load(path, times, grid, rotation, inset, box)
         return {t: Frame(self, path, self._t(t), frames[self._t(t)]) for t in times}
 
     def keypoints(self, path: str, t: float, grey: np.ndarray, mirrored: bool) -> Keypoints:
@@ -179,7 +184,15 @@ def crop_to_content(frames: dict[float, np.ndarray], inset: bool = True) -> dict
     if len(frames) < 2:
         return frames
     sq = np.stack([cv2.resize(g, (160, 160), interpolation=cv2.INTER_AREA) for g in frames.values()])
-    t, b, l_, r = content_box(np.repeat(sq[..., None], 3, axis=3), inset)
+    return crop_to_box(frames, content_box(np.repeat(sq[..., None], 3, axis=3), inset))
+
+
+def crop_to_box(frames: dict[float, np.ndarray], box: tuple[float, float, float, float]) -> dict[float, np.ndarray]:
+    """Grey frames cut to ``box`` (top, bottom, left, right as fractions of the frame) and scaled
+    back to :data:`WIDTH` pixels wide; unchanged when the box is the whole frame."""
+    import cv2
+
+    t, b, l_, r = box
     if (t, b, l_, r) == (0.0, 1.0, 0.0, 1.0):
         return frames
     out = {}
@@ -264,18 +277,21 @@ def check_frames(pairs: list[tuple[Frame | tuple[Keypoints, Keypoints], Frame | 
 
 def pair_geometry(path_a: str, path_b: str, times: list[tuple[float, float]], rotation_a: int = 0,
                   rotation_b: int = 0, cache: KeypointCache | None = None, grid_a: np.ndarray | None = None,
-                  grid_b: np.ndarray | None = None, inset: bool = True) -> dict[str, float]:
+                  grid_b: np.ndarray | None = None, inset: bool = True,
+                  box_a: tuple[float, float, float, float] | None = None,
+                  box_b: tuple[float, float, float, float] | None = None) -> dict[str, float]:
     """:data:`GEO_FEATURES` for frame pairs at ``times`` ((t in a, t in b), seconds) of two files
-    (``grid_*``: each video's sample grid, decoded whole when short; ``inset``: the
-    ``sampling.inset`` the features were made with; see :class:`KeypointCache`);
+    (``box_*``: each video's stored content box, or None to decide it again from ``grid_*``, each
+    video's sample grid, decoded whole when short; ``inset``: the ``sampling.inset`` the features
+    were made with; see :class:`KeypointCache`);
     NaN when either file cannot be read (moved, deleted or damaged since it was indexed: one
     warning per file and process, naming it; the pair is still scored on its stored features)."""
     from astradup.errors import AstradupError
 
     c = cache or default_cache()
     try:
-        fa = c.get(os.fspath(path_a), [t for t, _ in times], grid_a, rotation_a, inset)
-        fb = c.get(os.fspath(path_b), [t for _, t in times], grid_b, rotation_b, inset)
+        fa = c.get(os.fspath(path_a), [t for t, _ in times], grid_a, rotation_a, inset, box_a)
+        fb = c.get(os.fspath(path_b), [t for _, t in times], grid_b, rotation_b, inset, box_b)
     except (AstradupError, OSError) as exc:
         bad = getattr(exc, "filename", None) or getattr(exc, "path", None) or f"{path_a} or {path_b}"
         if str(bad) not in c.unreadable:

@@ -122,7 +122,8 @@ def add_geometry(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[
         if not times or not needs_geometry(ev, cfg):
             continue
         geo = pair_geometry(a.path, b.path, times, int(a.info.get("rotation") or 0), int(b.info.get("rotation") or 0),
-                            grid_a=a.timestamps, grid_b=b.timestamps, inset=cfg.sampling.inset)
+                            grid_a=a.timestamps, grid_b=b.timestamps, inset=cfg.sampling.inset,
+                            box_a=a.content_box, box_b=b.content_box)
         ev.update({k: _r(geo[k], 5) for k in GEO_FEATURES})
 
 

@@ -43,7 +43,7 @@ class VideoRecord(NamedTuple):
 
 
 VIDEO_COLS = ("video_id", "path", "rel_path", "size", "mtime", "content_hash", "feature_key", *INFO_COLS,
-               "n_frames", "decoder", "timings", "run_id", "indexed_at")
+               "n_frames", "decoder", "timings", "run_id", "content_box", "indexed_at")
 
 
 def list_array(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
@@ -68,7 +68,7 @@ def binary_rows(x: np.ndarray) -> pa.Array:
 class Rows(NamedTuple):
     """One video's values, checked and converted, before its video_id is known."""
 
-    video: tuple  # the videos row from rel_path to run_id (without video_id, path, indexed_at)
+    video: tuple  # the videos row from rel_path to content_box (without video_id, path, indexed_at)
     t: np.ndarray
     phash: np.ndarray
     phash_flip: np.ndarray
@@ -102,9 +102,12 @@ class Rows(NamedTuple):
                 a = AudioFeatures(str(a.status), np.asarray(a.fingerprint).astype(np.int64).reshape(-1),
                                   np.asarray(a.mfcc_mean, dtype=np.float64).reshape(-1),
                                   np.asarray(a.mfcc_std, dtype=np.float64).reshape(-1), float(a.rms))
+            if vf.content_box is not None and (len(vf.content_box) != 4 or not all(0.0 <= v <= 1.0 for v in vf.content_box)):
+                raise ValueError(f"content_box {vf.content_box!r} is not four fractions (top, bottom, left, right)")
             info = vf.info
             video = (to_text(item.rel_path), item.size, item.mtime, item.content_hash, item.feature_key,
-                     *[info.get(c) for c in INFO_COLS], n, vf.decoder, json.dumps(vf.timings), item.run_id)
+                     *[info.get(c) for c in INFO_COLS], n, vf.decoder, json.dumps(vf.timings), item.run_id,
+                     None if vf.content_box is None else [float(v) for v in vf.content_box])
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{store}: cannot write {vf.path}: {exc}") from exc
         return cls(video, t, ph, phf, emb, quality, desc, a)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -69,6 +69,10 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # per-frame picture detail (astradup.features.quality); NULL for frames indexed before it existed
     3: ["ALTER TABLE frames ADD COLUMN IF NOT EXISTS quality FLOAT"],
+    # the region of the frame the features describe (VideoFeatures.content_box: top, bottom, left,
+    # right as fractions), so the geometric check cuts decoded frames without deciding it again;
+    # NULL for videos indexed before it was kept (the check then decides it from the frames)
+    4: ["ALTER TABLE videos ADD COLUMN IF NOT EXISTS content_box DOUBLE[]"],
 }
 
 TABLES = ("meta", "videos", "frames", "descriptors", "audio", "failures", "pairs", "labels", "runs",

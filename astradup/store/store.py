@@ -417,6 +417,7 @@ class Store:
                 descriptor=desc_map.get(vid),
                 audio=aud_map.get(vid),
                 decoder=row["decoder"] or "",
+                content_box=_box(row.get("content_box")),
             )
         return out
 
@@ -543,3 +544,11 @@ class Store:
             self.con.execute(f"COPY {t} TO '{str(p).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
             written.append(p)
         return written
+
+
+def _box(value: object) -> tuple[float, float, float, float] | None:
+    """A stored ``content_box`` as a tuple, or None where it is NULL (indexed before it was kept)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    t, b, l_, r = (float(v) for v in value)  # type: ignore[attr-defined]
+    return t, b, l_, r
