@@ -112,6 +112,11 @@ class FeatureConfig:
             of a basis shipped with the package (fitted on real Debian clips; see
             ``astradup/features/models/``) and stored, indexed and compared at that size;
             0 keeps the full 1280 dimensions (5 KB a frame in the store and again in the index).
+        embed_fps: frames a second the embedding model sees at most: where a short video is
+            sampled faster (``sampling.min_frames``), every ``rate / embed_fps``-th frame (and the
+            last) is embedded and the frames between get the normalised linear interpolation of
+            their neighbours' embeddings, while hashes stay at the full rate; 0 embeds every
+            sampled frame.
     """
 
     hash: str = "phash"
@@ -124,6 +129,7 @@ class FeatureConfig:
     mirror: str = "two_pass"
     runtime: str = "onnx"
     compact_dim: int = 0
+    embed_fps: float = 0.0
 
     def __post_init__(self) -> None:
         if self.hash not in HASH_BACKENDS:
@@ -141,6 +147,8 @@ class FeatureConfig:
             raise ConfigError(f"features.mirror must be symmetric, two_pass or none, but got {self.mirror!r}")
         if not _is_int(self.compact_dim) or not 0 <= self.compact_dim <= 128:
             raise ConfigError(f"features.compact_dim must be an integer in [0, 128] (0 = full 1280-d), but got {self.compact_dim!r}")
+        if not isinstance(self.embed_fps, (int, float)) or isinstance(self.embed_fps, bool) or not 0 <= self.embed_fps <= 60:
+            raise ConfigError(f"features.embed_fps must be a number in [0, 60] (0 = every sampled frame), but got {self.embed_fps!r}")
         if self.runtime not in ("onnx", "torch"):
             raise ConfigError(f"features.runtime must be onnx or torch, but got {self.runtime!r}")
 

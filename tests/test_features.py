@@ -328,6 +328,55 @@ def test_compact_dim_is_checked_and_keyed():
     assert feature_key(cfg) != feature_key(cfg.replace(**{"features.compact_dim": 96}))
 
 
+def test_embed_every_runs_the_model_on_every_stride_th_frame_and_interpolates_between():
+    """Oracle: the model sees frames 0, k, 2k, ... and the last; those keep their own embedding
+    and each frame between gets the normalised blend of its two embedded neighbours."""
+    from astradup.features.embedding import embed_every, l2_normalise
+
+    rng = np.random.default_rng(3)
+    table = l2_normalise(rng.standard_normal((11, 16)))
+    seen: list[list[int]] = []
+
+    def model(fr):
+        seen.append([int(x) for x in fr])
+        return table[fr]
+
+    out = embed_every(model, np.arange(11), 4)
+    assert seen == [[0, 4, 8, 10]]
+    assert np.allclose(out[[0, 4, 8, 10]], table[[0, 4, 8, 10]], atol=1e-6)
+    for j, (lo, hi) in {1: (0, 4), 2: (0, 4), 6: (4, 8), 9: (8, 10)}.items():
+        w = (j - lo) / (hi - lo)
+        want = l2_normalise(((1 - w) * table[lo] + w * table[hi])[None])[0]
+        assert np.allclose(out[j], want, atol=1e-6)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(embed_every(lambda fr: table[fr], np.arange(11), 1), table[np.arange(11)])
+    assert np.array_equal(embed_every(lambda fr: table[fr], np.arange(2), 4), table[:2])
+
+
+def test_embed_fps_thins_the_model_only_for_videos_sampled_faster(media_dir):
+    """A short video sampled at 4 frames a second (``sampling.min_frames``) is embedded at 1;
+    its hashes stay at 4; a video sampled at 1 frame a second is embedded whole; the setting is
+    checked and keyed."""
+    from astradup.config import AstradupConfig
+    from astradup.errors import ConfigError
+    from astradup.execution import extract_video
+    from astradup.execution.extract import embed_stride
+    from astradup.execution.runner import feature_key
+
+    cfg = AstradupConfig().replace(**{"features.audio": False, "features.embed_fps": 1.0})
+    assert embed_stride(cfg, 4.0) == 4 and embed_stride(cfg, 9.0) == 2 and embed_stride(cfg, 60.0) == 1
+    assert embed_stride(cfg.replace(**{"features.embed_fps": 0}), 4.0) == 1
+    dense = cfg.replace(**{"features.embed_fps": 0})
+    thin, full = extract_video(str(media_dir / "src.mp4"), cfg), extract_video(str(media_dir / "src.mp4"), dense)
+    k = embed_stride(cfg, thin.duration)
+    assert k > 1 and np.array_equal(thin.phash, full.phash) and np.array_equal(thin.timestamps, full.timestamps)
+    assert np.allclose(thin.embeddings[::k], full.embeddings[::k], atol=1e-5)
+    assert (thin.embeddings * full.embeddings).sum(1).min() > 0.8  # between them, close to the real thing
+    with pytest.raises(ConfigError, match="embed_fps"):
+        AstradupConfig.from_dict({"features": {"embed_fps": -1}})
+    assert len({feature_key(cfg), feature_key(dense), feature_key(cfg.replace(**{"features.embed_fps": 2.0}))}) == 3
+
+
 def test_letterbox_is_trimmed():
     rng = np.random.default_rng(0)
     pic = (rng.random((3, 48, 64, 3)) * 200 + 40).astype(np.uint8)

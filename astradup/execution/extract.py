@@ -17,7 +17,7 @@ from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, NoAudioStreamError
 from astradup.features.audio import AudioFeatures, audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
-from astradup.features.embedding import video_descriptor
+from astradup.features.embedding import embed_every, video_descriptor
 from astradup.features.preprocess import content_frames_and_box
 from astradup.features.quality import frame_quality
 from astradup.features.video import VideoFeatures
@@ -52,6 +52,16 @@ def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
     elif f.embedding == "mobilenetv2":
         params.update(mirror=f.mirror, runtime=f.runtime, compact_dim=f.compact_dim)
     return make_extractor(f.embedding, **params)  # type: ignore[return-value]
+
+
+def embed_stride(cfg: AstradupConfig, duration: float) -> int:
+    """Every how many sampled frames the embedding model runs (``features.embed_fps``): the
+    sampling rate of a video this long over ``embed_fps``, rounded; 1 when ``embed_fps`` is 0."""
+    s, fps = cfg.sampling, cfg.features.embed_fps
+    if not fps or not duration or duration <= 0:
+        return 1
+    rate = min(s.rate(duration), s.max_frames / duration)
+    return max(1, int(round(rate / fps)))
 
 
 def _audio(path: str, has_audio: bool, cfg: AstradupConfig) -> tuple[AudioFeatures | None, float]:
@@ -124,7 +134,7 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
         emb = desc = None
         embedder = _embedder(cfg)
         if embedder is not None:
-            emb = embedder.extract(frames)
+            emb = embed_every(embedder.extract, frames, embed_stride(cfg, info.duration))
             desc = video_descriptor(emb)
         t3 = time.perf_counter()
         timings["embed"] = t3 - t2

@@ -81,6 +81,24 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
+def embed_every(extract, frames: np.ndarray, stride: int) -> np.ndarray:
+    """Embeddings of every frame of ``frames`` (N, H, W, 3) with the model run on every
+    ``stride``-th frame and the last only (``extract``: an embedder's ``extract``); each frame
+    between gets the linear interpolation of its two embedded neighbours, L2-normalised. A
+    ``stride`` of 1 (or under 3 frames) embeds every frame."""
+    n = len(frames)
+    if stride <= 1 or n < 3:
+        return extract(frames)
+    idx = np.unique(np.r_[np.arange(0, n, stride), n - 1])
+    emb = np.asarray(extract(frames[idx]), dtype=np.float32)
+    j = np.arange(n)
+    hi = np.searchsorted(idx, j, side="left")  # the first embedded frame at or after each frame
+    lo = np.where(idx[hi] == j, hi, hi - 1)
+    span = np.maximum(idx[hi] - idx[lo], 1)
+    w = ((j - idx[lo]) / span).astype(np.float32)[:, None]
+    return l2_normalise((1 - w) * emb[lo] + w * emb[hi]).astype(np.float32)
+
+
 class TorchEmbedder(FrameExtractor):
     """Shared batching, normalisation, mirroring and device handling."""
 

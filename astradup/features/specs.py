@@ -92,12 +92,14 @@ def feature_key(cfg: AstradupConfig) -> str:
     :func:`astradup.execution.runner.migrate_feature_keys`), so they are not re-extracted.
     """
     s = cfg.sampling
-    spec = {
+    spec: dict[str, Any] = {
         "sampling": {"fps": s.fps, "frame_size": s.frame_size, "max_frames": s.max_frames,
                      "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": INSET_VERSION if s.inset else 0,
                      "min_frames": s.min_frames, "short_rates": "fps*2^k" if s.min_frames else ""},
         "extractors": {role: sp.identity() for role, sp in extractor_specs(cfg).items()},
     }
+    if cfg.features.embedding and cfg.features.embed_fps:
+        spec["embed_fps"] = float(cfg.features.embed_fps)
     blob = json.dumps(spec, sort_keys=True, default=repr)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
