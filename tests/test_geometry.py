@@ -188,10 +188,12 @@ def test_a_file_changed_since_it_was_cached_is_read_again(tmp_path):
     assert not np.array_equal(first, again)
 
 
-def test_a_stored_content_box_spares_decoding_the_whole_grid(tmp_path):
-    """With the content box indexing stored, the check decodes only the frames asked for and cuts
-    them as the box it would otherwise decide again over every sampled frame."""
+def test_a_stored_content_box_spares_decoding_the_whole_grid(tmp_path, monkeypatch):
+    """With the content box indexing stored, the check decodes only the frames asked for (a video
+    short enough is decoded whole once instead, for the pairs after) and cuts them as the box it
+    would otherwise decide again over every sampled frame."""
     from astradup.execution import extract_video
+    from astradup.scoring import geometry
 
     src = make_video(tmp_path / "src.mp4", "testsrc2", seconds=4, w=320, h=240, r=10, audio=False)
     boxed = transcode(src, tmp_path / "boxed.mp4", ["-vf", "scale=240:180,pad=320:240:40:30", "-c:v", "libx264",
@@ -200,11 +202,16 @@ def test_a_stored_content_box_spares_decoding_the_whole_grid(tmp_path):
     t, b, l_, r = vf.content_box
     assert all(abs(x - y) <= 0.02 for x, y in zip((t, b, l_, r), (0.125, 0.875, 0.125, 0.875)))
     times = [0.5, 2.5]
-    stored, again = KeypointCache(), KeypointCache()
+    assert float(vf.timestamps[-1]) <= geometry.WHOLE_WITH_BOX_S
+    whole, stored, again = KeypointCache(), KeypointCache(), KeypointCache()
+    short = whole.get(str(boxed), times, vf.timestamps, box=vf.content_box)
+    monkeypatch.setattr(geometry, "WHOLE_WITH_BOX_S", 1.0)  # as for a longer video
     got = stored.get(str(boxed), times, vf.timestamps, box=vf.content_box)
     old = again.get(str(boxed), times, vf.timestamps)
-    assert len(stored._frames[str(boxed)]) == len(times) < len(vf.timestamps) <= len(again._frames[str(boxed)])
+    assert len(stored._frames[str(boxed)]) == len(times) < len(vf.timestamps) <= len(whole._frames[str(boxed)])
+    assert len(vf.timestamps) <= len(again._frames[str(boxed)])
     for tt in times:  # the same picture, to the pixel or two the colour and grey decisions differ by at 160 px
+        assert np.array_equal(short[tt].grey, got[tt].grey)
         assert got[tt].grey.shape[1] == old[tt].grey.shape[1] == 320
         assert abs(got[tt].grey.shape[0] - old[tt].grey.shape[0]) <= 0.03 * old[tt].grey.shape[0]
     same = pair_geometry(str(src), str(boxed), [(tt, tt) for tt in times], cache=stored, box_b=vf.content_box)

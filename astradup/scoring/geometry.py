@@ -47,6 +47,7 @@ REPROJ_PX = 4.0  # RANSAC inlier distance at WIDTH
 MIN_KEYPOINTS = 24  # a frame with fewer cannot be checked (flat, tiny or blurred)
 STEADY_INLIERS = 8  # a fitted transform counts for geo_spread with this many inliers
 N_PROBES = 3  # frame pairs checked along the path
+WHOLE_WITH_BOX_S = 20.0  # a video this short is decoded whole once (its probes would decode most of it anyway)
 
 
 @dataclass
@@ -102,7 +103,10 @@ class KeypointCache:
     process (:func:`default_cache`).
 
     A video whose content box indexing stored (the picture its features describe: bars cut, an
-    inset cut out) is decoded at the times asked for and cut to that box (:func:`crop_to_box`).
+    inset cut out) is decoded at the times asked for and cut to that box (:func:`crop_to_box`);
+    one whose sample grid ends within :data:`WHOLE_WITH_BOX_S` is decoded at every time of its
+    grid at once instead (a short file usually has one keyframe, so its probes would decode most
+    of it anyway, and the pairs after find their frames cached).
     One indexed before the box was kept is decoded once at every time of its sample grid (the
     timestamps its features were sampled at) when the grid has at most ``grid_max`` frames, and
     cut to the box decided again over them (:func:`crop_to_content`); a longer one is decoded at
@@ -141,7 +145,7 @@ class KeypointCache:
             self._frames.move_to_end(path)
             return have
         todo = set(want) - set(have or {})
-        whole = box is None and have is None and grid is not None and 2 <= len(grid) <= self.grid_max
+        whole = have is None and grid is not None and 2 <= len(grid) <= self.grid_max and (box is None or float(grid[-1]) <= WHOLE_WITH_BOX_S)
         if whole and grid is not None:
             todo |= {self._t(t) for t in grid}
         got = frames_at(path, sorted(todo), width=WIDTH, gray=True, rotation=rotation, skip_nonref=True)
