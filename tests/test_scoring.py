@@ -218,3 +218,45 @@ def test_a_tuned_near_band_is_not_ignored():
     assert fuse({"visual": 0.90, "audio": 1.0, "metadata": 1.0}, tuned).label == "near"
     m = MatchConfig()
     assert _vis(m.q_near, tuned) == pytest.approx(0.805)
+
+
+def test_evidence_does_not_depend_on_the_blas_thread_count():
+    """The driver (several BLAS threads) and a Dask worker (one) must write the same pair's
+    explanation: float32 matrix products round their last bits differently with the thread count
+    from about 30 frames up, which moved evidence a digit at the fifth decimal."""
+    from threadpoolctl import threadpool_limits
+
+    from astradup.features.video import VideoFeatures
+    from astradup.scoring.pair import score_pair
+    from astradup.scoring.similarity import frame_similarity, visual_similarity
+
+    rng = np.random.default_rng(11)
+    n = 60
+    base = rng.standard_normal((n, 1280)).astype(np.float32)
+
+    def video(name: str, noise: float) -> VideoFeatures:
+        e = base + noise * rng.standard_normal(base.shape).astype(np.float32)
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        return VideoFeatures(path=name, info={"duration": float(n)}, timestamps=np.arange(n) + 0.5,
+                             phash=rng.integers(0, 256, (n, 32), dtype=np.uint8),
+                             phash_flip=rng.integers(0, 256, (n, 32), dtype=np.uint8),
+                             embeddings=e, quality=np.full(n, 50.0, np.float32))
+
+    a, b = video("a.mp4", 0.3), video("b.mp4", 0.3)
+    cfg = AstradupConfig().replace(**{"match.geometric": False})
+
+    def raw():  # before any rounding: the similarity matrix and the path's evidence
+        vis = visual_similarity(a, b, cfg.match, cfg.fusion)
+        return frame_similarity(a, b), vis.evidence, score_pair(a, b, cfg).explanation
+
+    many = raw()
+    with threadpool_limits(1):
+        one = raw()
+    assert many[2]["visual"]["aligned_frames"] > 0
+    # float64 products still differ with the thread count, but some 1e-14 apart: far below the
+    # five decimals the explanation keeps (float32 differed by about 1e-7)
+    assert np.abs(many[0] - one[0]).max() < 1e-12
+    assert many[1].keys() == one[1].keys()
+    assert all(math.isclose(many[1][k], one[1][k], rel_tol=0, abs_tol=1e-12) or (math.isnan(many[1][k]) and math.isnan(one[1][k]))
+               for k in many[1])
+    assert many[2] == one[2]

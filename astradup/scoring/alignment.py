@@ -118,7 +118,9 @@ def _from_path(
     vals = sim[arr[:, 0], arr[:, 1]]
     da = duration_a if duration_a else float(ts_a[-1] + half_a)
     db = duration_b if duration_b else float(ts_b[-1] + half_b)
-    order = np.argsort(-vals)[:n_top]
+    # best first, ties (to 1e-6: a matrix product's last bits differ with the thread count, so the
+    # driver and a Dask worker must not order them apart) in path order
+    order = np.lexsort((np.arange(len(vals)), -np.round(vals, 6)))[:n_top]
     top = [(float(ts_a[arr[k, 0]]), float(ts_b[arr[k, 1]]), float(vals[k])) for k in order]
     return Alignment(
         path=arr,

@@ -55,6 +55,14 @@ def hash_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     return np.where(ok, s, 0.0)
 
 
+def _emb64(v: VideoFeatures) -> np.ndarray:
+    """A video's frame embeddings in float64: float32 products and sums round their last bits
+    differently with the BLAS thread count and the arrays' memory alignment, so the driver and a
+    Dask worker would write the same pair's evidence a digit apart (in float64 the difference
+    stays far below the digits kept)."""
+    return np.asarray(v.embeddings, dtype=np.float64)
+
+
 def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     """Frame-to-frame similarity: the better of the embedding cosine and the hash similarity.
 
@@ -63,7 +71,7 @@ def frame_similarity(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     """
     hs = hash_similarity(a, b)
     if a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings):
-        return np.maximum(a.embeddings @ b.embeddings.T, hs)
+        return np.maximum(_emb64(a) @ _emb64(b).T, hs)
     return hs
 
 
@@ -248,13 +256,14 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
         return out
     agree = hash_agreement_matrix(a, b)
     has_emb = a.embeddings is not None and b.embeddings is not None and len(a.embeddings) and len(b.embeddings)
-    emb = (a.embeddings @ b.embeddings.T) if has_emb else None  # type: ignore[union-attr]
+    ea, eb = (_emb64(a), _emb64(b)) if has_emb else (None, None)
+    emb = (ea @ eb.T) if ea is not None and eb is not None else None
     out["best_cell"] = float(sim.max())
     out["hash_bg"] = float(np.median(agree))
     if emb is not None:
         out["emb_bg"] = float(np.median(emb))
         out["spread"] = float(min(np.linalg.norm(e - e.mean(axis=0), axis=1).mean()
-                                  for e in (a.embeddings, b.embeddings) if e is not None))
+                                  for e in (ea, eb) if e is not None))
     if al is None or al.length == 0:
         return out
     i, j = al.path[:, 0], al.path[:, 1]
@@ -264,8 +273,8 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
         out["emb_path"] = float(emb[i, j].mean())
         out["emb_hash_gap"] = out["emb_path"] - (2 * out["hash_path"] - 1)
         if al.length >= 3:
-            ra = a.embeddings[i] - a.embeddings[i].mean(axis=0)  # type: ignore[index]
-            rb = b.embeddings[j] - b.embeddings[j].mean(axis=0)  # type: ignore[index]
+            ra = ea[i] - ea[i].mean(axis=0)  # type: ignore[index]
+            rb = eb[j] - eb[j].mean(axis=0)  # type: ignore[index]
             na_, nb_ = np.linalg.norm(ra, axis=1), np.linalg.norm(rb, axis=1)
             out["resid_path"] = float(((ra * rb).sum(axis=1) / np.maximum(na_ * nb_, 1e-12)).mean())
             out["resid_norm"] = float(min(na_.mean(), nb_.mean()))
