@@ -364,11 +364,12 @@ def test_embed_fps_thins_the_model_only_for_videos_sampled_faster(media_dir):
     from astradup.execution.runner import feature_key
 
     cfg = AstradupConfig().replace(**{"features.audio": False, "features.embed_fps": 1.0})
-    assert embed_stride(cfg, 4.0) == 4 and embed_stride(cfg, 9.0) == 2 and embed_stride(cfg, 60.0) == 1
-    assert embed_stride(cfg.replace(**{"features.embed_fps": 0}), 4.0) == 1
+    assert embed_stride(cfg, 16, 4.0) == 4 and embed_stride(cfg, 18, 9.0) == 2 and embed_stride(cfg, 60, 60.0) == 1
+    assert embed_stride(cfg, 6, 60.0) == 1  # keyframes only: every one embedded
+    assert embed_stride(cfg.replace(**{"features.embed_fps": 0}), 16, 4.0) == 1
     dense = cfg.replace(**{"features.embed_fps": 0})
     thin, full = extract_video(str(media_dir / "src.mp4"), cfg), extract_video(str(media_dir / "src.mp4"), dense)
-    k = embed_stride(cfg, thin.duration)
+    k = embed_stride(cfg, thin.n_frames, thin.duration)
     assert k > 1 and np.array_equal(thin.phash, full.phash) and np.array_equal(thin.timestamps, full.timestamps)
     assert np.allclose(thin.embeddings[::k], full.embeddings[::k], atol=1e-5)
     assert (thin.embeddings * full.embeddings).sum(1).min() > 0.8  # between them, close to the real thing

@@ -54,14 +54,14 @@ def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
     return make_extractor(f.embedding, **params)  # type: ignore[return-value]
 
 
-def embed_stride(cfg: AstradupConfig, duration: float) -> int:
-    """Every how many sampled frames the embedding model runs (``features.embed_fps``): the
-    sampling rate of a video this long over ``embed_fps``, rounded; 1 when ``embed_fps`` is 0."""
-    s, fps = cfg.sampling, cfg.features.embed_fps
+def embed_stride(cfg: AstradupConfig, n_frames: int, duration: float) -> int:
+    """Every how many sampled frames the embedding model runs (``features.embed_fps``): the rate
+    ``n_frames`` were sampled at over ``duration`` seconds, over ``embed_fps``, rounded (so a
+    keyframe sample or a long video's thinned one is embedded whole); 1 when ``embed_fps`` is 0."""
+    fps = cfg.features.embed_fps
     if not fps or not duration or duration <= 0:
         return 1
-    rate = min(s.rate(duration), s.max_frames / duration)
-    return max(1, int(round(rate / fps)))
+    return max(1, int(round(n_frames / duration / fps)))
 
 
 def _audio(path: str, has_audio: bool, cfg: AstradupConfig) -> tuple[AudioFeatures | None, float]:
@@ -134,7 +134,7 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
         emb = desc = None
         embedder = _embedder(cfg)
         if embedder is not None:
-            emb = embed_every(embedder.extract, frames, embed_stride(cfg, info.duration))
+            emb = embed_every(embedder.extract, frames, embed_stride(cfg, len(frames), info.duration))
             desc = video_descriptor(emb)
         t3 = time.perf_counter()
         timings["embed"] = t3 - t2
