@@ -152,7 +152,7 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
             audio=aud,
             decoder=sample.backend,
             timings=timings,
-            content_box=tuple(round(float(v), 6) for v in box),  # type: ignore[arg-type]
+            content_box=(round(box[0], 6), round(box[1], 6), round(box[2], 6), round(box[3], 6)),
         )
     except AstradupError as exc:
         return Failure(path, stage, type(exc).__name__, str(exc))

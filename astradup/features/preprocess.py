@@ -118,8 +118,14 @@ def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     f = np.asarray(frames, dtype=np.float32)
     if f.ndim != 4 or len(f) < 2:
         return None
-    g = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    g = grey(f)
     return _edge_box(g) or _activity_box(g)
+
+
+def grey(frames: np.ndarray) -> np.ndarray:
+    """Luma (BT.601 weights) of RGB frames (..., 3), float32."""
+    f = np.asarray(frames, dtype=np.float32)
+    return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
 
 
 def _edge_box(g: np.ndarray) -> tuple[int, int, int, int] | None:
