@@ -231,6 +231,14 @@ class MatchConfig:
             pixels in one steady framing, or only the same subject. Off: that evidence is NaN.
         geometric_hash_hit: pairs whose hashes agree on at least this share of the path's frames
             are not checked (their pixels are already known to agree).
+        expand_top: the pair graph (:mod:`astradup.scoring.graph`): after verification, also
+            verify each pair of videos that are both copies of a common video (at least one of
+            them whole; a partial copy links only where its hashes and motion confirm it) but
+            were not retrieved as candidates, and report ``near`` such a pair its own evidence
+            calls ``similar``. Each common video lends at most its ``expand_top`` best-scoring
+            links; 0 turns it off. Copies of copies with compound edits (a crop against a
+            picture-in-picture copy) look too different for the frame search, yet are copies of
+            each other.
     """
 
     k: int = 20
@@ -255,10 +263,13 @@ class MatchConfig:
     min_quality: float = 3.0
     geometric: bool = True
     geometric_hash_hit: float = 0.5
+    expand_top: int = 40
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ConfigError(f"match.k must be >= 1, but got {self.k}")
+        if not _is_int(self.expand_top) or self.expand_top < 0:
+            raise ConfigError(f"match.expand_top must be an integer >= 0 (0 = off), but got {self.expand_top!r}")
         if not _is_int(self.reduce_above) or self.reduce_above < 0:
             raise ConfigError(
                 f"match.reduce_above must be an integer >= 0 (0 = always reduce), but got {self.reduce_above!r}"

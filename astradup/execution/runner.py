@@ -10,6 +10,7 @@ same for one file against the library. The frame-index cache they share lives in
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -46,6 +47,7 @@ from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
 from astradup.provenance import versions
+from astradup.scoring.graph import expansion_pairs, promote_by_hubs
 from astradup.scoring.pair import score_pair
 from astradup.store.compact import compact_store, compactable
 from astradup.store.decisions import mark_decisions
@@ -328,6 +330,9 @@ def run_match(
     store is streamed: the frame index holds PCA-reduced keyframes (:func:`astradup.index.frames.reduced_frame_index`),
     the all-pairs hash source is skipped (it grows as frames^2; hashes still count in
     verification), and candidates are verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
+    Then pairs of videos found to be whole copies of a common video, which the search did not
+    propose, are verified too, and a ``similar`` pair of two such copies is reported ``near``
+    (``match.expand_top``; :mod:`astradup.scoring.graph`).
 
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
     visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation,
@@ -366,11 +371,20 @@ def run_match(
         n_candidates = len(cand)
         use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
         with match_client(use_dask, scheduler, workers) as client:
-            if reduced:
-                rows = verify_streamed(st, cand, cfg, threshold, progress, client)
-            else:
-                rows = verify_in_memory(cand, feats, cfg, progress, client, threshold)
+            def verify(pairs: pd.DataFrame) -> list[dict]:
+                if reduced:
+                    return verify_streamed(st, pairs, cfg, threshold, progress, client)
+                return verify_in_memory(pairs, feats, cfg, progress, client, threshold)
+
+            rows = verify(cand)
+            if cfg.match.expand_top:
+                more = orient_pairs(expansion_pairs(rows, cand, cfg), rel)
+                log.info("%d more candidate pairs: copies of a common video", len(more))
+                rows += verify(more) if len(more) else []
+                n_candidates += len(more)
         df = pairs_frame(rows, rel, threshold)
+        df = promote_by_hubs(df, cfg).sort_values(["score", "a", "b"], ascending=[False, True, True], kind="stable")
+        df = df.reset_index(drop=True)
         df["decision"] = mark_decisions(st, df)  # reviewers' standing decisions (astradup.review)
         st.write_pairs(run_id, df)
         secs = time.perf_counter() - t0
@@ -393,7 +407,9 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
 
     ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute, in
     either order: the pair is scored, and comes back, the way pairs.csv has it (``a`` the one
-    whose relative path sorts first), so the scores are the ones pairs.csv shows.
+    whose relative path sorts first), so the scores are the ones pairs.csv shows: where the last
+    match reported the pair ``near`` because both videos are whole copies of a common video
+    (:mod:`astradup.scoring.graph`), so does this, with that video in ``explanation["transitive"]``.
     """
     from astradup.scoring.similarity import gated_similarity
 
@@ -408,10 +424,17 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
             ids.append(int(hit["video_id"].iloc[0]))
             rels.append(str(hit["rel_path"].iloc[0]))
         feats = st.load_features(ids)
+        last = st.sql("SELECT explanation FROM pairs WHERE run_id = (SELECT run_id FROM runs WHERE kind = 'match' "
+                      "AND status = 'ok' ORDER BY started DESC LIMIT 1) AND a = ? AND b = ?", sorted(rels))
     if rels[0] > rels[1]:  # the way round run_match scores it (orient_pairs)
         a, b, ids = b, a, ids[::-1]
     fa, fb = feats[ids[0]], feats[ids[1]]
     ps = score_pair(fa, fb, cfg)
+    # the last match may have reported the pair near through a common video (astradup.scoring.graph)
+    via = json.loads(last["explanation"].iloc[0]).get("transitive") if len(last) else None
+    if via and ps.label == "similar":
+        ps.explanation["transitive"] = via
+        ps.label, ps.score, ps.explanation["band"] = "near", max(ps.score, min(via["links"])), "near"
     from astradup.scoring.alignment import align_any
     from astradup.scoring.similarity import _half_step
 

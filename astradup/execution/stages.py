@@ -1,6 +1,6 @@
 """The named stages the drivers in :mod:`astradup.execution.runner` are built from.
 
-The data flow of a match is ``extract -> project -> search -> vote -> verify``; each step is a
+The data flow of a match is ``extract -> project -> search -> vote -> verify -> expand -> verify``; each step is a
 function here, pure over arrays and features where it can be, so a benchmark or a notebook can call
 one stage alone instead of copying it:
 

@@ -14,6 +14,7 @@ from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
 from astradup.labels import DUPLICATE_LABELS
 from astradup.scoring.fusion import fuse, fuse_arrays
+from astradup.scoring.graph import promote_by_hubs
 from astradup.scoring.learned import (
     FEATURES,
     evidence_table,
@@ -219,7 +220,8 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     """Recompute visual, metadata, score, label and partial from the explanations' statistics.
 
     With ``fusion.scorer = "learned"`` the score is the pair model's (``fusion.model``) verdict on
-    the evidence stored in each explanation; the explanations themselves are not rewritten.
+    the evidence stored in each explanation; the explanations themselves are not rewritten, but
+    for the pairs the pair graph promotes or no longer promotes (:func:`promote_by_hubs`).
 
     Vectorised and exact for every ``match.*`` field that does not change the alignment itself
     (the ``q_*`` knots, ``exact_hash``, ``exact_coverage``, ``distinct_margin``, ``min_segment``,
@@ -260,4 +262,4 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
     out["partial"] = is_partial & np.isin(label, DUPLICATE_LABELS)
-    return out
+    return promote_by_hubs(out, cfg)

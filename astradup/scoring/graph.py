@@ -1,0 +1,154 @@
+"""Copies of a common video: what the pair graph adds to each pair's own evidence.
+
+Two whole copies of one video are copies of each other, even where their edits (a crop against a
+picture-in-picture copy, a banner against a re-encode with noise) leave too little in common for
+the frame search to propose the pair or for its own evidence to carry it. After verification,
+the pairs labelled ``exact`` or ``near`` and not ``partial`` form a graph of whole copies:
+
+* :func:`expansion_pairs`: pairs of neighbours of a common video that were not candidates; they
+  are verified like any other pair (``match.expand_top``).
+* :func:`promote_by_hubs`: a pair whose own evidence says ``similar`` while both its videos are
+  whole copies of a common video is reported ``near``, scored by the weaker of the two links
+  (the widest one-hop path), with the common video named in its explanation.
+
+A partial copy links to a common video only where the pixels confirm it and the picture moves:
+its hashes agree on at least ``match.geometric_hash_hit`` of the path's frames (a re-edit that
+zooms into one shot of a video shares its subject, not its pixels) and it is not a still shot
+(``spread`` of at least :data:`~astradup.scoring.learned.STILL_SHOT`: another stretch of a still
+camera looks the same). It then pairs only with the whole copies of that video (which hold all of
+it, so the stretch too), never with another partial copy (two stretches need not overlap). One hop
+only: a promoted pair never promotes another, so one wrong link reaches at most the copies of one
+video. Each common video lends only its ``top`` best-scoring links.
+
+Example:
+    >>> import pandas as pd
+    >>> from astradup.config import AstradupConfig
+    >>> df = pd.DataFrame({"a": ["s", "s", "x"], "b": ["x", "y", "y"], "score": [0.97, 0.9, 0.8],
+    ...                    "label": ["exact", "near", "similar"], "partial": [False] * 3,
+    ...                    "explanation": ["{}"] * 3})
+    >>> promote_by_hubs(df, AstradupConfig())[["a", "b", "label"]].values.tolist()
+    [['s', 'x', 'exact'], ['s', 'y', 'near'], ['x', 'y', 'near']]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astradup.config import AstradupConfig
+from astradup.labels import DUPLICATE_LABELS
+
+Links = dict[Hashable, dict[Hashable, float]]  # video -> {common video: link score}
+
+
+def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[float], label: Iterable[str],
+               partial: Iterable[bool], explanation: Iterable[Any], cfg: AstradupConfig) -> tuple[Links, Links]:
+    """The links of each video to the common videos it is a copy of: (whole, partial), each as
+    ``video -> {hub: score}``. A hub lends only its ``match.expand_top`` best-scoring links (ties
+    by name, so row order does not matter); partial links need pixel and motion evidence (above)."""
+    from astradup.scoring.learned import STILL_SHOT
+
+    edges: dict[Hashable, list[tuple[float, str, Hashable, bool]]] = {}
+    for x, y, s, lab, part, ex in zip(a, b, score, label, partial, explanation):
+        if lab not in DUPLICATE_LABELS:
+            continue
+        part = bool(part)
+        if part:
+            ev = _explanation(ex).get("evidence") or {}
+            hit, spread = ev.get("hash_hit"), ev.get("spread")
+            if not (hit is not None and hit >= cfg.match.geometric_hash_hit and spread is not None and spread >= STILL_SHOT):
+                continue
+        edges.setdefault(x, []).append((-float(s), str(y), y, part))
+        edges.setdefault(y, []).append((-float(s), str(x), x, part))
+    whole: Links = {}
+    partial_links: Links = {}
+    for hub, lst in edges.items():
+        for neg, _, v, part in sorted(lst, key=lambda e: e[:2])[: cfg.match.expand_top]:
+            (partial_links if part else whole).setdefault(v, {})[hub] = -neg
+    return whole, partial_links
+
+
+def _explanation(ex: Any) -> dict:
+    if isinstance(ex, dict):
+        return ex
+    return json.loads(ex) if isinstance(ex, str) and ex else {}
+
+
+def expansion_pairs(rows: list[dict], cand: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
+    """Pairs (video ids ``a`` < ``b``) of copies of a common video, at least one of them whole
+    (verified ``rows`` with ``a_id``, ``b_id``, ``score``, ``label``, ``partial``,
+    ``explanation``), less the pairs already in ``cand``; sorted, so the result does not depend on
+    the order rows arrived in."""
+    whole, part = copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows],
+                             [r["score"] for r in rows], [str(r.get("label", "")) for r in rows],
+                             [bool(r.get("partial")) for r in rows], [r.get("explanation") for r in rows], cfg)
+    members: dict[Hashable, tuple[list[int], list[int]]] = {}
+    for k, links in enumerate((whole, part)):
+        for v, hubs in links.items():
+            for hub in hubs:
+                members.setdefault(hub, ([], []))[k].append(int(v))  # type: ignore[call-overload]
+    have = {(min(x, y), max(x, y)) for x, y in zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist())}
+    new: set[tuple[int, int]] = set()
+    for w, p in members.values():
+        w = sorted(w)
+        for i, x in enumerate(w):
+            new.update((x, y) for y in w[i + 1:] + p)
+    out = sorted((min(x, y), max(x, y)) for x, y in new if x != y)
+    out = [xy for xy in dict.fromkeys(out) if xy not in have]
+    return pd.DataFrame({"a": [x for x, _ in out], "b": [y for _, y in out]}, dtype="int64")
+
+
+def _best_hub(a: Hashable, b: Hashable, whole: Links, part: Links) -> tuple[Hashable, float, float, float] | None:
+    """The common video with the strongest weaker link (one of the two links whole), if any:
+    (hub, min link, link of a, link of b)."""
+    wa, wb, pa, pb = whole.get(a, {}), whole.get(b, {}), part.get(a, {}), part.get(b, {})
+    best: tuple[Hashable, float, float, float] | None = None
+    for hub in sorted((set(wa) & (set(wb) | set(pb))) | (set(pa) & set(wb)), key=str):
+        sa, sb = wa.get(hub, pa.get(hub, 0.0)), wb.get(hub, pb.get(hub, 0.0))
+        if best is None or min(sa, sb) > best[1]:
+            best = (hub, min(sa, sb), sa, sb)
+    return best
+
+
+def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
+    """``pairs`` (a, b, score, label, partial, explanation) with each ``similar`` pair whose videos
+    are both copies of a common video, at least one of them whole (partial links as in
+    :func:`copy_links`), turned ``near``: its score becomes the weaker link's
+    (below the "exact" band), ``partial`` is set when its own path covers under
+    ``match.partial_coverage`` of either video, and its explanation gains ``transitive`` (the
+    common video, both links, its own score and label). Other rows are unchanged; nothing is
+    promoted when ``match.expand_top`` is 0. Links come from the rows as given (one hop)."""
+    if not cfg.match.expand_top or not len(pairs):
+        return pairs
+    whole, part = copy_links(pairs["a"], pairs["b"], pairs["score"], pairs["label"], pairs["partial"],
+                             pairs["explanation"], cfg)
+    out = pairs.copy()
+    cap = max(cfg.fusion.exact - 1e-4, cfg.fusion.near)
+    rows = np.flatnonzero((out["label"] == "similar").to_numpy())
+    stale = out["explanation"].astype(str).str.contains('"transitive"', regex=False).to_numpy()
+    for i in np.flatnonzero(stale):  # promoted by an earlier match: judged again below
+        ex = json.loads(out["explanation"].iat[i])
+        ex.pop("transitive", None)
+        ex["band"] = out["label"].iat[i]
+        out.iat[i, out.columns.get_loc("explanation")] = json.dumps(ex, separators=(",", ":"))
+    for i in rows:
+        found = _best_hub(out["a"].iat[i], out["b"].iat[i], whole, part)
+        if found is None:
+            continue
+        hub, s, sa, sb = found
+        ex = out["explanation"].iat[i]
+        ex = json.loads(ex) if isinstance(ex, str) and ex else {}
+        vis = ex.get("visual") or {}
+        cov = min(float(vis.get("coverage_a", 1.0)), float(vis.get("coverage_b", 1.0)))
+        ex["transitive"] = {"via": str(hub), "links": [round(sa, 4), round(sb, 4)],
+                            "own_score": round(float(out["score"].iat[i]), 4), "own_label": "similar"}
+        ex["band"] = "near"
+        out.iat[i, out.columns.get_loc("score")] = min(max(s, float(out["score"].iat[i])), cap)
+        out.iat[i, out.columns.get_loc("label")] = "near"
+        out.iat[i, out.columns.get_loc("partial")] = bool(cov < cfg.match.partial_coverage)
+        out.iat[i, out.columns.get_loc("explanation")] = json.dumps(ex, separators=(",", ":"))
+    return out

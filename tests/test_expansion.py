@@ -1,0 +1,180 @@
+"""Neighbours of neighbours: copies of a common video are verified even when the search missed them."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+
+from astradup.config import AstradupConfig
+from astradup.errors import ConfigError
+from astradup.execution import run_index, run_match
+from astradup.scoring.graph import expansion_pairs, promote_by_hubs
+from astradup.store import Store
+
+
+def _row(a: int, b: int, score: float, label: str = "near", partial: bool = False, hash_hit: float = 0.0,
+         spread: float = 0.4) -> dict:
+    return {"a_id": a, "b_id": b, "score": score, "label": label, "partial": partial,
+            "explanation": json.dumps({"evidence": {"hash_hit": hash_hit, "spread": spread}})}
+
+
+def _top(n: int) -> AstradupConfig:
+    return AstradupConfig().replace(**{"match.expand_top": n})
+
+
+def _cand(*pairs: tuple[int, int]) -> pd.DataFrame:
+    return pd.DataFrame({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]})
+
+
+def _pairs(df: pd.DataFrame) -> list[tuple[int, int]]:
+    return list(zip(df["a"].tolist(), df["b"].tolist()))
+
+
+def test_whole_copies_of_a_common_video_become_candidates():
+    # 1 is the source: 2, 3 and 4 are whole copies of it, 5 a partial copy, 6 only similar
+    rows = [_row(1, 2, 0.97, "exact"), _row(3, 1, 0.9), _row(1, 4, 0.88), _row(1, 5, 0.93, partial=True),
+            _row(6, 1, 0.8, "similar"), _row(2, 3, 0.95, "exact")]
+    cand = _cand((1, 2), (3, 1), (1, 4), (1, 5), (6, 1), (2, 3), (5, 6))
+    # (2, 3) was searched already; 5 (partial) and 6 (similar) pull nothing in
+    assert _pairs(expansion_pairs(rows, cand, _top(40))) == [(2, 4), (3, 4)]
+
+
+def test_a_partial_copy_links_only_with_pixels_and_motion_and_only_to_whole_copies():
+    # 2 and 3 are whole copies of 1; 4, 5, 6 partial copies of it: 4 confirmed by its hashes in a
+    # moving picture, 5 only by its subject (hashes at chance), 6 a still shot
+    rows = [_row(1, 2, 0.97, "exact"), _row(1, 3, 0.9), _row(1, 4, 0.9, partial=True, hash_hit=0.8),
+            _row(1, 5, 0.92, partial=True, hash_hit=0.1), _row(1, 6, 0.92, partial=True, hash_hit=1.0, spread=0.05),
+            _row(1, 7, 0.91, partial=True, hash_hit=0.9)]
+    got = _pairs(expansion_pairs(rows, _cand(*[(r["a_id"], r["b_id"]) for r in rows]), _top(40)))
+    # 4 and 7 pair with the whole copies 2 and 3, not with each other (two stretches may not overlap)
+    assert got == [(2, 3), (2, 4), (2, 7), (3, 4), (3, 7)]
+
+
+def test_each_common_video_lends_only_its_best_copies():
+    rows = [_row(1, 2, 0.97, "exact"), _row(1, 3, 0.9), _row(1, 4, 0.86)]
+    assert _pairs(expansion_pairs(rows, _cand((1, 2), (1, 3), (1, 4)), _top(2))) == [(2, 3)]
+    assert _pairs(expansion_pairs(rows, _cand((1, 2), (1, 3), (1, 4)), _top(1))) == []
+
+
+def test_expansion_is_sorted_and_independent_of_row_order():
+    rng = random.Random(3)
+    rows = [_row(a, b, round(rng.uniform(0.86, 0.99), 3), rng.choice(["exact", "near", "similar"]),
+                 rng.random() < 0.2)
+            for a in range(12) for b in range(a + 1, 12) if rng.random() < 0.35]
+    cand = _cand(*[(r["a_id"], r["b_id"]) for r in rows])
+    want = expansion_pairs(rows, cand, _top(5))
+    got = _pairs(want)
+    assert got == sorted(got) and all(a < b for a, b in got)
+    assert not set(got) & set(_pairs(cand))
+    for _ in range(3):
+        rng.shuffle(rows)
+        assert _pairs(expansion_pairs(rows, cand, _top(5))) == got
+
+
+def test_expand_top_is_checked():
+    with pytest.raises(ConfigError, match="expand_top"):
+        AstradupConfig().replace(**{"match.expand_top": -1})
+
+
+def test_match_verifies_a_pair_the_search_missed(media_dir, tmp_path, monkeypatch):
+    """The re-encode and the mirror image are both whole copies of the source: with the search
+    made to miss that pair, the expansion still verifies it and reports it a duplicate."""
+    import astradup.execution.runner as runner
+
+    store = tmp_path / "s.duckdb"
+    run_index(media_dir, store, eager=True, progress=False)
+    with Store(store, read_only=True) as st:
+        ids = st.videos().set_index("rel_path")["video_id"]
+    missed = {int(ids["reencode.mkv"]), int(ids["mirror.mp4"])}
+    real = runner.find_candidates
+
+    def blind(*args, **kw):
+        cand = real(*args, **kw)
+        keep = [{int(a), int(b)} != missed for a, b in zip(cand["a"], cand["b"])]
+        return cand[keep].reset_index(drop=True)
+
+    monkeypatch.setattr(runner, "find_candidates", blind)
+    off = run_match(store, AstradupConfig().replace(**{"match.expand_top": 0}), min_score=0.0, progress=False)
+    on = run_match(store, min_score=0.0, progress=False)
+    key = ("mirror.mp4", "reencode.mkv")
+    assert key not in set(zip(off["a"], off["b"]))
+    found = on.set_index(["a", "b"]).loc[key]
+    assert found["label"] in ("exact", "near")
+    assert on.attrs["n_candidates"] == off.attrs["n_candidates"] + 1
+    # the pairs the search found are scored as before
+    both = on.merge(off, on=["a", "b"], suffixes=("", "_off"))
+    assert len(both) == len(off) and (both["score"] == both["score_off"]).all()
+
+
+def _table(rows: list[tuple[str, str, float, str, bool]]) -> pd.DataFrame:
+    return pd.DataFrame({"a": [r[0] for r in rows], "b": [r[1] for r in rows], "score": [r[2] for r in rows],
+                         "label": [r[3] for r in rows], "partial": [r[4] for r in rows],
+                         "explanation": [json.dumps({"band": r[3], "visual": {"coverage_a": 1.0, "coverage_b": 0.5}})
+                                         for r in rows]})
+
+
+def test_a_similar_pair_of_two_whole_copies_of_one_video_is_near():
+    cfg = AstradupConfig()
+    df = _table([("s", "x", 0.97, "exact", False), ("s", "y", 0.9, "near", False), ("x", "y", 0.8, "similar", False),
+                 ("s", "p", 0.92, "near", True), ("p", "x", 0.8, "similar", False),  # p is a partial copy of s
+                 ("q", "x", 0.6, "different", False), ("q", "s", 0.86, "near", False)])
+    out = promote_by_hubs(df, cfg).set_index(["a", "b"])
+    xy = out.loc[("x", "y")]
+    assert xy["label"] == "near" and xy["score"] == pytest.approx(0.9)  # the weaker link
+    assert bool(xy["partial"])  # its own path covers half of y
+    ex = json.loads(xy["explanation"])
+    assert ex["transitive"] == {"via": "s", "links": [0.97, 0.9], "own_score": 0.8, "own_label": "similar"}
+    assert ex["band"] == "near"
+    # a partial copy lends nothing, and a pair its own evidence calls different stays different
+    assert out.loc[("p", "x"), "label"] == "similar" and out.loc[("q", "x"), "label"] == "different"
+    # everything else as it was, in the same order; off with match.expand_top 0
+    assert list(zip(out.index.get_level_values(0), out.index.get_level_values(1))) == list(zip(df["a"], df["b"]))
+    assert (promote_by_hubs(df, cfg.replace(**{"match.expand_top": 0}))["label"] == df["label"]).all()
+
+
+def test_promotion_is_one_hop_and_undone_when_the_links_go():
+    cfg = AstradupConfig()
+    # s - x - y: x and y whole copies of s; z a whole copy of y only
+    df = _table([("s", "x", 0.97, "near", False), ("s", "y", 0.9, "near", False), ("x", "y", 0.8, "similar", False),
+                 ("y", "z", 0.9, "near", False), ("x", "z", 0.8, "similar", False), ("s", "z", 0.8, "similar", False)])
+    once = promote_by_hubs(df, cfg)
+    labels = dict(zip(zip(once["a"], once["b"]), once["label"]))
+    assert labels[("x", "y")] == "near" and labels[("s", "z")] == "near"  # via y
+    # x - z would need two hops (x - s - y - z): it stays as its own evidence says
+    assert labels[("x", "z")] == "similar"
+    # matched again without the link that promoted it, a pair goes back to its own verdict
+    gone = once[~((once["a"] == "s") & (once["b"] == "x"))]
+    again = promote_by_hubs(gone.assign(label=lambda d: d["label"].where(~((d["a"] == "x") & (d["b"] == "y")), "similar")), cfg)
+    xy = again[(again["a"] == "x") & (again["b"] == "y")].iloc[0]
+    assert xy["label"] == "similar" and "transitive" not in json.loads(xy["explanation"])
+
+
+def test_explain_says_which_common_video_made_a_pair_near(media_dir, tmp_path, monkeypatch):
+    """``astradup explain`` must show the verdict pairs.csv shows: where the last match promoted
+    the pair through a common video, the explanation names it."""
+    import dataclasses
+
+    import astradup.execution.runner as runner
+    from astradup.execution import explain_pair
+
+    store = tmp_path / "s.duckdb"
+    run_index(media_dir, store, eager=True, progress=False)
+    run_match(store, min_score=0.0, progress=False)
+    via = {"via": "src.mp4", "links": [0.97, 0.91], "own_score": 0.8, "own_label": "similar"}
+    with Store(store) as st:
+        st.con.execute("UPDATE pairs SET explanation = ? WHERE a = 'mirror.mp4' AND b = 'reencode.mkv'",
+                       [json.dumps({"transitive": via})])
+    real = runner.score_pair
+
+    def own_similar(fa, fb, cfg):  # the pair's own evidence, as if it said only "similar"
+        return dataclasses.replace(real(fa, fb, cfg), label="similar", score=0.8)
+
+    monkeypatch.setattr(runner, "score_pair", own_similar)
+    ex = explain_pair(store, "reencode.mkv", "mirror.mp4")
+    assert ex["scores"]["label"] == "near" and ex["scores"]["score"] == pytest.approx(0.91)
+    assert ex["explanation"]["transitive"] == via
+    other = explain_pair(store, "clip.mp4", "other.mp4")  # not promoted: its own verdict
+    assert other["scores"]["label"] == "similar" and "transitive" not in other["explanation"]
