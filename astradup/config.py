@@ -234,9 +234,10 @@ class MatchConfig:
         expand_top: the pair graph (:mod:`astradup.scoring.graph`): after verification, also
             verify each pair of videos that are both copies of a common video (at least one of
             them whole; a partial copy links only where its hashes and motion confirm it) but
-            were not retrieved as candidates, and report ``near`` such a pair its own evidence
-            calls ``similar``. Each common video lends at most its ``expand_top`` best-scoring
-            links; 0 turns it off. Copies of copies with compound edits (a crop against a
+            were not retrieved as candidates, report ``near`` such a pair its own evidence calls
+            ``similar``, and hold back to ``similar`` a partial match the verified pairs around
+            it contradict. Each common video lends at most its ``expand_top`` best-scoring
+            links; 0 turns the graph off. Copies of copies with compound edits (a crop against a
             picture-in-picture copy) look too different for the frame search, yet are copies of
             each other.
     """

@@ -11,7 +11,7 @@ import pytest
 from astradup.config import AstradupConfig
 from astradup.errors import ConfigError
 from astradup.execution import run_index, run_match
-from astradup.scoring.graph import expansion_pairs, promote_by_hubs
+from astradup.scoring.graph import apply_graph, expansion_pairs, promote_by_hubs
 from astradup.store import Store
 
 
@@ -147,7 +147,7 @@ def test_promotion_is_one_hop_and_undone_when_the_links_go():
     assert labels[("x", "z")] == "similar"
     # matched again without the link that promoted it, a pair goes back to its own verdict
     gone = once[~((once["a"] == "s") & (once["b"] == "x"))]
-    again = promote_by_hubs(gone.assign(label=lambda d: d["label"].where(~((d["a"] == "x") & (d["b"] == "y")), "similar")), cfg)
+    again = apply_graph(gone.assign(label=lambda d: d["label"].where(~((d["a"] == "x") & (d["b"] == "y")), "similar")), cfg)
     xy = again[(again["a"] == "x") & (again["b"] == "y")].iloc[0]
     assert xy["label"] == "similar" and "transitive" not in json.loads(xy["explanation"])
 
@@ -165,8 +165,8 @@ def test_explain_says_which_common_video_made_a_pair_near(media_dir, tmp_path, m
     run_match(store, min_score=0.0, progress=False)
     via = {"via": "src.mp4", "links": [0.97, 0.91], "own_score": 0.8, "own_label": "similar"}
     with Store(store) as st:
-        st.con.execute("UPDATE pairs SET explanation = ? WHERE a = 'mirror.mp4' AND b = 'reencode.mkv'",
-                       [json.dumps({"transitive": via})])
+        st.con.execute("UPDATE pairs SET explanation = ?, label = 'near', score = 0.91 "
+                       "WHERE a = 'mirror.mp4' AND b = 'reencode.mkv'", [json.dumps({"transitive": via})])
     real = runner.score_pair
 
     def own_similar(fa, fb, cfg):  # the pair's own evidence, as if it said only "similar"
@@ -178,3 +178,51 @@ def test_explain_says_which_common_video_made_a_pair_near(media_dir, tmp_path, m
     assert ex["explanation"]["transitive"] == via
     other = explain_pair(store, "clip.mp4", "other.mp4")  # not promoted: its own verdict
     assert other["scores"]["label"] == "similar" and "transitive" not in other["explanation"]
+
+
+def _ptable(rows: list[tuple[str, str, float, str, bool, float, float]]) -> pd.DataFrame:
+    """Pairs with the coverage of each side: (a, b, score, label, partial, coverage_a, coverage_b)."""
+    return pd.DataFrame({"a": [r[0] for r in rows], "b": [r[1] for r in rows], "score": [r[2] for r in rows],
+                         "label": [r[3] for r in rows], "partial": [r[4] for r in rows],
+                         "explanation": [json.dumps({"band": r[3], "visual": {"coverage_a": r[5], "coverage_b": r[6]},
+                                                     "evidence": {"hash_hit": 0.0, "spread": 0.4}}) for r in rows]})
+
+
+def test_a_partial_match_the_graph_contradicts_is_held_back():
+    """e matches a stretch of y, a whole copy of s; but e against s and against y's other copies
+    says "not a copy": e's match with y is the odd one out (another edit of the footage)."""
+    cfg = AstradupConfig()
+    rows = [("s", "y", 0.97, "exact", False, 1.0, 1.0), ("s", "z", 0.95, "near", False, 1.0, 1.0),
+            ("y", "z", 0.95, "near", False, 1.0, 1.0),
+            ("e", "y", 0.93, "near", True, 0.3, 0.3), ("e", "s", 0.6, "different", False, 0.2, 0.2),
+            ("e", "z", 0.8, "similar", False, 0.3, 0.3),
+            # c is a clip of s: its own match against y is backed by s and z
+            ("c", "y", 0.9, "near", True, 1.0, 0.4), ("c", "s", 0.92, "near", True, 1.0, 0.4),
+            ("c", "z", 0.91, "near", True, 1.0, 0.4)]
+    out = apply_graph(_ptable(rows), cfg).set_index(["a", "b"])
+    ey = out.loc[("e", "y")]
+    assert ey["label"] == "similar" and not ey["partial"]
+    assert cfg.fusion.similar <= ey["score"] < cfg.fusion.near
+    assert json.loads(ey["explanation"])["inconsistent"] == {"checked": 2, "not_copies": 2, "own_score": 0.93}
+    assert out.loc[("c", "y"), "label"] == "near" and "inconsistent" not in out.loc[("c", "y"), "explanation"]
+    # the order of held-back pairs is kept (a squeeze, not a cap)
+    two = _ptable(rows[:6] + [("s2", "y2", 0.96, "near", False, 1.0, 1.0), ("e2", "y2", 0.88, "near", True, 0.3, 0.3),
+                              ("e2", "s2", 0.5, "different", False, 0.2, 0.2)])
+    got = apply_graph(two, cfg).set_index(["a", "b"])
+    assert (got.loc[[("e", "y"), ("e2", "y2")], "label"] == "similar").all()
+    assert got.loc[("e", "y"), "score"] > got.loc[("e2", "y2"), "score"]
+    assert (apply_graph(_ptable(rows), cfg.replace(**{"match.expand_top": 0}))["label"] == [r[3] for r in rows]).all()
+
+
+def test_graph_notes_of_an_earlier_match_are_judged_again():
+    cfg = AstradupConfig()
+    df = _ptable([("s", "x", 0.97, "exact", False, 1.0, 1.0), ("s", "y", 0.9, "near", False, 1.0, 1.0),
+                  ("x", "y", 0.8, "similar", False, 1.0, 1.0)])
+    once = apply_graph(df, cfg)
+    assert once["label"].tolist() == ["exact", "near", "near"]
+    # matched again, x no longer a copy of s: the promotion goes with the link
+    again = once.copy()
+    again.loc[0, ["label", "score"]] = ["different", 0.3]
+    again.loc[2, ["label", "score"]] = ["similar", 0.8]  # the pair's own verdict, as rescoring gives it
+    out = apply_graph(again, cfg)
+    assert out.loc[2, "label"] == "similar" and "transitive" not in out.loc[2, "explanation"]

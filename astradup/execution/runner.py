@@ -47,7 +47,7 @@ from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
 from astradup.provenance import versions
-from astradup.scoring.graph import expansion_pairs, promote_by_hubs
+from astradup.scoring.graph import apply_graph, expansion_pairs
 from astradup.scoring.pair import score_pair
 from astradup.store.compact import compact_store, compactable
 from astradup.store.decisions import mark_decisions
@@ -372,9 +372,10 @@ def run_match(
         use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
         with match_client(use_dask, scheduler, workers) as client:
             def verify(pairs: pd.DataFrame) -> list[dict]:
+                # rows under the threshold stay as verdicts: the pair graph weighs them too
                 if reduced:
-                    return verify_streamed(st, pairs, cfg, threshold, progress, client)
-                return verify_in_memory(pairs, feats, cfg, progress, client, threshold)
+                    return verify_streamed(st, pairs, cfg, threshold, progress, client, stubs=True)
+                return verify_in_memory(pairs, feats, cfg, progress, client, threshold, stubs=True)
 
             rows = verify(cand)
             if cfg.match.expand_top:
@@ -382,8 +383,8 @@ def run_match(
                 log.info("%d more candidate pairs: copies of a common video", len(more))
                 rows += verify(more) if len(more) else []
                 n_candidates += len(more)
-        df = pairs_frame(rows, rel, threshold)
-        df = promote_by_hubs(df, cfg).sort_values(["score", "a", "b"], ascending=[False, True, True], kind="stable")
+        df = apply_graph(pairs_frame(rows, rel, 0.0), cfg)
+        df = df[df["score"] >= threshold].sort_values(["score", "a", "b"], ascending=[False, True, True], kind="stable")
         df = df.reset_index(drop=True)
         df["decision"] = mark_decisions(st, df)  # reviewers' standing decisions (astradup.review)
         st.write_pairs(run_id, df)
@@ -408,8 +409,9 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
     ``a`` and ``b`` are paths relative to the media folder (as in pairs.csv) or absolute, in
     either order: the pair is scored, and comes back, the way pairs.csv has it (``a`` the one
     whose relative path sorts first), so the scores are the ones pairs.csv shows: where the last
-    match reported the pair ``near`` because both videos are whole copies of a common video
-    (:mod:`astradup.scoring.graph`), so does this, with that video in ``explanation["transitive"]``.
+    match's pair graph (:mod:`astradup.scoring.graph`) changed the pair's verdict, so does this,
+    with the reason in ``explanation["transitive"]`` (the common video) or
+    ``explanation["inconsistent"]`` (the checks against it).
     """
     from astradup.scoring.similarity import gated_similarity
 
@@ -424,17 +426,19 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
             ids.append(int(hit["video_id"].iloc[0]))
             rels.append(str(hit["rel_path"].iloc[0]))
         feats = st.load_features(ids)
-        last = st.sql("SELECT explanation FROM pairs WHERE run_id = (SELECT run_id FROM runs WHERE kind = 'match' "
-                      "AND status = 'ok' ORDER BY started DESC LIMIT 1) AND a = ? AND b = ?", sorted(rels))
+        last = st.sql("SELECT score, label, explanation FROM pairs WHERE run_id = (SELECT run_id FROM runs WHERE "
+                      "kind = 'match' AND status = 'ok' ORDER BY started DESC LIMIT 1) AND a = ? AND b = ?", sorted(rels))
     if rels[0] > rels[1]:  # the way round run_match scores it (orient_pairs)
         a, b, ids = b, a, ids[::-1]
     fa, fb = feats[ids[0]], feats[ids[1]]
     ps = score_pair(fa, fb, cfg)
-    # the last match may have reported the pair near through a common video (astradup.scoring.graph)
-    via = json.loads(last["explanation"].iloc[0]).get("transitive") if len(last) else None
-    if via and ps.label == "similar":
-        ps.explanation["transitive"] = via
-        ps.label, ps.score, ps.explanation["band"] = "near", max(ps.score, min(via["links"])), "near"
+    # the last match's pair graph may have changed the verdict (astradup.scoring.graph): say so
+    stored = json.loads(last["explanation"].iloc[0] or "{}") if len(last) else {}
+    for key in ("transitive", "inconsistent"):
+        if key in stored:
+            ps.explanation[key] = stored[key]
+            ps.label, ps.score = str(last["label"].iloc[0]), float(last["score"].iloc[0])
+            ps.explanation["band"] = ps.label
     from astradup.scoring.alignment import align_any
     from astradup.scoring.similarity import _half_step
 

@@ -238,9 +238,17 @@ def score_candidates(pairs: Iterable[tuple[int, int]], features: dict[int, Video
 
 
 def score_chunk(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures], cfg: AstradupConfig,
-                threshold: float) -> list[dict]:
-    """:func:`score_candidates`, keeping rows scoring ``threshold`` or more: the task a Dask worker runs."""
-    return [r for r in score_candidates(pairs, features, cfg) if r["score"] >= threshold]
+                threshold: float, stubs: bool = False) -> list[dict]:
+    """:func:`score_candidates`, keeping rows scoring ``threshold`` or more: the task a Dask worker
+    runs. With ``stubs`` a row below it is kept as its verdict only (ids, score, label; no
+    explanation), which is what the pair graph needs of it (:mod:`astradup.scoring.graph`), or
+    whole where the graph may change it (labelled more than "different")."""
+    rows = score_candidates(pairs, features, cfg)
+    if stubs:
+        return [r if r["score"] >= threshold or r["label"] != "different" else
+                {"a_id": r["a_id"], "b_id": r["b_id"], "score": r["score"], "label": r["label"], "partial": False,
+                 "explanation": ""} for r in rows]
+    return [r for r in rows if r["score"] >= threshold]
 
 
 @contextmanager
@@ -257,7 +265,7 @@ def match_client(use_dask: bool, scheduler: str | None = None, workers: int | No
 
 
 def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = None, threshold: float = 0.0,
-                  in_flight: int | None = None) -> Iterator[list[dict]]:
+                  in_flight: int | None = None, stubs: bool = False) -> Iterator[list[dict]]:
     """Score each chunk (its pairs, the features of their videos); yield the rows chunk by chunk,
     in the chunks' order.
 
@@ -268,7 +276,7 @@ def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = No
     """
     if client is None:
         for pairs, feats in chunks:
-            yield score_chunk(pairs, feats, cfg, threshold)
+            yield score_chunk(pairs, feats, cfg, threshold, stubs)
         return
     from distributed import wait
 
@@ -282,12 +290,12 @@ def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = No
         except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: score it here instead
             log.warning("a verification chunk failed on the cluster (%s: %s); scoring it in this process",
                         type(exc).__name__, exc)
-            rows = score_chunk(chunk[0], chunk[1], cfg, threshold)
+            rows = score_chunk(chunk[0], chunk[1], cfg, threshold, stubs)
         fut.release()
         return rows
 
     for i, chunk in enumerate(chunks):
-        pending.append((client.submit(score_chunk, chunk[0], chunk[1], cfg, threshold,
+        pending.append((client.submit(score_chunk, chunk[0], chunk[1], cfg, threshold, stubs,
                                       key=f"verify-{run}-{i}", pure=False), chunk))
         if len(pending) >= window:
             wait([pending[0][0]])
@@ -304,13 +312,14 @@ def feature_chunks(pairs: list[tuple[int, int]], features: dict[int, VideoFeatur
 
 
 def verify_in_memory(cand: pd.DataFrame, features: dict[int, VideoFeatures], cfg: AstradupConfig,
-                     progress: bool = False, client: Any = None, threshold: float = 0.0) -> list[dict]:
+                     progress: bool = False, client: Any = None, threshold: float = 0.0,
+                     stubs: bool = False) -> list[dict]:
     """Verify every candidate pair against features already loaded: 64 pairs per progress step in
     this process, VERIFY_PAIRS per task on ``client``'s workers."""
     pairs = list(zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist()))
     size = 64 if client is None else VERIFY_PAIRS
     rows: list[dict] = []
-    parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold)
+    parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold, stubs=stubs)
     for part in progress_bar(parts, -(-len(pairs) // size), "match", progress, unit="chunk"):
         rows.extend(part)
     return rows
@@ -336,13 +345,14 @@ def pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Itera
 
 
 def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
-                    progress: bool = False, client: Any = None) -> list[dict]:
+                    progress: bool = False, client: Any = None, stubs: bool = False) -> list[dict]:
     """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
 
     Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk (at most
     VERIFY_PAIRS pairs and VERIFY_FRAMES frames of distinct videos) loads its videos' features,
     scores its pairs and drops the features: here, one after another, or on ``client``'s workers
-    (:func:`verify_chunks`). Rows scoring below ``threshold`` are dropped as they come.
+    (:func:`verify_chunks`). Rows scoring below ``threshold`` are dropped as they come (kept as
+    verdict-only stubs with ``stubs``: see :func:`score_chunk`).
     """
     order = cand.sort_values(["a", "b"], kind="stable")
     a = order["a"].to_numpy(dtype=np.int64)
@@ -358,7 +368,8 @@ def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshol
             yield list(zip(ca.tolist(), cb.tolist())), st.load_features(np.union1d(ca, cb).tolist())
 
     rows: list[dict] = []
-    for part in progress_bar(verify_chunks(load(), cfg, client, threshold), len(chunks), "match", progress, unit="chunk"):
+    for part in progress_bar(verify_chunks(load(), cfg, client, threshold, stubs=stubs), len(chunks), "match", progress,
+                             unit="chunk"):
         rows.extend(part)
     return rows
 

@@ -3,13 +3,22 @@
 Two whole copies of one video are copies of each other, even where their edits (a crop against a
 picture-in-picture copy, a banner against a re-encode with noise) leave too little in common for
 the frame search to propose the pair or for its own evidence to carry it. After verification,
-the pairs labelled ``exact`` or ``near`` and not ``partial`` form a graph of whole copies:
+the pairs labelled ``exact`` or ``near`` form a graph of copies:
 
 * :func:`expansion_pairs`: pairs of neighbours of a common video that were not candidates; they
   are verified like any other pair (``match.expand_top``).
 * :func:`promote_by_hubs`: a pair whose own evidence says ``similar`` while both its videos are
-  whole copies of a common video is reported ``near``, scored by the weaker of the two links
-  (the widest one-hop path), with the common video named in its explanation.
+  copies of a common video (at least one whole) is reported ``near``, scored by the weaker of the
+  two links (the widest one-hop path), with the common video named in its explanation.
+* :func:`hold_back_inconsistent`: a partial copy the graph contradicts is held back to
+  ``similar``. If x holds a stretch of y and y lies inside h (y's match with h covers y), x holds
+  a stretch of h too; when most of the verified pairs (x, h) say they are not copies, the match of
+  x against y is the odd one out (another edit of the same footage, another stretch of a still
+  camera, matching one copy by chance).
+
+:func:`apply_graph` runs them in that order on a table of verified pairs (pairs the match scored
+under ``match.min_score`` count as verdicts there; a table read back from the store holds only
+the pairs written, so rescoring it can hold back fewer pairs than the match did).
 
 A partial copy links to a common video only where the pixels confirm it and the picture moves:
 its hashes agree on at least ``match.geometric_hash_hit`` of the path's frames (a re-edit that
@@ -114,6 +123,94 @@ def _best_hub(a: Hashable, b: Hashable, whole: Links, part: Links) -> tuple[Hash
     return best
 
 
+def _containers(pairs: pd.DataFrame, ex: list[dict], cfg: AstradupConfig) -> dict[Hashable, set[Hashable]]:
+    """``video -> videos it lies inside``: from each duplicate row, a side whose share covered by
+    the aligned path is at least ``match.partial_coverage`` lies inside the other video."""
+    inside: dict[Hashable, set[Hashable]] = {}
+    dup = pairs["label"].isin(DUPLICATE_LABELS).to_numpy()
+    for i in np.flatnonzero(dup):
+        a, b, vis = pairs["a"].iat[i], pairs["b"].iat[i], ex[i].get("visual") or {}
+        if float(vis.get("coverage_a") or 0.0) >= cfg.match.partial_coverage:
+            inside.setdefault(a, set()).add(b)
+        if float(vis.get("coverage_b") or 0.0) >= cfg.match.partial_coverage:
+            inside.setdefault(b, set()).add(a)
+    return inside
+
+
+def hold_back_inconsistent(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
+    """``pairs`` with each ``near`` partial copy (x, y) that the graph contradicts turned
+    ``similar``: over the videos h that y (or x) lies inside, the verified pairs (x, h) (or (y, h))
+    that are not copies outnumber those that are. Its score is squeezed under the "near" band
+    (order kept), ``partial`` cleared, and its explanation gains ``inconsistent`` (pairs checked,
+    how many said "not a copy"). Pairs nobody verified do not count; order and other rows are
+    unchanged; off when ``match.expand_top`` is 0."""
+    if not cfg.match.expand_top or not len(pairs):
+        return pairs
+    ex = [_explanation(e) for e in pairs["explanation"]]
+    inside = _containers(pairs, ex, cfg)
+    verdict = {}
+    for x, y, lab in zip(pairs["a"], pairs["b"], pairs["label"]):
+        verdict[(x, y)] = verdict[(y, x)] = lab in DUPLICATE_LABELS
+    out = pairs.copy()
+    bands = cfg.fusion
+    hi = max(bands.near - 1e-6, bands.similar)
+    promoted = out["explanation"].astype(str).str.contains('"transitive"', regex=False).to_numpy()
+    cand = (out["label"] == "near").to_numpy() & out["partial"].astype(bool).to_numpy() & ~promoted
+    for i in np.flatnonzero(cand):
+        a, b = out["a"].iat[i], out["b"].iat[i]
+        says = [verdict.get((x, h)) for x, y in ((a, b), (b, a)) for h in sorted(inside.get(y, set()) - {x}, key=str)]
+        checked = [v for v in says if v is not None]
+        against = sum(not v for v in checked)
+        if against * 2 <= len(checked):
+            continue
+        s = float(out["score"].iat[i])
+        e = dict(ex[i])
+        e["inconsistent"] = {"checked": len(checked), "not_copies": against, "own_score": round(s, 4)}
+        e["band"] = "similar"
+        out.iat[i, out.columns.get_loc("score")] = bands.similar + max(s - bands.similar, 0.0) * (hi - bands.similar) / max(1.0 - bands.similar, 1e-12)
+        out.iat[i, out.columns.get_loc("label")] = "similar"
+        out.iat[i, out.columns.get_loc("partial")] = False
+        out.iat[i, out.columns.get_loc("explanation")] = json.dumps(e, separators=(",", ":"))
+    return out
+
+
+def apply_graph(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
+    """The pair graph over verified pairs (order of rows kept): :func:`promote_by_hubs`, then
+    :func:`hold_back_inconsistent` on the partial copies the pairs' own evidence called ``near``
+    (promoted pairs count as copies there); a promotion that leaned on a link it held back is
+    undone."""
+    own = _clear_graph(pairs)
+    promoted = promote_by_hubs(own, cfg)
+    out = hold_back_inconsistent(promoted, cfg)
+    held = out["explanation"].astype(str).str.contains('"inconsistent"', regex=False).to_numpy()
+    if not held.any():
+        return out
+    gone = {frozenset((a, b)) for a, b in zip(out["a"].to_numpy()[held], out["b"].to_numpy()[held])}
+    for i in np.flatnonzero(out["explanation"].astype(str).str.contains('"transitive"', regex=False).to_numpy()):
+        via = json.loads(out["explanation"].iat[i])["transitive"]["via"]
+        a, b = out["a"].iat[i], out["b"].iat[i]
+        if frozenset((str(a), via)) in gone or frozenset((str(b), via)) in gone:
+            out.iloc[i] = own.iloc[i]
+    return out
+
+
+def _clear_graph(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Explanations without the graph's notes of an earlier match (``transitive``,
+    ``inconsistent``): the graph judges each pair again from its own verdict."""
+    marked = pairs["explanation"].astype(str).str.contains('"(?:transitive|inconsistent)"', regex=True).to_numpy() \
+        if len(pairs) else np.zeros(0, bool)
+    if not marked.any():
+        return pairs
+    out = pairs.copy()
+    for i in np.flatnonzero(marked):
+        e = json.loads(out["explanation"].iat[i])
+        e.pop("transitive", None)
+        e.pop("inconsistent", None)
+        e["band"] = out["label"].iat[i]
+        out.iat[i, out.columns.get_loc("explanation")] = json.dumps(e, separators=(",", ":"))
+    return out
+
+
 def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     """``pairs`` (a, b, score, label, partial, explanation) with each ``similar`` pair whose videos
     are both copies of a common video, at least one of them whole (partial links as in
@@ -129,12 +226,6 @@ def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     out = pairs.copy()
     cap = max(cfg.fusion.exact - 1e-4, cfg.fusion.near)
     rows = np.flatnonzero((out["label"] == "similar").to_numpy())
-    stale = out["explanation"].astype(str).str.contains('"transitive"', regex=False).to_numpy()
-    for i in np.flatnonzero(stale):  # promoted by an earlier match: judged again below
-        ex = json.loads(out["explanation"].iat[i])
-        ex.pop("transitive", None)
-        ex["band"] = out["label"].iat[i]
-        out.iat[i, out.columns.get_loc("explanation")] = json.dumps(ex, separators=(",", ":"))
     for i in rows:
         found = _best_hub(out["a"].iat[i], out["b"].iat[i], whole, part)
         if found is None:

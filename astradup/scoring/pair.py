@@ -14,7 +14,7 @@ from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
 from astradup.labels import DUPLICATE_LABELS
 from astradup.scoring.fusion import fuse, fuse_arrays
-from astradup.scoring.graph import promote_by_hubs
+from astradup.scoring.graph import apply_graph
 from astradup.scoring.learned import (
     FEATURES,
     evidence_table,
@@ -262,4 +262,4 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
     out["partial"] = is_partial & np.isin(label, DUPLICATE_LABELS)
-    return promote_by_hubs(out, cfg)
+    return apply_graph(out, cfg)
