@@ -140,7 +140,8 @@ def _containers(pairs: pd.DataFrame, ex: list[dict], cfg: AstradupConfig) -> dic
 def hold_back_inconsistent(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     """``pairs`` with each ``near`` partial copy (x, y) that the graph contradicts turned
     ``similar``: over the videos h that y (or x) lies inside, the verified pairs (x, h) (or (y, h))
-    that are not copies outnumber those that are. Its score is squeezed under the "near" band
+    labelled ``different`` outnumber those labelled copies (``similar``, same material but
+    undecided, counts neither way). Its score is squeezed under the "near" band
     (order kept), ``partial`` cleared, and its explanation gains ``inconsistent`` (pairs checked,
     how many said "not a copy"). Pairs nobody verified do not count; order and other rows are
     unchanged; off when ``match.expand_top`` is 0."""
@@ -150,7 +151,8 @@ def hold_back_inconsistent(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataF
     inside = _containers(pairs, ex, cfg)
     verdict = {}
     for x, y, lab in zip(pairs["a"], pairs["b"], pairs["label"]):
-        verdict[(x, y)] = verdict[(y, x)] = lab in DUPLICATE_LABELS
+        if lab != "similar":  # same material, undecided: counts neither way
+            verdict[(x, y)] = verdict[(y, x)] = lab in DUPLICATE_LABELS
     out = pairs.copy()
     bands = cfg.fusion
     hi = max(bands.near - 1e-6, bands.similar)
