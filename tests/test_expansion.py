@@ -226,3 +226,28 @@ def test_graph_notes_of_an_earlier_match_are_judged_again():
     again.loc[2, ["label", "score"]] = ["similar", 0.8]  # the pair's own verdict, as rescoring gives it
     out = apply_graph(again, cfg)
     assert out.loc[2, "label"] == "similar" and "transitive" not in out.loc[2, "explanation"]
+
+
+def test_verdicts_under_the_threshold_travel_as_stubs(media_dir, tmp_path):
+    """The pair graph weighs pairs the match does not write: under ``match.min_score`` a
+    ``different`` row keeps its verdict (ids, score, label) and drops its explanation."""
+    from astradup.execution import stages
+
+    store = tmp_path / "s.duckdb"
+    run_index(media_dir, store, eager=True, progress=False)
+    cfg = AstradupConfig()
+    with Store(store, read_only=True) as st:
+        feats = st.load_features()
+    ids = sorted(feats)
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]  # every pair: some are different
+    full = stages.score_chunk(pairs, feats, cfg, 0.0)
+    cut = max(r["score"] for r in full if r["label"] == "different") + 1e-9
+    kept = stages.score_chunk(pairs, feats, cfg, cut, stubs=True)
+    dropped = stages.score_chunk(pairs, feats, cfg, cut)
+    assert len(kept) == len(full) > len(dropped)
+    for whole, row in zip(full, kept):
+        assert (row["a_id"], row["b_id"], row["score"], row["label"]) == (whole["a_id"], whole["b_id"], whole["score"], whole["label"])
+        if row["score"] < cut and row["label"] == "different":
+            assert row["explanation"] == "" and row["partial"] is False
+        else:
+            assert row == whole
