@@ -330,9 +330,10 @@ def run_match(
     store is streamed: the frame index holds PCA-reduced keyframes (:func:`astradup.index.frames.reduced_frame_index`),
     the all-pairs hash source is skipped (it grows as frames^2; hashes still count in
     verification), and candidates are verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
-    Then pairs of videos found to be whole copies of a common video, which the search did not
-    propose, are verified too, and a ``similar`` pair of two such copies is reported ``near``
-    (``match.expand_top``; :mod:`astradup.scoring.graph`).
+    Then the pair graph (``match.expand_top``; :mod:`astradup.scoring.graph`): pairs of copies of
+    a common video that the search did not propose are verified too, a ``similar`` pair of two
+    such copies is reported ``near``, and a partial match the verified pairs around it contradict
+    is held back to ``similar``; verdicts under ``min_score`` count there, then are dropped.
 
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
     visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation,

@@ -1,8 +1,9 @@
 """The named stages the drivers in :mod:`astradup.execution.runner` are built from.
 
-The data flow of a match is ``extract -> project -> search -> vote -> verify -> expand -> verify``; each step is a
-function here, pure over arrays and features where it can be, so a benchmark or a notebook can call
-one stage alone instead of copying it:
+The data flow of a match is ``extract -> project -> search -> vote -> verify`` (then the pair
+graph's expansion is verified too: :mod:`astradup.scoring.graph`); each step is a function here,
+pure over arrays and features where it can be, so a benchmark or a notebook can call one stage
+alone instead of copying it:
 
 * :func:`assign_video_ids` / :func:`map_extract`: number the files in path order, then extract
   them, eagerly or on Dask, yielding results as they finish;

@@ -43,13 +43,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from astradup.config import AstradupConfig
 from astradup.labels import DUPLICATE_LABELS
+from astradup.scoring.learned import _squeeze
+from astradup.scoring.similarity import BAND_EPS
 
 Links = dict[Hashable, dict[Hashable, float]]  # video -> {common video: link score}
 
@@ -95,19 +97,19 @@ def expansion_pairs(rows: list[dict], cand: pd.DataFrame, cfg: AstradupConfig) -
     whole, part = copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows],
                              [r["score"] for r in rows], [str(r.get("label", "")) for r in rows],
                              [bool(r.get("partial")) for r in rows], [r.get("explanation") for r in rows], cfg)
-    members: dict[Hashable, tuple[list[int], list[int]]] = {}
-    for k, links in enumerate((whole, part)):
+    whole_of: dict[Hashable, list[int]] = {}  # hub -> its whole copies
+    part_of: dict[Hashable, list[int]] = {}  # hub -> its linked partial copies
+    for links, members in ((whole, whole_of), (part, part_of)):
         for v, hubs in links.items():
             for hub in hubs:
-                members.setdefault(hub, ([], []))[k].append(int(v))  # type: ignore[call-overload]
+                members.setdefault(hub, []).append(cast(int, v))  # ids in, ids out
     have = {(min(x, y), max(x, y)) for x, y in zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist())}
     new: set[tuple[int, int]] = set()
-    for w, p in members.values():
+    for hub, w in whole_of.items():
         w = sorted(w)
         for i, x in enumerate(w):
-            new.update((x, y) for y in w[i + 1:] + p)
-    out = sorted((min(x, y), max(x, y)) for x, y in new if x != y)
-    out = [xy for xy in dict.fromkeys(out) if xy not in have]
+            new.update((min(x, y), max(x, y)) for y in w[i + 1:] + part_of.get(hub, []) if x != y)
+    out = sorted(new - have)
     return pd.DataFrame({"a": [x for x, _ in out], "b": [y for _, y in out]}, dtype="int64")
 
 
@@ -123,13 +125,13 @@ def _best_hub(a: Hashable, b: Hashable, whole: Links, part: Links) -> tuple[Hash
     return best
 
 
-def _containers(pairs: pd.DataFrame, ex: list[dict], cfg: AstradupConfig) -> dict[Hashable, set[Hashable]]:
-    """``video -> videos it lies inside``: from each duplicate row, a side whose share covered by
-    the aligned path is at least ``match.partial_coverage`` lies inside the other video."""
+def _containers(pairs: pd.DataFrame, ex: dict[int, dict], cfg: AstradupConfig) -> dict[Hashable, set[Hashable]]:
+    """``video -> videos it lies inside``: from each duplicate row (``ex``: row -> explanation), a
+    side whose share covered by the aligned path is at least ``match.partial_coverage`` lies
+    inside the other video."""
     inside: dict[Hashable, set[Hashable]] = {}
-    dup = pairs["label"].isin(DUPLICATE_LABELS).to_numpy()
-    for i in np.flatnonzero(dup):
-        a, b, vis = pairs["a"].iat[i], pairs["b"].iat[i], ex[i].get("visual") or {}
+    for i, e in ex.items():
+        a, b, vis = pairs["a"].iat[i], pairs["b"].iat[i], e.get("visual") or {}
         if float(vis.get("coverage_a") or 0.0) >= cfg.match.partial_coverage:
             inside.setdefault(a, set()).add(b)
         if float(vis.get("coverage_b") or 0.0) >= cfg.match.partial_coverage:
@@ -143,11 +145,12 @@ def hold_back_inconsistent(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataF
     labelled ``different`` outnumber those labelled copies (``similar``, same material but
     undecided, counts neither way). Its score is squeezed under the "near" band
     (order kept), ``partial`` cleared, and its explanation gains ``inconsistent`` (pairs checked,
-    how many said "not a copy"). Pairs nobody verified do not count; order and other rows are
+    how many said ``different``). Pairs nobody verified do not count; order and other rows are
     unchanged; off when ``match.expand_top`` is 0."""
     if not cfg.match.expand_top or not len(pairs):
         return pairs
-    ex = [_explanation(e) for e in pairs["explanation"]]
+    dup = np.flatnonzero(pairs["label"].isin(DUPLICATE_LABELS).to_numpy())
+    ex = {int(i): _explanation(pairs["explanation"].iat[i]) for i in dup}  # all the graph reads
     inside = _containers(pairs, ex, cfg)
     verdict = {}
     for x, y, lab in zip(pairs["a"], pairs["b"], pairs["label"]):
@@ -155,7 +158,7 @@ def hold_back_inconsistent(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataF
             verdict[(x, y)] = verdict[(y, x)] = lab in DUPLICATE_LABELS
     out = pairs.copy()
     bands = cfg.fusion
-    hi = max(bands.near - 1e-6, bands.similar)
+    hi = max(bands.near - BAND_EPS, bands.similar)
     promoted = out["explanation"].astype(str).str.contains('"transitive"', regex=False).to_numpy()
     cand = (out["label"] == "near").to_numpy() & out["partial"].astype(bool).to_numpy() & ~promoted
     for i in np.flatnonzero(cand):
@@ -166,10 +169,10 @@ def hold_back_inconsistent(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataF
         if against * 2 <= len(checked):
             continue
         s = float(out["score"].iat[i])
-        e = dict(ex[i])
+        e = dict(ex[int(i)])
         e["inconsistent"] = {"checked": len(checked), "not_copies": against, "own_score": round(s, 4)}
         e["band"] = "similar"
-        out.iat[i, out.columns.get_loc("score")] = bands.similar + max(s - bands.similar, 0.0) * (hi - bands.similar) / max(1.0 - bands.similar, 1e-12)
+        out.iat[i, out.columns.get_loc("score")] = float(_squeeze(np.asarray(s), bands.similar, hi))  # order kept
         out.iat[i, out.columns.get_loc("label")] = "similar"
         out.iat[i, out.columns.get_loc("partial")] = False
         out.iat[i, out.columns.get_loc("explanation")] = json.dumps(e, separators=(",", ":"))
@@ -187,7 +190,7 @@ def apply_graph(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     held = out["explanation"].astype(str).str.contains('"inconsistent"', regex=False).to_numpy()
     if not held.any():
         return out
-    gone = {frozenset((a, b)) for a, b in zip(out["a"].to_numpy()[held], out["b"].to_numpy()[held])}
+    gone = {frozenset((str(a), str(b))) for a, b in zip(out["a"].to_numpy()[held], out["b"].to_numpy()[held])}
     for i in np.flatnonzero(out["explanation"].astype(str).str.contains('"transitive"', regex=False).to_numpy()):
         via = json.loads(out["explanation"].iat[i])["transitive"]["via"]
         a, b = out["a"].iat[i], out["b"].iat[i]
@@ -226,7 +229,7 @@ def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     whole, part = copy_links(pairs["a"], pairs["b"], pairs["score"], pairs["label"], pairs["partial"],
                              pairs["explanation"], cfg)
     out = pairs.copy()
-    cap = max(cfg.fusion.exact - 1e-4, cfg.fusion.near)
+    cap = max(cfg.fusion.exact - BAND_EPS, cfg.fusion.near)  # below "exact", as learned_verdict caps
     rows = np.flatnonzero((out["label"] == "similar").to_numpy())
     for i in rows:
         found = _best_hub(out["a"].iat[i], out["b"].iat[i], whole, part)

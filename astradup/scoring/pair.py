@@ -221,7 +221,8 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
 
     With ``fusion.scorer = "learned"`` the score is the pair model's (``fusion.model``) verdict on
     the evidence stored in each explanation; the explanations themselves are not rewritten, but
-    for the pairs the pair graph promotes or no longer promotes (:func:`promote_by_hubs`).
+    for the pairs whose verdict the pair graph changes, or no longer changes
+    (:func:`astradup.scoring.graph.apply_graph`).
 
     Vectorised and exact for every ``match.*`` field that does not change the alignment itself
     (the ``q_*`` knots, ``exact_hash``, ``exact_coverage``, ``distinct_margin``, ``min_segment``,
