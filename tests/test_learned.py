@@ -38,9 +38,33 @@ def fitted():
 def test_tree_walk_equals_scikit_learn(fitted):
     """Oracle: the numpy walk over the exported arrays gives scikit-learn's own probabilities."""
     model, X, _ = fitted
-    want = model._sklearn.predict_proba(X.to_numpy())[:, 1]
+    want = model._sklearn.predict_proba(model._matrix(X))[:, 1]  # the inputs the trees were fitted on
     got = model.predict_proba(X)[:, 1]
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_differing_soundtrack_is_unknown_where_the_hashes_confirm_the_pixels(fitted, tmp_path):
+    """Audio under AUDIO_CONFIRMS counts as missing where hash_hit reaches HASH_CONFIRMS (music
+    replaced over the same pixels), and as itself where the hashes do not confirm (a re-edit)."""
+    from astradup.scoring.learned import AUDIO_CONFIRMS, HASH_CONFIRMS
+
+    model, X, _ = fitted
+    rows = X.iloc[:4].copy()
+    rows["hash_hit"] = [1.0, HASH_CONFIRMS, HASH_CONFIRMS - 0.01, 1.0]
+    rows["audio"] = [0.1, AUDIO_CONFIRMS - 0.01, 0.1, AUDIO_CONFIRMS]
+    x = model._matrix(rows)
+    au = list(FEATURES).index("audio")
+    assert np.isnan(x[:2, au]).all() and x[2, au] == 0.1 and x[3, au] == AUDIO_CONFIRMS
+    silent = rows.assign(audio=np.nan)
+    np.testing.assert_array_equal(model.predict_proba(rows)[:2], model.predict_proba(silent)[:2])
+    # a model saved before the rule existed (no audio_rule in its card) reads audio as it is
+    model.save(tmp_path / "old")
+    card = json.loads((tmp_path / "old" / "card.json").read_text())
+    assert card["params"]["audio_rule"] is True
+    del card["params"]["audio_rule"]
+    (tmp_path / "old" / "card.json").write_text(json.dumps(card))
+    old = PairModel.load(tmp_path / "old")
+    assert old.audio_rule is False and old._matrix(rows)[0, au] == 0.1
 
 
 def test_model_learns_the_signal(fitted):
@@ -202,8 +226,8 @@ def _labelled_set(n_groups: int = 24, seed: int = 0):
     for g in range(n_groups):
         vs = [f"g{g}_{k}.mp4" for k in range(4)]
         videos += vs
-        for k in range(1, 4):
-            truth.append({"a": vs[0], "b": vs[k], "relation": "near", "group": f"g{g}"})
+        for k in range(4):  # copies of one source are copies of each other too
+            truth += [{"a": vs[k], "b": vs[m], "relation": "near", "group": f"g{g}"} for m in range(k + 1, 4)]
     X, _ = synthetic_table(4 * len(videos), seed=seed)
     pos = {(t["a"], t["b"]) for t in truth}
     k = 0

@@ -7,6 +7,13 @@ agree. :class:`PairModel` instead learns P(copy | evidence) from labelled pairs 
 over :data:`FEATURES`: alignment statistics, hash agreement along the path, embedding/hash
 disagreement, how much the path stands out, frame quality, audio and metadata.
 
+A soundtrack that differs is no evidence against a copy whose frames the hashes confirm: music is
+replaced all the time (a trailer over other music, a re-upload with a new soundtrack), so where
+``hash_hit`` reaches :data:`HASH_CONFIRMS` an ``audio`` similarity under :data:`AUDIO_CONFIRMS` is
+given to the trees as unknown, as for a silent video (``audio_rule``; models saved before it
+existed keep reading ``audio`` as it is). Where the hashes do not confirm the pixels (a re-edit,
+re-framed, with other music), a differing soundtrack still counts.
+
 Training uses scikit-learn's ``HistGradientBoostingClassifier`` (log loss, so its output is a
 probability; monotone where more similarity can only mean more likely a copy). The fitted trees are
 then copied into plain arrays and saved as ``model.npz`` (no pickle: loading a model a user was
@@ -50,6 +57,9 @@ INCREASING = ("path_sim", "margin", "hash_path", "hash_hit", "standout", "inform
               "geo_inliers")
 
 FORMAT = "astradup-pair-model/1"
+#: Share of the path's frames whose hashes agree at which the pixels count as confirmed (the
+#: default ``match.geometric_hash_hit``; a model's inputs must not depend on a run's config).
+HASH_CONFIRMS = 0.5
 DEFAULT_MODEL = "default"  # the shipped model: astradup/scoring/models/default/
 
 
@@ -64,11 +74,13 @@ class PairModel:
             ``HistGradientBoostingClassifier``.
         monotone: constrain the :data:`INCREASING` features to raise the probability.
         seed: random seed (early stopping's validation split).
+        audio_rule: read an ``audio`` under :data:`AUDIO_CONFIRMS` as unknown where ``hash_hit``
+            reaches :data:`HASH_CONFIRMS` (see the module doc); False for models saved before it.
     """
 
     def __init__(self, features: tuple[str, ...] | list[str] = FEATURES, max_iter: int = 300,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 15, min_samples_leaf: int = 40,
-                 l2_regularization: float = 1.0, monotone: bool = True, seed: int = 0):
+                 l2_regularization: float = 1.0, monotone: bool = True, seed: int = 0, audio_rule: bool = True):
         self.features = tuple(features)
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -77,12 +89,13 @@ class PairModel:
         self.l2_regularization = l2_regularization
         self.monotone = monotone
         self.seed = seed
+        self.audio_rule = audio_rule
         self.card: dict[str, Any] = {}
 
     # -- fitting -----------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf",
-                                               "l2_regularization", "monotone", "seed")}
+                                               "l2_regularization", "monotone", "seed", "audio_rule")}
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: np.ndarray | pd.Series) -> PairModel:
         """Fit on rows of evidence ``X`` (columns :attr:`features`) and boolean labels ``y``."""
@@ -135,6 +148,12 @@ class PairModel:
         x = np.asarray(X, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ConfigError(f"pair evidence must have {len(self.features)} columns, but got shape {x.shape}")
+        if self.audio_rule and "audio" in self.features and "hash_hit" in self.features:
+            au, hh = self.features.index("audio"), self.features.index("hash_hit")
+            unknown = (x[:, au] < AUDIO_CONFIRMS) & (x[:, hh] >= HASH_CONFIRMS)  # NaN compares False
+            if unknown.any():
+                x = x.copy()
+                x[unknown, au] = np.nan
         return x
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -212,7 +231,8 @@ class PairModel:
             raise ConfigError(f"{card_p}: cannot parse the model card ({exc})") from exc
         if card.get("format") != FORMAT:
             raise ConfigError(f"{card_p}: format {card.get('format')!r} is not {FORMAT!r}")
-        model = cls(features=card["features"], **{k: v for k, v in card.get("params", {}).items()})
+        params = {"audio_rule": False, **card.get("params", {})}  # cards from before the rule: off
+        model = cls(features=card["features"], **params)
         try:
             with np.load(npz_p, allow_pickle=False) as z:
                 model.trees_ = {k: z[k] for k in ("feature", "threshold", "missing_left", "left", "right", "leaf",
