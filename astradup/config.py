@@ -235,7 +235,7 @@ class MatchConfig:
             verify each pair of videos that are both copies of a common video (at least one of
             them whole; a partial copy links only where its hashes and motion confirm it) but
             were not retrieved as candidates, report ``near`` such a pair its own evidence calls
-            ``similar``, and hold back to ``similar`` a partial match the verified pairs around
+            ``similar`` or ``different``, and hold back to ``similar`` a partial match the verified pairs around
             it contradict. Each common video lends at most its ``expand_top`` best-scoring
             links; 0 turns the graph off. Copies of copies with compound edits (a crop against a
             picture-in-picture copy) look too different for the frame search, yet are copies of

@@ -128,11 +128,42 @@ def test_a_similar_pair_of_two_whole_copies_of_one_video_is_near():
     ex = json.loads(xy["explanation"])
     assert ex["transitive"] == {"via": "s", "links": [0.97, 0.9], "own_score": 0.8, "own_label": "similar"}
     assert ex["band"] == "near"
-    # a partial copy lends nothing, and a pair its own evidence calls different stays different
-    assert out.loc[("p", "x"), "label"] == "similar" and out.loc[("q", "x"), "label"] == "different"
+    # a partial copy lends nothing; a pair its own evidence calls different is promoted like a
+    # similar one (q and x are both whole copies of s), its own verdict kept in the explanation
+    assert out.loc[("p", "x"), "label"] == "similar"
+    qx = out.loc[("q", "x")]
+    assert qx["label"] == "near" and json.loads(qx["explanation"])["transitive"]["own_label"] == "different"
+    # ... unless the match kept only its verdict (a stub under match.min_score: no evidence)
+    stub = df.assign(explanation=[e if a != "q" or b != "x" else "" for a, b, e in zip(df["a"], df["b"], df["explanation"])])
+    assert promote_by_hubs(stub, cfg).set_index(["a", "b"]).loc[("q", "x"), "label"] == "different"
     # everything else as it was, in the same order; off with match.expand_top 0
     assert list(zip(out.index.get_level_values(0), out.index.get_level_values(1))) == list(zip(df["a"], df["b"]))
     assert (promote_by_hubs(df, cfg.replace(**{"match.expand_top": 0}))["label"] == df["label"]).all()
+
+
+def _etable(rows: list[tuple[str, str, float, str, bool, float, float]]) -> pd.DataFrame:
+    """Pairs with their evidence: (a, b, score, label, partial, hash_hit, spread)."""
+    return pd.DataFrame({"a": [r[0] for r in rows], "b": [r[1] for r in rows], "score": [r[2] for r in rows],
+                         "label": [r[3] for r in rows], "partial": [r[4] for r in rows],
+                         "explanation": [json.dumps({"band": r[3], "visual": {"coverage_a": 1.0, "coverage_b": 1.0},
+                                                     "evidence": {"hash_hit": r[5], "spread": r[6]}}) for r in rows]})
+
+
+def test_a_stretch_that_looks_like_another_video_lends_no_link():
+    """x holds a stretch of h (hashes agree, the picture moves) and is also a duplicate of g's
+    copies (another stretch of a still shot that looks the same): most of x's duplicates are not
+    h's, so h cannot claim x's stretch and y (a whole copy of h) is not promoted."""
+    cfg = AstradupConfig()
+    whole = [("h", "h1", 0.95, "near", False, 1.0, 0.4), ("h", "y", 0.95, "near", False, 1.0, 0.4),
+             ("g", "g1", 0.95, "near", False, 1.0, 0.4), ("g", "g2", 0.95, "near", False, 1.0, 0.4)]
+    link = [("h", "x", 0.93, "near", True, 1.0, 0.4), ("x", "y", 0.8, "similar", False, 1.0, 0.4)]
+    still = [("g", "x", 0.9, "near", True, 1.0, 0.1), ("g1", "x", 0.9, "near", True, 1.0, 0.1),
+             ("g2", "x", 0.9, "near", True, 1.0, 0.1)]  # a still shot: not links, but duplicates
+    out = promote_by_hubs(_etable(whole + link + still), cfg).set_index(["a", "b"])
+    assert out.loc[("x", "y"), "label"] == "similar"
+    # with one duplicate of g's only, most of x's duplicates are h's: the link stands
+    out = promote_by_hubs(_etable(whole + link + still[:1] + [("h1", "x", 0.9, "near", True, 0.2, 0.4)]), cfg)
+    assert out.set_index(["a", "b"]).loc[("x", "y"), "label"] == "near"
 
 
 def test_promotion_is_one_hop_and_undone_when_the_links_go():

@@ -7,9 +7,13 @@ the pairs labelled ``exact`` or ``near`` form a graph of copies:
 
 * :func:`expansion_pairs`: pairs of neighbours of a common video that were not candidates; they
   are verified like any other pair (``match.expand_top``).
-* :func:`promote_by_hubs`: a pair whose own evidence says ``similar`` while both its videos are
-  copies of a common video (at least one whole) is reported ``near``, scored by the weaker of the
-  two links (the widest one-hop path), with the common video named in its explanation.
+* :func:`promote_by_hubs`: a pair whose own evidence says ``similar`` or ``different`` while
+  both its videos are copies of a common video (at least one whole) is reported ``near``, scored
+  by the weaker of the two links (the widest one-hop path), with the common video named in its
+  explanation. The inference does not rest on the pair's own evidence (a picture-in-picture copy
+  and a trailer of one video share little), so a ``different`` verdict is promoted like a
+  ``similar`` one, provided the match kept its evidence (a row under ``match.min_score`` travels
+  as its verdict only and stays as it is).
 * :func:`hold_back_inconsistent`: a partial copy the graph contradicts is held back to
   ``similar``. If x holds a stretch of y and y lies inside h (y's match with h covers y), x holds
   a stretch of h too; when most of the verified pairs (x, h) say they are not copies, the match of
@@ -25,9 +29,13 @@ its hashes agree on at least ``match.geometric_hash_hit`` of the path's frames (
 zooms into one shot of a video shares its subject, not its pixels) and it is not a still shot
 (``spread`` of at least :data:`~astradup.scoring.learned.STILL_SHOT`: another stretch of a still
 camera looks the same). It then pairs only with the whole copies of that video (which hold all of
-it, so the stretch too), never with another partial copy (two stretches need not overlap). One hop
-only: a promoted pair never promotes another, so one wrong link reaches at most the copies of one
-video. Each common video lends only its ``top`` best-scoring links.
+it, so the stretch too), never with another partial copy (two stretches need not overlap). A
+stretch is lent to one video only where most of the copy's duplicates are that video's: when a
+partial copy is a duplicate of more videos outside a common video and its duplicates than inside
+them, its stretch looks like another video too (two stretches of one still shot, looped footage),
+and that link is not lent. One hop only: a promoted pair never promotes another, so one wrong link
+reaches at most the copies of one video. Each common video lends only its ``top`` best-scoring
+links.
 
 Example:
     >>> import pandas as pd
@@ -64,9 +72,12 @@ def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[flo
     from astradup.scoring.learned import STILL_SHOT
 
     edges: dict[Hashable, list[tuple[float, str, Hashable, bool]]] = {}
+    partners: dict[Hashable, set[Hashable]] = {}  # every duplicate of each video, links or not
     for x, y, s, lab, part, ex in zip(a, b, score, label, partial, explanation):
         if lab not in DUPLICATE_LABELS:
             continue
+        partners.setdefault(x, set()).add(y)
+        partners.setdefault(y, set()).add(x)
         part = bool(part)
         if part:
             ev = _explanation(ex).get("evidence") or {}
@@ -80,7 +91,24 @@ def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[flo
     for hub, lst in edges.items():
         for neg, _, v, part in sorted(lst, key=lambda e: e[:2])[: cfg.match.expand_top]:
             (partial_links if part else whole).setdefault(v, {})[hub] = -neg
-    return whole, partial_links
+    return whole, _attributed(partial_links, partners)
+
+
+def _attributed(partial_links: Links, partners: dict[Hashable, set[Hashable]]) -> Links:
+    """``partial_links`` less each link of a partial copy x to a hub h where more of x's
+    duplicates lie outside h and h's duplicates than inside: x's stretch looks like another
+    video's too, so h cannot claim it."""
+    out: Links = {}
+    for x, hubs in partial_links.items():
+        mine = partners.get(x, set())
+        kept = {}
+        for h, s in hubs.items():
+            family = partners.get(h, set()) | {h}
+            if len(mine - family) <= len(mine & family):
+                kept[h] = s
+        if kept:
+            out[x] = kept
+    return out
 
 
 def _explanation(ex: Any) -> dict:
@@ -217,9 +245,10 @@ def _clear_graph(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
-    """``pairs`` (a, b, score, label, partial, explanation) with each ``similar`` pair whose videos
-    are both copies of a common video, at least one of them whole (partial links as in
-    :func:`copy_links`), turned ``near``: its score becomes the weaker link's
+    """``pairs`` (a, b, score, label, partial, explanation) with each ``similar`` pair (or
+    ``different`` pair with its evidence) whose videos are both copies of a common video, at least
+    one of them whole (partial links as in :func:`copy_links`), turned ``near``: its score
+    becomes the weaker link's
     (below the "exact" band), ``partial`` is set when its own path covers under
     ``match.partial_coverage`` of either video, and its explanation gains ``transitive`` (the
     common video, both links, its own score and label). Other rows are unchanged; nothing is
@@ -230,7 +259,10 @@ def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
                              pairs["explanation"], cfg)
     out = pairs.copy()
     cap = max(cfg.fusion.exact - BAND_EPS, cfg.fusion.near)  # below "exact", as learned_verdict caps
-    rows = np.flatnonzero((out["label"] == "similar").to_numpy())
+    # a verdict kept without its evidence (a stub under match.min_score) is not promoted
+    kept = out["explanation"].map(lambda e: bool(e)).to_numpy(dtype=bool)
+    lab = out["label"].to_numpy()
+    rows = np.flatnonzero((lab == "similar") | ((lab == "different") & kept))
     for i in rows:
         found = _best_hub(out["a"].iat[i], out["b"].iat[i], whole, part)
         if found is None:
@@ -241,7 +273,7 @@ def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         vis = ex.get("visual") or {}
         cov = min(float(vis.get("coverage_a", 1.0)), float(vis.get("coverage_b", 1.0)))
         ex["transitive"] = {"via": str(hub), "links": [round(sa, 4), round(sb, 4)],
-                            "own_score": round(float(out["score"].iat[i]), 4), "own_label": "similar"}
+                            "own_score": round(float(out["score"].iat[i]), 4), "own_label": str(out["label"].iat[i])}
         ex["band"] = "near"
         out.iat[i, out.columns.get_loc("score")] = min(max(s, float(out["score"].iat[i])), cap)
         out.iat[i, out.columns.get_loc("label")] = "near"
