@@ -55,6 +55,7 @@ def test_a_differing_soundtrack_is_unknown_where_the_hashes_confirm_the_pixels(f
     x = model._matrix(rows)
     au = list(FEATURES).index("audio")
     assert np.isnan(x[:2, au]).all() and x[2, au] == 0.1 and x[3, au] == AUDIO_CONFIRMS
+    assert model.audio_read_as_unknown(rows).tolist() == [True, True, False, False]  # for explanations
     silent = rows.assign(audio=np.nan)
     np.testing.assert_array_equal(model.predict_proba(rows)[:2], model.predict_proba(silent)[:2])
     # a model saved before the rule existed (no audio_rule in its card) reads audio as it is

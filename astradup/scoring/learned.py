@@ -140,6 +140,15 @@ class PairModel:
 
     # -- prediction ----------------------------------------------------------------------------------
     def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The trees' inputs: the evidence columns in order, with ``audio_rule`` applied."""
+        x = self._matrix_raw(X)
+        unknown = self._audio_unknown(x)
+        if unknown.any():
+            x = x.copy()
+            x[unknown, self.features.index("audio")] = np.nan
+        return x
+
+    def _matrix_raw(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(X, pd.DataFrame):
             missing = [f for f in self.features if f not in X.columns]
             if missing:
@@ -148,13 +157,19 @@ class PairModel:
         x = np.asarray(X, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ConfigError(f"pair evidence must have {len(self.features)} columns, but got shape {x.shape}")
-        if self.audio_rule and "audio" in self.features and "hash_hit" in self.features:
-            au, hh = self.features.index("audio"), self.features.index("hash_hit")
-            unknown = (x[:, au] < AUDIO_CONFIRMS) & (x[:, hh] >= HASH_CONFIRMS)  # NaN compares False
-            if unknown.any():
-                x = x.copy()
-                x[unknown, au] = np.nan
         return x
+
+    def _audio_unknown(self, x: np.ndarray) -> np.ndarray:
+        """Rows whose ``audio`` the trees read as unknown (``audio_rule``; see the module doc)."""
+        if not (self.audio_rule and "audio" in self.features and "hash_hit" in self.features):
+            return np.zeros(len(x), dtype=bool)
+        au, hh = self.features.index("audio"), self.features.index("hash_hit")
+        return (x[:, au] < AUDIO_CONFIRMS) & (x[:, hh] >= HASH_CONFIRMS)  # NaN compares False
+
+    def audio_read_as_unknown(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Which rows' differing soundtrack the model reads as unknown because their hashes
+        confirm the pixels (for explanations)."""
+        return self._audio_unknown(self._matrix_raw(X))
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Log-odds of a copy, one per row (numpy tree walk over the saved arrays)."""

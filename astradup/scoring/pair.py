@@ -146,6 +146,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                      np.array([ps.explanation["evidence"].get("spread", np.nan) for ps in scores], dtype=np.float64))
     s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
     drivers = model.drivers(X)
+    quiet = model.audio_read_as_unknown(X)
     for k, ps in enumerate(scores):
         ps.score = round(float(s[k]), 6)
         ps.label = str(lab[k])
@@ -156,6 +157,8 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
         ps.explanation["band_threshold"] = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(ps.label)
         ps.explanation["learned"] = {"p_copy": round(float(p[k]), 6), "model": model.card.get("name", cfg.fusion.model or "default"),
                                      "exact_allowed": bool(ok[k]), "drivers": drivers[k]}
+        if quiet[k]:  # the soundtrack differs, but the hashes confirm the pixels: read as unknown
+            ps.explanation["learned"]["audio"] = "unknown: the hashes confirm the pixels"
 
 
 def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> tuple[PairScore, list[tuple[float, float]]]:
