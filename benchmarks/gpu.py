@@ -174,8 +174,8 @@ What changed for the GPU path (2026-11-30): `TorchEmbedder._prepare` moves the u
 device before converting them (a quarter of the bytes of the float input, and the conversion and
 normalisation run on the GPU); on CPU the operations and their order are unchanged. The default
 `features.batch_size: 32` is well under the GPU's best (14,355 frames/s at 512); it was left alone
-because the same setting drives the CPU runtime, where larger batches were not faster. A GPU user
-raises it in the config. The CPU reference embeddings agree with the GPU's to a cosine of 0.9999
+because the same setting drives the CPU runtime (larger CPU batches were not measured today). A GPU
+user raises it in the config (`features: {batch_size: 512}`). The CPU reference embeddings agree with the GPU's to a cosine of 0.9999
 (minimum), which is float32 arithmetic in another order, not a different feature.
 """
 
