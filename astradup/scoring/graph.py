@@ -260,7 +260,7 @@ def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
     out = pairs.copy()
     cap = max(cfg.fusion.exact - BAND_EPS, cfg.fusion.near)  # below "exact", as learned_verdict caps
     # a verdict kept without its evidence (a stub under match.min_score) is not promoted
-    kept = out["explanation"].map(lambda e: bool(e)).to_numpy(dtype=bool)
+    kept = out["explanation"].map(lambda e: isinstance(e, (str, dict)) and bool(e)).to_numpy(dtype=bool)
     lab = out["label"].to_numpy()
     rows = np.flatnonzero((lab == "similar") | ((lab == "different") & kept))
     for i in rows:
