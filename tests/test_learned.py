@@ -44,18 +44,20 @@ def test_tree_walk_equals_scikit_learn(fitted):
 
 
 def test_a_differing_soundtrack_is_unknown_where_the_hashes_confirm_the_pixels(fitted, tmp_path):
-    """Audio under AUDIO_CONFIRMS counts as missing where hash_hit reaches HASH_CONFIRMS (music
-    replaced over the same pixels), and as itself where the hashes do not confirm (a re-edit)."""
-    from astradup.scoring.learned import AUDIO_CONFIRMS, HASH_CONFIRMS
+    """Audio under AUDIO_CONFIRMS counts as missing where hash_hit reaches HASH_CONFIRMS and the
+    path stands out (music replaced over the same pixels), and as itself where the hashes do not
+    confirm (a re-edit) or the path does not stand out (another stretch of a static scene)."""
+    from astradup.scoring.learned import AUDIO_CONFIRMS, AUDIO_RULE_MARGIN, HASH_CONFIRMS
 
     model, X, _ = fitted
-    rows = X.iloc[:4].copy()
-    rows["hash_hit"] = [1.0, HASH_CONFIRMS, HASH_CONFIRMS - 0.01, 1.0]
-    rows["audio"] = [0.1, AUDIO_CONFIRMS - 0.01, 0.1, AUDIO_CONFIRMS]
+    rows = X.iloc[:5].copy()
+    rows["hash_hit"] = [1.0, HASH_CONFIRMS, HASH_CONFIRMS - 0.01, 1.0, 1.0]
+    rows["audio"] = [0.1, AUDIO_CONFIRMS - 0.01, 0.1, AUDIO_CONFIRMS, 0.1]
+    rows["margin"] = [AUDIO_RULE_MARGIN, 0.5, 0.5, 0.5, AUDIO_RULE_MARGIN - 0.01]
     x = model._matrix(rows)
     au = list(FEATURES).index("audio")
-    assert np.isnan(x[:2, au]).all() and x[2, au] == 0.1 and x[3, au] == AUDIO_CONFIRMS
-    assert model.audio_read_as_unknown(rows).tolist() == [True, True, False, False]  # for explanations
+    assert np.isnan(x[:2, au]).all() and x[2, au] == 0.1 and x[3, au] == AUDIO_CONFIRMS and x[4, au] == 0.1
+    assert model.audio_read_as_unknown(rows).tolist() == [True, True, False, False, False]  # for explanations
     silent = rows.assign(audio=np.nan)
     np.testing.assert_array_equal(model.predict_proba(rows)[:2], model.predict_proba(silent)[:2])
     # a model saved before the rule existed (no audio_rule in its card) reads audio as it is

@@ -9,10 +9,13 @@ disagreement, how much the path stands out, frame quality, audio and metadata.
 
 A soundtrack that differs is no evidence against a copy whose frames the hashes confirm: music is
 replaced all the time (a trailer over other music, a re-upload with a new soundtrack), so where
-``hash_hit`` reaches :data:`HASH_CONFIRMS` an ``audio`` similarity under :data:`AUDIO_CONFIRMS` is
-given to the trees as unknown, as for a silent video (``audio_rule``; models saved before it
-existed keep reading ``audio`` as it is). Where the hashes do not confirm the pixels (a re-edit,
-re-framed, with other music), a differing soundtrack still counts.
+``hash_hit`` reaches :data:`HASH_CONFIRMS` and the path stands out from the rest of the matrix
+(``margin`` at least :data:`AUDIO_RULE_MARGIN`), an ``audio`` similarity under
+:data:`AUDIO_CONFIRMS` is given to the trees as unknown, as for a silent video (``audio_rule``;
+models saved before it existed keep reading ``audio`` as it is). Where the hashes do not confirm
+the pixels (a re-edit, re-framed, with other music), or the picture looks the same elsewhere too
+(another stretch of a static scene, whose soundtrack is what differs), a differing soundtrack
+still counts.
 
 Training uses scikit-learn's ``HistGradientBoostingClassifier`` (log loss, so its output is a
 probability; monotone where more similarity can only mean more likely a copy). The fitted trees are
@@ -60,6 +63,10 @@ FORMAT = "astradup-pair-model/1"
 #: Share of the path's frames whose hashes agree at which the pixels count as confirmed (the
 #: default ``match.geometric_hash_hit``; a model's inputs must not depend on a run's config).
 HASH_CONFIRMS = 0.5
+#: How far the aligned path must beat the rest of the similarity matrix (``margin``) for the
+#: soundtrack rule to apply. Where it does not stand out (a static or repetitive scene whose
+#: other stretches look the same), a soundtrack that differs is what tells two stretches apart.
+AUDIO_RULE_MARGIN = 0.2
 DEFAULT_MODEL = "default"  # the shipped model: astradup/scoring/models/default/
 
 
@@ -75,7 +82,8 @@ class PairModel:
         monotone: constrain the :data:`INCREASING` features to raise the probability.
         seed: random seed (early stopping's validation split).
         audio_rule: read an ``audio`` under :data:`AUDIO_CONFIRMS` as unknown where ``hash_hit``
-            reaches :data:`HASH_CONFIRMS` (see the module doc); False for models saved before it.
+            reaches :data:`HASH_CONFIRMS` and ``margin`` :data:`AUDIO_RULE_MARGIN` (see the
+            module doc); False for models saved before it.
     """
 
     def __init__(self, features: tuple[str, ...] | list[str] = FEATURES, max_iter: int = 300,
@@ -164,7 +172,10 @@ class PairModel:
         if not (self.audio_rule and "audio" in self.features and "hash_hit" in self.features):
             return np.zeros(len(x), dtype=bool)
         au, hh = self.features.index("audio"), self.features.index("hash_hit")
-        return (x[:, au] < AUDIO_CONFIRMS) & (x[:, hh] >= HASH_CONFIRMS)  # NaN compares False
+        unknown = (x[:, au] < AUDIO_CONFIRMS) & (x[:, hh] >= HASH_CONFIRMS)  # NaN compares False
+        if "margin" in self.features:  # the path must stand out: else the soundtrack tells stretches apart
+            unknown &= x[:, self.features.index("margin")] >= AUDIO_RULE_MARGIN
+        return unknown
 
     def audio_read_as_unknown(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Which rows' differing soundtrack the model reads as unknown because their hashes
