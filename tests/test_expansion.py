@@ -11,7 +11,7 @@ import pytest
 from astradup.config import AstradupConfig
 from astradup.errors import ConfigError
 from astradup.execution import run_index, run_match
-from astradup.scoring.graph import apply_graph, expansion_pairs, promote_by_hubs
+from astradup.scoring.graph import apply_graph, expansion_pairs, promotable_stubs, promote_by_hubs
 from astradup.store import Store
 
 
@@ -147,6 +147,16 @@ def _etable(rows: list[tuple[str, str, float, str, bool, float, float]]) -> pd.D
                          "label": [r[3] for r in rows], "partial": [r[4] for r in rows],
                          "explanation": [json.dumps({"band": r[3], "visual": {"coverage_a": 1.0, "coverage_b": 1.0},
                                                      "evidence": {"hash_hit": r[5], "spread": r[6]}}) for r in rows]})
+
+
+def test_stubs_the_graph_would_promote_are_verified_again():
+    """A verdict-only stub (under match.min_score) between two whole copies of a common video is
+    sent back for its evidence, so the threshold does not change what the graph promotes."""
+    stub = {"a_id": 3, "b_id": 2, "score": 0.2, "label": "different", "partial": False, "explanation": ""}
+    lone = {"a_id": 2, "b_id": 9, "score": 0.1, "label": "different", "partial": False, "explanation": ""}
+    rows = [_row(1, 2, 0.97, "exact"), _row(1, 3, 0.9), stub, lone, _row(2, 4, 0.3, "different")]
+    assert _pairs(promotable_stubs(rows, _top(40))) == [(2, 3)]  # 9 has no link; (2, 4) is whole already
+    assert promotable_stubs(rows, _top(0)).empty
 
 
 def test_a_stretch_that_looks_like_another_video_lends_no_link():

@@ -47,7 +47,7 @@ from astradup.labels import PAIR_COLUMNS
 from astradup.media.files import check_file, content_hash, discover
 from astradup.paths import to_text
 from astradup.provenance import versions
-from astradup.scoring.graph import apply_graph, expansion_pairs
+from astradup.scoring.graph import apply_graph, expansion_pairs, promotable_stubs
 from astradup.scoring.pair import score_pair
 from astradup.store.compact import compact_store, compactable
 from astradup.store.decisions import mark_decisions
@@ -372,11 +372,11 @@ def run_match(
         n_candidates = len(cand)
         use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
         with match_client(use_dask, scheduler, workers) as client:
-            def verify(pairs: pd.DataFrame) -> list[dict]:
-                # rows under the threshold stay as verdicts: the pair graph weighs them too
+            def verify(pairs: pd.DataFrame, keep: float = threshold) -> list[dict]:
+                # rows under ``keep`` stay as verdicts: the pair graph weighs them too
                 if reduced:
-                    return verify_streamed(st, pairs, cfg, threshold, progress, client, stubs=True)
-                return verify_in_memory(pairs, feats, cfg, progress, client, threshold, stubs=True)
+                    return verify_streamed(st, pairs, cfg, keep, progress, client, stubs=True)
+                return verify_in_memory(pairs, feats, cfg, progress, client, keep, stubs=True)
 
             rows = verify(cand)
             if cfg.match.expand_top:
@@ -384,6 +384,10 @@ def run_match(
                 log.info("%d more candidate pairs: copies of a common video", len(more))
                 rows += verify(more) if len(more) else []
                 n_candidates += len(more)
+                redo = promotable_stubs(rows, cfg)  # the graph promotes them: their evidence, in full
+                if len(redo):
+                    again = {(r["a_id"], r["b_id"]): r for r in verify(orient_pairs(redo, rel), 0.0)}
+                    rows = [again.get((r["a_id"], r["b_id"]), r) for r in rows]
         df = apply_graph(pairs_frame(rows, rel, 0.0), cfg)
         df = df[df["score"] >= threshold].sort_values(["score", "a", "b"], ascending=[False, True, True], kind="stable")
         df = df.reset_index(drop=True)

@@ -243,7 +243,8 @@ def score_chunk(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures]
     """:func:`score_candidates`, keeping rows scoring ``threshold`` or more: the task a Dask worker
     runs. With ``stubs`` a row below it is kept as its verdict only (ids, score, label; no
     explanation), which is what the pair graph needs of it (:mod:`astradup.scoring.graph`), or
-    whole where the graph may change it (labelled more than "different")."""
+    whole where the graph may change it (labelled more than "different"; a stub the graph would
+    promote is verified again in full: :func:`astradup.scoring.graph.promotable_stubs`)."""
     rows = score_candidates(pairs, features, cfg)
     if stubs:
         return [r if r["score"] >= threshold or r["label"] != "different" else

@@ -12,8 +12,9 @@ the pairs labelled ``exact`` or ``near`` form a graph of copies:
   by the weaker of the two links (the widest one-hop path), with the common video named in its
   explanation. The inference does not rest on the pair's own evidence (a picture-in-picture copy
   and a trailer of one video share little), so a ``different`` verdict is promoted like a
-  ``similar`` one, provided the match kept its evidence (a row under ``match.min_score`` travels
-  as its verdict only and stays as it is).
+  ``similar`` one. A pair under ``match.min_score`` travels as its verdict only; one the graph
+  would promote is verified again in full first (:func:`promotable_stubs`), so the threshold does
+  not change what is promoted.
 * :func:`hold_back_inconsistent`: a partial copy the graph contradicts is held back to
   ``similar``. If x holds a stretch of y and y lies inside h (y's match with h covers y), x holds
   a stretch of h too; when most of the verified pairs (x, h) say they are not copies, the match of
@@ -141,6 +142,23 @@ def expansion_pairs(rows: list[dict], cand: pd.DataFrame, cfg: AstradupConfig) -
     return pd.DataFrame({"a": [x for x, _ in out], "b": [y for _, y in out]}, dtype="int64")
 
 
+def promotable_stubs(rows: list[dict], cfg: AstradupConfig) -> pd.DataFrame:
+    """The verdict-only stubs among verified ``rows`` (``a_id``, ``b_id``, ``score``, ``label``,
+    ``partial``, ``explanation``; a stub's explanation is empty) whose videos are copies of a
+    common video: :func:`promote_by_hubs` would promote them, so they are verified again in full
+    first, and a match under ``match.min_score`` promotes what one at 0 does. Ids ``a`` < ``b``,
+    sorted; empty when ``match.expand_top`` is 0."""
+    stubs = sorted((min(int(r["a_id"]), int(r["b_id"])), max(int(r["a_id"]), int(r["b_id"])))
+                   for r in rows if not r.get("explanation") and r.get("label") in ("similar", "different"))
+    if not cfg.match.expand_top or not stubs:
+        return pd.DataFrame({"a": [], "b": []}, dtype="int64")
+    whole, part = copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows],
+                             [r["score"] for r in rows], [str(r.get("label", "")) for r in rows],
+                             [bool(r.get("partial")) for r in rows], [r.get("explanation") for r in rows], cfg)
+    out = [(a, b) for a, b in stubs if _best_hub(a, b, whole, part) is not None]
+    return pd.DataFrame({"a": [a for a, _ in out], "b": [b for _, b in out]}, dtype="int64")
+
+
 def _best_hub(a: Hashable, b: Hashable, whole: Links, part: Links) -> tuple[Hashable, float, float, float] | None:
     """The common video with the strongest weaker link (one of the two links whole), if any:
     (hub, min link, link of a, link of b)."""
@@ -259,7 +277,8 @@ def promote_by_hubs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
                              pairs["explanation"], cfg)
     out = pairs.copy()
     cap = max(cfg.fusion.exact - BAND_EPS, cfg.fusion.near)  # below "exact", as learned_verdict caps
-    # a verdict kept without its evidence (a stub under match.min_score) is not promoted
+    # a verdict kept without its evidence is not promoted (run_match verifies again in full the
+    # stubs under match.min_score that would be: promotable_stubs)
     kept = out["explanation"].map(lambda e: isinstance(e, (str, dict)) and bool(e)).to_numpy(dtype=bool)
     lab = out["label"].to_numpy()
     rows = np.flatnonzero((lab == "similar") | ((lab == "different") & kept))
