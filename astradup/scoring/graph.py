@@ -112,6 +112,14 @@ def _attributed(partial_links: Links, partners: dict[Hashable, set[Hashable]]) -
     return out
 
 
+def _row_links(rows: list[dict], cfg: AstradupConfig) -> tuple[Links, Links]:
+    """:func:`copy_links` of verified rows (dicts with ``a_id``, ``b_id``, ``score``, ``label``,
+    ``partial``, ``explanation``), by video id."""
+    return copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows], [r["score"] for r in rows],
+                      [str(r.get("label", "")) for r in rows], [bool(r.get("partial")) for r in rows],
+                      [r.get("explanation") for r in rows], cfg)
+
+
 def _explanation(ex: Any) -> dict:
     if isinstance(ex, dict):
         return ex
@@ -123,9 +131,7 @@ def expansion_pairs(rows: list[dict], cand: pd.DataFrame, cfg: AstradupConfig) -
     (verified ``rows`` with ``a_id``, ``b_id``, ``score``, ``label``, ``partial``,
     ``explanation``), less the pairs already in ``cand``; sorted, so the result does not depend on
     the order rows arrived in."""
-    whole, part = copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows],
-                             [r["score"] for r in rows], [str(r.get("label", "")) for r in rows],
-                             [bool(r.get("partial")) for r in rows], [r.get("explanation") for r in rows], cfg)
+    whole, part = _row_links(rows, cfg)
     whole_of: dict[Hashable, list[int]] = {}  # hub -> its whole copies
     part_of: dict[Hashable, list[int]] = {}  # hub -> its linked partial copies
     for links, members in ((whole, whole_of), (part, part_of)):
@@ -152,9 +158,7 @@ def promotable_stubs(rows: list[dict], cfg: AstradupConfig) -> pd.DataFrame:
                    for r in rows if not r.get("explanation") and r.get("label") in ("similar", "different"))
     if not cfg.match.expand_top or not stubs:
         return pd.DataFrame({"a": [], "b": []}, dtype="int64")
-    whole, part = copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows],
-                             [r["score"] for r in rows], [str(r.get("label", "")) for r in rows],
-                             [bool(r.get("partial")) for r in rows], [r.get("explanation") for r in rows], cfg)
+    whole, part = _row_links(rows, cfg)
     out = [(a, b) for a, b in stubs if _best_hub(a, b, whole, part) is not None]
     return pd.DataFrame({"a": [a for a, _ in out], "b": [b for _, b in out]}, dtype="int64")
 
