@@ -331,9 +331,10 @@ def run_match(
     the all-pairs hash source is skipped (it grows as frames^2; hashes still count in
     verification), and candidates are verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
     Then the pair graph (``match.expand_top``; :mod:`astradup.scoring.graph`): pairs of copies of
-    a common video that the search did not propose are verified too, a ``similar`` pair of two
-    such copies is reported ``near``, and a partial match the verified pairs around it contradict
-    is held back to ``similar``; verdicts under ``min_score`` count there, then are dropped.
+    a common video that the search did not propose are verified too, a ``similar`` or ``different``
+    pair of two such copies is reported ``near``, and a partial match the verified pairs around it
+    contradict is held back to ``similar``; verdicts under ``min_score`` count there (those it
+    would promote verified again in full), then are dropped.
 
     Returns the pairs.csv frame: a, b (paths relative to the media folder), score, label,
     visual, audio, metadata, confidence, a_start, a_end, b_start, b_end, partial, explanation,
