@@ -325,11 +325,10 @@ def run_match(
     ``eager``); the pairs equal the eager path's. This process stays the store's only reader and
     ships each chunk's features to the workers.
 
-    Up to ``match.reduce_above`` sampled frames every video's features are loaded and every frame
-    is indexed at full dimension (:func:`astradup.index.frames.frame_index`); hashes propose candidates too. Above it the
-    store is streamed: the frame index holds PCA-reduced keyframes (:func:`astradup.index.frames.reduced_frame_index`),
-    the all-pairs hash source is skipped (it grows as frames^2; hashes still count in
-    verification), and candidates are verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
+    Up to ``match.reduce_above`` sampled frames every frame is indexed at full dimension and
+    hashes propose candidates too (:func:`astradup.index.frames.frame_index`). Above it the store
+    is streamed: PCA-reduced keyframes are indexed, no all-pairs hash source (it grows as
+    frames^2), candidates verified in chunks (:func:`astradup.execution.stages.verify_streamed`).
     Then the pair graph (``match.expand_top``; :mod:`astradup.scoring.graph`): pairs of copies of
     a common video that the search did not propose are verified too, a ``similar`` or ``different``
     pair of two such copies is reported ``near``, and a partial match the verified pairs around it
@@ -342,9 +341,9 @@ def run_match(
     decision about the pair (``duplicate`` | ``not-duplicate``, empty when none stands: see
     :mod:`astradup.review.decisions`). Groups, plans and the review queue honour it; a pair marked
     ``not-duplicate`` is never proposed as a duplicate while both files are unchanged.
-    The run's Prometheus gauges go to ``metrics_file`` (default ``<store>.metrics.prom``) and
-    to ``pushgateway`` when given. Its attrs hold ``run_id``, ``n_candidates``, ``frame_index`` ("built" | "extended" |
-    "reused") and ``index_mode`` ("full" | "reduced").
+    The run's Prometheus gauges go to ``metrics_file`` (default ``<store>.metrics.prom``) and to
+    ``pushgateway`` when given. Attrs: ``run_id``, ``n_candidates``, ``frame_index`` ("built" |
+    "extended" | "reused"), ``index_mode`` ("full" | "reduced").
     """
     cfg = config or AstradupConfig()
     threshold = cfg.match.min_score if min_score is None else min_score
