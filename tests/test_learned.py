@@ -313,6 +313,24 @@ def test_motion_confirms_a_flat_path_and_a_still_shot_needs_it():
     assert held_back(seg, dur, margin, np.full(4, 0.9), m, resid, norm).tolist() == [False] * 4  # the soundtrack confirms
 
 
+def test_a_path_other_moments_beat_is_held_back_unless_the_soundtrack_confirms():
+    """Repeating pictures (a cycling display, a static card whose highlights change): when other
+    moments of the other video match the path's frames better than the path does (``standout``
+    under STANDOUT_RIVAL), another stretch of the recording aligns as well as a copy, and its
+    motion repeats too, so motion does not confirm it; the soundtrack does. No standout: not held."""
+    from astradup.config import MatchConfig
+    from astradup.scoring.learned import MOTION_CONFIRMS, STANDOUT_RIVAL, held_back
+
+    m = MatchConfig()
+    seg, dur, margin = np.full(4, 6.0), np.full(4, 8.0), np.full(4, 0.05)
+    resid, spread = np.full(4, MOTION_CONFIRMS + 0.3), np.full(4, 0.25)
+    standout = np.array([STANDOUT_RIVAL - 0.01, STANDOUT_RIVAL + 0.01, np.nan, STANDOUT_RIVAL - 0.01])
+    audio = np.array([np.nan, np.nan, np.nan, 0.3])
+    assert held_back(seg, dur, margin, audio, m, resid, spread, standout).tolist() == [True, False, False, True]
+    assert held_back(seg, dur, margin, np.full(4, 0.9), m, resid, spread, standout).tolist() == [False] * 4
+    assert held_back(seg, dur, margin, audio, m, resid, spread).tolist() == [False] * 4  # without standout: as before
+
+
 def test_resid_path_tells_a_copy_from_another_stretch_of_a_still_shot():
     """Oracle: frames = one still picture plus small per-moment changes. A copy shares the changes,
     another stretch of the shot has its own: resid_path ~1 for the copy, ~0 for the other stretch."""

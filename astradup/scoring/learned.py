@@ -337,8 +337,16 @@ STILL_SHOT = 0.15
 STILL_MOTION_CONFIRMS = 0.25
 
 
+# A path whose matched frames are beaten, on average by more than this, by other moments of the
+# other video (``standout``): the pictures repeat (a cycling display, a static card with changing
+# highlights, an oscilloscope), so another stretch of the same recording aligns as well as a copy
+# and the frames' motion repeats too. Only the soundtrack can confirm such a pair.
+STANDOUT_RIVAL = -0.01
+
+
 def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray, audio: np.ndarray,
-              m: MatchConfig, resid: np.ndarray | None = None, spread: np.ndarray | None = None) -> np.ndarray:
+              m: MatchConfig, resid: np.ndarray | None = None, spread: np.ndarray | None = None,
+              standout: np.ndarray | None = None) -> np.ndarray:
     """Pairs the pictures alone cannot call copies: an aligned stretch shorter than
     ``m.min_segment`` (or 80 % of the shorter video), or a path whose similarity beats the matrix's
     median by less than ``m.distinct_margin`` while neither the soundtracks agree (audio
@@ -355,7 +363,11 @@ def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray,
     if resid is not None:
         motion = np.nan_to_num(np.asarray(resid, np.float64), nan=0.0)
         confirmed |= motion >= np.where(still, STILL_MOTION_CONFIRMS, MOTION_CONFIRMS)
-    return short | ((flat | still) & ~confirmed)
+    held = short | ((flat | still) & ~confirmed)
+    if standout is not None:  # NaN (no path): not beaten
+        beaten = np.asarray(standout, np.float64) < STANDOUT_RIVAL
+        held |= beaten & ~(np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS)
+    return held
 
 
 #: Precisions a model's operating point may be chosen for (on held-out videos of its training

@@ -143,7 +143,8 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                      np.array([ps.explanation["evidence"]["margin"] for ps in scores], dtype=np.float64),
                      np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match,
                      np.array([ps.explanation["evidence"].get("resid_path", np.nan) for ps in scores], dtype=np.float64),
-                     np.array([ps.explanation["evidence"].get("spread", np.nan) for ps in scores], dtype=np.float64))
+                     np.array([ps.explanation["evidence"].get("spread", np.nan) for ps in scores], dtype=np.float64),
+                     np.array([ps.explanation["evidence"].get("standout", np.nan) for ps in scores], dtype=np.float64))
     s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
@@ -261,7 +262,7 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
         held = held_back(get("segment_s"), get("min_duration_s", 1.0), ev["margin"].to_numpy(dtype=float),
                          ev["audio"].to_numpy(dtype=float), cfg.match, ev["resid_path"].to_numpy(dtype=float),
-                         ev["spread"].to_numpy(dtype=float))
+                         ev["spread"].to_numpy(dtype=float), ev["standout"].to_numpy(dtype=float))
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf

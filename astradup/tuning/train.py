@@ -136,7 +136,7 @@ def train_pair_model(
         ev_ho = X[on_ho]
         held = held_back(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), ev_ho["margin"].to_numpy(dtype=float),
                          ev_ho["audio"].to_numpy(dtype=float), cfg.match, ev_ho["resid_path"].to_numpy(dtype=float),
-                         ev_ho["spread"].to_numpy(dtype=float))
+                         ev_ho["spread"].to_numpy(dtype=float), ev_ho["standout"].to_numpy(dtype=float))
         ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
         # the operating point: the strictest precision whose held-out recall still reaches the floor
         for op_precision in OPERATING_PRECISIONS:
