@@ -353,7 +353,8 @@ def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray,
     similarity under :data:`AUDIO_CONFIRMS`, or missing) nor the frames change together
     (``resid``, the ``resid_path`` evidence, under :data:`MOTION_CONFIRMS`, or missing); or a
     still shot (``spread`` under :data:`STILL_SHOT`) that neither confirms (its motion must reach
-    :data:`STILL_MOTION_CONFIRMS`)."""
+    :data:`STILL_MOTION_CONFIRMS`); or, given ``standout``, a path that other moments of the other
+    video beat (under :data:`STANDOUT_RIVAL`: repeating pictures) with no soundtrack to confirm it."""
     short = np.asarray(segment, np.float64) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
     flat = np.asarray(margin, np.float64) < m.distinct_margin
     confirmed = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
