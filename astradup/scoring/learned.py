@@ -357,7 +357,8 @@ def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray,
     video beat (under :data:`STANDOUT_RIVAL`: repeating pictures) with no soundtrack to confirm it."""
     short = np.asarray(segment, np.float64) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
     flat = np.asarray(margin, np.float64) < m.distinct_margin
-    confirmed = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
+    heard = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
+    confirmed = heard.copy()
     still = np.zeros_like(flat)
     if spread is not None:
         still = np.asarray(spread, np.float64) < STILL_SHOT  # NaN (no embeddings): not still
@@ -366,9 +367,21 @@ def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray,
         confirmed |= motion >= np.where(still, STILL_MOTION_CONFIRMS, MOTION_CONFIRMS)
     held = short | ((flat | still) & ~confirmed)
     if standout is not None:  # NaN (no path): not beaten
-        beaten = np.asarray(standout, np.float64) < STANDOUT_RIVAL
-        held |= beaten & ~(np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS)
+        held |= (np.asarray(standout, np.float64) < STANDOUT_RIVAL) & ~heard
     return held
+
+
+#: The evidence :func:`held_back` reads, by its ``explanation["evidence"]`` names.
+HELD_EVIDENCE = ("margin", "audio", "resid_path", "spread", "standout")
+
+
+def held_back_by_evidence(segment: np.ndarray, min_duration: np.ndarray, evidence: Any, m: MatchConfig) -> np.ndarray:
+    """:func:`held_back` with its evidence taken from ``evidence`` (a DataFrame, or a mapping of
+    arrays, with the :data:`HELD_EVIDENCE` columns; a missing one is NaN)."""
+    n = len(np.asarray(segment))
+    col = {k: np.asarray(evidence[k], np.float64) if k in evidence else np.full(n, np.nan) for k in HELD_EVIDENCE}
+    return held_back(segment, min_duration, col["margin"], col["audio"], m, col["resid_path"], col["spread"],
+                     col["standout"])
 
 
 #: Precisions a model's operating point may be chosen for (on held-out videos of its training

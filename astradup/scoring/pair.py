@@ -17,8 +17,9 @@ from astradup.scoring.fusion import fuse, fuse_arrays
 from astradup.scoring.graph import apply_graph
 from astradup.scoring.learned import (
     FEATURES,
+    HELD_EVIDENCE,
     evidence_table,
-    held_back,
+    held_back_by_evidence,
     learned_verdict,
     load_model,
     model_near_p,
@@ -139,12 +140,10 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
     aligned = np.array([v["aligned_frames"] > 0 for v in vis])
     ok = _exact_ok(np.array([v["hash_agreement"] or 0.0 for v in vis]), np.array([v["coverage_a"] or 0.0 for v in vis]),
                    np.array([v["coverage_b"] or 0.0 for v in vis]), aligned, cfg)
-    held = held_back(np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis]),
-                     np.array([ps.explanation["evidence"]["margin"] for ps in scores], dtype=np.float64),
-                     np.array([ps.explanation["evidence"]["audio"] for ps in scores], dtype=np.float64), cfg.match,
-                     np.array([ps.explanation["evidence"].get("resid_path", np.nan) for ps in scores], dtype=np.float64),
-                     np.array([ps.explanation["evidence"].get("spread", np.nan) for ps in scores], dtype=np.float64),
-                     np.array([ps.explanation["evidence"].get("standout", np.nan) for ps in scores], dtype=np.float64))
+    evidence = {k: np.array([ps.explanation["evidence"].get(k, np.nan) for ps in scores], dtype=np.float64)
+                for k in HELD_EVIDENCE}
+    held = held_back_by_evidence(np.array([v["segment_s"] or 0.0 for v in vis]),
+                                 np.array([v["min_duration_s"] or 0.0 for v in vis]), evidence, cfg.match)
     s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
@@ -260,9 +259,7 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         model = load_model(cfg.fusion.model)
         p = model.predict_proba(ev[list(model.features)])[:, 1]
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
-        held = held_back(get("segment_s"), get("min_duration_s", 1.0), ev["margin"].to_numpy(dtype=float),
-                         ev["audio"].to_numpy(dtype=float), cfg.match, ev["resid_path"].to_numpy(dtype=float),
-                         ev["spread"].to_numpy(dtype=float), ev["standout"].to_numpy(dtype=float))
+        held = held_back_by_evidence(get("segment_s"), get("min_duration_s", 1.0), ev, cfg.match)
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf

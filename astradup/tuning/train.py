@@ -105,7 +105,7 @@ def train_pair_model(
         OPERATING_MIN_RECALL,
         OPERATING_PRECISIONS,
         PairModel,
-        held_back,
+        held_back_by_evidence,
         learned_verdict,
         operating_point,
     )
@@ -133,10 +133,7 @@ def train_pair_model(
         ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
         ex = _stats(ho_pairs)
         ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
-        ev_ho = X[on_ho]
-        held = held_back(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), ev_ho["margin"].to_numpy(dtype=float),
-                         ev_ho["audio"].to_numpy(dtype=float), cfg.match, ev_ho["resid_path"].to_numpy(dtype=float),
-                         ev_ho["spread"].to_numpy(dtype=float), ev_ho["standout"].to_numpy(dtype=float))
+        held = held_back_by_evidence(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), X[on_ho], cfg.match)
         ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
         # the operating point: the strictest precision whose held-out recall still reaches the floor
         for op_precision in OPERATING_PRECISIONS:
