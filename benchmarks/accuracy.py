@@ -44,13 +44,6 @@ PEERS = {"vpdq": "Meta vpdq 0.2.5", "vpdq_p80": "Meta vpdq 0.2.5, P_c 80 %", "pd
 VPDQ_README_PC = 0.80  # vpdq's README example: the compared video 80 % matched (P_q 0 %)
 
 
-MEDIA = {
-    "debian": "planetblupi-common, lebiniou-data, opencv-doc, gnome-user-docs",
-    "heldout": "the 19 held-out packages of benchmarks/debian_media.py (imageio, forensics samples, "
-               "nbsphinx, pymecavideo, k3b, gem, openboard, janus, renpy, fillets-ng and others)",
-}
-
-
 def restrict(df: pd.DataFrame, videos: set[str]) -> pd.DataFrame:
     return df[df["a"].isin(videos) & df["b"].isin(videos)].reset_index(drop=True)
 
@@ -143,10 +136,11 @@ def astradup_side(args, corpus: Path, truth: pd.DataFrame, train: set[str], test
     # train sources (measured: validation precision fell from 0.78 to 0.51)
     test_truth = truth[truth["a"].isin(test) & truth["b"].isin(test)]
     te_pairs = restrict(pairs, test)
+    scored = rescore_pairs(pairs, AstradupConfig())
     out = {
-        "default": evaluate(test_truth, rescore_pairs(te_pairs, AstradupConfig()), videos=sorted(test)),
-        # the shipped model saw none of a held-out set's videos: every pair of it counts too
-        "whole": evaluate(truth, rescore_pairs(pairs, AstradupConfig()), videos=sorted(train | test)),
+        "default": evaluate(test_truth, restrict(scored, test), videos=sorted(test)),
+        # the shipped model saw none of a held-out set's videos: there every pair counts too
+        "whole": evaluate(truth, scored, videos=sorted(train | test)) if args.media == "heldout" else None,
         "tuned": None, "params": {}, "n_indexed": s.n_indexed, "seconds": seconds,
     }
     if args.trials > 0:
@@ -262,6 +256,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from astradup.tuning import split_by_group
+    from benchmarks.debian_media import media_packages
 
     corpus, truth, videos, t_gen = build_set(args)
     train, test = (set(x) for x in split_by_group(truth, videos, val_fraction=0.5, seed=args.seed))
@@ -269,7 +264,7 @@ def main() -> None:
     peers = peers_side(corpus, truth, videos, train, test)
     n_pairs = len(test) * (len(test) - 1) // 2
     intro = (f"Labelled set: {len(videos)} videos made by `astradup synth` from {args.n_sources} real source clips "
-             f"(Debian packages: {MEDIA[args.media]}), seed {args.seed}, "
+             f"(Debian packages: {', '.join(p.name for p in media_packages(args.media))}), seed {args.seed}, "
              f"{args.duration:.0f} s per source, {args.hard_negatives} sets of hard negatives; {len(truth)} labelled "
              f"pairs. Split by source group: {len(train)} train videos, {len(test)} test videos. All figures below "
              f"are on the test half, every pair counted ({n_pairs} pairs).")
@@ -293,10 +288,11 @@ def main() -> None:
         *peer_lines(peers, columns, kinds, test),
         f"Tuned parameters (train only): `{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ours['params'].items()})}`"
         if m_tuned is not None else "No rule scorer tuned (`--trials 0`).", "",
-        "AstraDup defaults on the whole set (train and test halves, every pair counted): "
-        + ", ".join(f"{k} {float(m_whole.metrics[k]):.3f}" for k in ("micro_ap", "recall_at_p99", "precision", "recall",
-                                                                       "fp_per_1000", "partial_recall")
-                    if m_whole.metrics.get(k) is not None) + ".", "",
+        *([] if m_whole is None else [
+            "AstraDup defaults on the whole set (train and test halves, every pair counted): "
+            + ", ".join(f"{k} {float(m_whole.metrics[k]):.3f}" for k in ("micro_ap", "recall_at_p99", "precision",
+                                                                           "recall", "fp_per_1000", "partial_recall")
+                        if m_whole.metrics.get(k) is not None) + ".", ""]),
         "The defaults column is the learned pair scorer shipped in the package: its card "
         "(astradup/scoring/models/default/card.json) names its training data (train-half videos only); "
         "benchmarks/train_default_model.py reproduces it. "
@@ -320,7 +316,7 @@ def main() -> None:
     text = "\n".join(body)
     print(text)
     (CACHE / ("accuracy_heldout.json" if args.media == "heldout" else "accuracy.json")).write_text(json.dumps(
-        {"default": m_default.to_dict()["metrics"], "whole": m_whole.to_dict()["metrics"],
+        {"default": m_default.to_dict()["metrics"], "whole": m_whole.to_dict()["metrics"] if m_whole is not None else None,
          "tuned": m_tuned.to_dict()["metrics"] if m_tuned is not None else None,
          **{k: p["eval"].to_dict()["metrics"] for k, p in peers.items()}, "params": ours["params"]},
         default=str, indent=1))

@@ -237,6 +237,11 @@ def heldout_sources_dir(cache_dir: str | os.PathLike[str] = HELDOUT_CACHE) -> Pa
     return sources_dir(cache_dir, HELDOUT_PACKAGES, HELDOUT_KNOWN_DUPLICATES)
 
 
+def media_packages(media: str) -> tuple[Package, ...]:
+    """The video packages of a media set: ``"debian"`` (:data:`VIDEO_PACKAGES`) or ``"heldout"``."""
+    return HELDOUT_PACKAGES if media == "heldout" else VIDEO_PACKAGES
+
+
 def fetch_music(cache_dir: str | os.PathLike[str] = CACHE) -> list[Path]:
     """Music tracks (Ogg Vorbis) from :data:`MUSIC_PACKAGES`."""
     return fetch_packages(MUSIC_PACKAGES, cache_dir)
