@@ -399,17 +399,15 @@ def operating_point(p: np.ndarray, positive: np.ndarray, precision: float = OPER
     if not pos.any():
         return None
     order = np.argsort(-p, kind="stable")
-    tp = np.cumsum(pos[order])
+    ps, tp = p[order], np.cumsum(pos[order])
     prec = tp / np.arange(1, len(p) + 1)
-    ok = np.flatnonzero((prec >= precision) & pos[order])
-    if not ok.size:
-        return None
-    # the deepest cut still that pure, at a distinct probability (ties go together)
-    ps = p[order]
-    for k in ok[::-1]:
-        if k + 1 == len(ps) or ps[k + 1] < ps[k]:
-            return float(ps[k])
-    return None
+    # cuts fall between distinct probabilities (ties go together): the deepest one still that pure
+    # whose last tie group holds a copy (a group of non-copies below it adds nothing but errors)
+    ends = np.flatnonzero(np.append(ps[1:] < ps[:-1], True))
+    starts = np.append(0, ends[:-1] + 1)
+    gained = tp[ends] - np.where(starts > 0, tp[starts - 1], 0)
+    ok = ends[(prec[ends] >= precision) & (gained > 0)]
+    return float(ps[ok[-1]]) if ok.size else None
 
 
 def to_score(p: np.ndarray, near_p: float | None, bands: FusionConfig) -> np.ndarray:
