@@ -12,6 +12,7 @@ SOURCES = {
     "life": "life=s={w}x{h}:r={r}:mold=10:ratio=0.5:seed={seed}",
     "cellauto": "cellauto=s={w}x{h}:r={r}:rule=110:seed={seed}",
     "testsrc2": "testsrc2=s={w}x{h}:r={r}",
+    "smptebars": "smptebars=s={w}x{h}:r={r}",  # a test card: one picture throughout
 }
 
 

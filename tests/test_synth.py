@@ -441,3 +441,50 @@ def test_fillers_zoom_into_points_of_their_own(tmp_path):
         for c2, s2 in views[i + 1 :]:
             # ffmpeg's view is ``scale`` wide (and less high) around its point
             assert abs(c1 - c2) > max(s1, s2), "two fillers start on overlapping views"
+
+
+def test_same_run_by_hand():
+    from astradup.synth.looks import same_run
+
+    rng = np.random.default_rng(0)
+    pics = rng.uniform(0, 255, (6, 16)).astype(np.float32)
+    flat = np.full((3, 16), 20.0, np.float32)
+    # b shows a's pictures 1..3 (a run of 3) after one picture of its own; noise under the cut is "same"
+    b = np.stack([pics[5], pics[1] + 1, pics[2] - 1, pics[3], pics[0]])
+    assert same_run(pics[:4], b) == 3
+    assert same_run(pics[:1], pics[1:]) == 0
+    assert same_run(flat, flat) == 0  # flat pictures carry nothing, however alike
+    assert same_run(pics[:0], pics) == 0
+
+
+def test_a_file_whose_picture_comes_back_gives_one_segment(tmp_path):
+    from astradup.synth.plan import Material
+
+    card = make_video(tmp_path / "mine" / "card.mp4", "smptebars", seconds=12)
+    zoom = make_video(tmp_path / "mine" / "zoom.mp4", "testsrc2", seconds=12)
+
+    def material(p: Path) -> Material:
+        return Material("m", p, probe(p).duration, True, str(p))
+
+    rng = np.random.default_rng(0)
+    taken = {}
+    for p in (card, zoom):
+        m, segs = material(p), []
+        while seg := m.take(2.5, rng, 2.5):
+            segs.append(seg)
+        taken[p.name] = (segs, m.spoiled)
+    assert len(taken["card.mp4"][0]) == 1 and taken["card.mp4"][1]  # the rest of the card is spoiled
+    assert len(taken["zoom.mp4"][0]) >= 3 and not taken["zoom.mp4"][1]
+    # neighbouring segments (hard negatives) likewise: none from the card, two from moving footage
+    assert material(card).take_pair(2.5) is None
+    assert material(zoom).take_pair(2.5) is not None
+    # in a whole run the card gives one source and no "similar" pair of its own stretches
+    out = tmp_path / "out"
+    truth = generate(out, sources_dir=tmp_path / "mine", n_sources=4, duration=2.5, width=96, height=64,
+                     transforms=["hflip"], n_distractors=0, n_partial=0, n_shared_audio=0)
+    v = _videos(out)
+    srcs = v[v["transform"] == "source"]
+    from_card = [n for n, p in zip(srcs["path"], srcs["params"], strict=True) if json.loads(p)["material"].endswith("card.mp4")]
+    assert len(from_card) == 1
+    card_videos = {n for n in v["path"] if Path(n).name.split("__")[0].split(".")[0] == Path(from_card[0]).stem}
+    assert not ((truth["relation"] == "similar") & (truth["a"].isin(card_videos) | truth["b"].isin(card_videos))).any()

@@ -20,6 +20,7 @@ import numpy as np
 from astradup.errors import ConfigError, MediaError
 from astradup.synth import procedural
 from astradup.synth._ffmpeg import BITEXACT
+from astradup.synth.looks import Looks, looks_of, shows_again
 from astradup.synth.transforms import aac, h264
 from astradup.synth.truth import Span, VideoRecord
 
@@ -54,11 +55,14 @@ class Material:
     render: tuple[str, Path, int] | None = None  # (lavfi graph, melody wav, melody seed)
     busy: list[tuple[float, float]] = field(default_factory=list)
     role: str = ""  # "source", "distractor" or "filler" once used
+    # stretches that show the pictures of a segment already cut (never used; see .looks)
+    spoiled: list[tuple[float, float]] = field(default_factory=list)
+    _looks: tuple[Looks | None] | None = field(default=None, repr=False)
 
     def free(self) -> list[tuple[float, float]]:
-        """Free stretches (seconds), keeping GAP clear of every used segment."""
+        """Free stretches (seconds), keeping GAP clear of every used or spoiled segment."""
         out, t = [], 0.0
-        for a, b in sorted(self.busy):
+        for a, b in sorted(self.busy + self.spoiled):
             if a - GAP - t > 0:
                 out.append((t, a - GAP))
             t = max(t, b + GAP)
@@ -69,35 +73,53 @@ class Material:
     def take(
         self, length: float, rng: np.random.Generator, min_length: float, at: str = "random"
     ) -> tuple[float, float] | None:
-        """Reserve a segment of up to ``length`` seconds (at least ``min_length``), or None."""
-        fits = [(a, b) for a, b in self.free() if b - a >= min_length - 1e-9]
-        if not fits:
-            return None
-        a, b = (
-            max(fits, key=lambda ab: ab[1] - ab[0])
-            if at != "random"
-            else fits[int(rng.integers(len(fits)))]
-        )
-        seg = round(min(length, b - a), 3)
-        if at == "start":
-            t0 = a
-        elif at == "end":
-            t0 = b - seg
-        else:
-            t0 = a + float(rng.uniform(0, b - a - seg)) if b - a > seg else a
-        t0 = max(0.0, round(t0, 3))  # never -0.0
-        self.busy.append((t0, t0 + seg))
-        return t0, round(t0 + seg, 3)
+        """Reserve a segment of up to ``length`` seconds (at least ``min_length``), or None.
+        A stretch that shows the pictures of a segment already taken is spoiled and another drawn."""
+        while True:
+            fits = [(a, b) for a, b in self.free() if b - a >= min_length - 1e-9]
+            if not fits:
+                return None
+            a, b = (
+                max(fits, key=lambda ab: ab[1] - ab[0])
+                if at != "random"
+                else fits[int(rng.integers(len(fits)))]
+            )
+            seg = round(min(length, b - a), 3)
+            if at == "start":
+                t0 = a
+            elif at == "end":
+                t0 = b - seg
+            else:
+                t0 = a + float(rng.uniform(0, b - a - seg)) if b - a > seg else a
+            t0 = max(0.0, round(t0, 3))  # never -0.0
+            if not self.repeats((t0, t0 + seg)):
+                self.busy.append((t0, t0 + seg))
+                return t0, round(t0 + seg, 3)
+            self.spoiled.append((t0, t0 + seg))
+
+    def repeats(self, seg: tuple[float, float], *more: tuple[float, float]) -> bool:
+        """True when ``seg`` of a user's file shows the same pictures as a segment already taken
+        from it (or as one of ``more``): videos cut from the two would be labelled ``similar``
+        while they show one thing (:mod:`astradup.synth.looks`). Procedural renderings move on."""
+        others = [*self.busy, *more]
+        if self.render is not None or not others:
+            return False
+        if self._looks is None:
+            self._looks = (looks_of(self.path, self.duration),)
+        return shows_again(self._looks[0], seg, others)
 
     def take_pair(self, length: float) -> tuple[tuple[float, float], tuple[float, float]] | None:
         """Reserve two neighbouring segments of ``length`` seconds, GAP apart, at the start of the
-        first free stretch that holds both; None when none does."""
+        first free stretch that holds both and shows different pictures in them (and from the
+        segments already taken); None when none does."""
         for a, b in self.free():
-            if b - a >= 2 * length + GAP - 1e-9:
+            while b - a >= 2 * length + GAP - 1e-9:
                 first = (round(a, 3), round(a + length, 3))
                 second = (round(a + length + GAP, 3), round(a + 2 * length + GAP, 3))
-                self.busy += [first, second]
-                return first, second
+                if not (self.repeats(first) or self.repeats(second, first)):
+                    self.busy += [first, second]
+                    return first, second
+                a += length + GAP
         return None
 
 
