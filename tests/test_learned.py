@@ -43,6 +43,40 @@ def test_tree_walk_equals_scikit_learn(fitted):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 10), st.floats(-0.02, 0.05), st.one_of(st.just(np.nan), st.floats(0, 1)),
+                          st.floats(0, 0.5), st.floats(0, 0.4), st.floats(-0.05, 0.05)), min_size=1, max_size=12))
+def test_held_back_reasons_name_the_rules_that_hold_each_pair(rows):
+    """A pair has reasons exactly when it is held back, and each reason names its rule."""
+    from astradup.config import MatchConfig
+    from astradup.scoring.learned import held_back_by_evidence, held_back_reasons
+
+    m = MatchConfig()
+    seg, margin, audio, resid, spread, standout = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
+    ev = {"margin": margin, "audio": audio, "resid_path": resid, "spread": spread, "standout": standout}
+    dur = np.full(len(seg), 8.0)
+    held = held_back_by_evidence(seg, dur, ev, m)
+    why = held_back_reasons(seg, dur, ev, m)
+    assert [bool(w) for w in why] == held.tolist()
+    for k, w in enumerate(why):
+        assert any("shorter than match.min_segment" in x for x in w) == bool(seg[k] < min(m.min_segment, 0.8 * 8.0))
+        if standout[k] >= -0.01:
+            assert not any("other moments" in x for x in w)
+
+
+def test_a_held_pair_says_why_in_its_explanation():
+    """apply_model writes the held-back reasons into the explanation; explain_text shows them."""
+    from astradup.config import MatchConfig
+    from astradup.review.widget import explain_text
+    from astradup.scoring.learned import STANDOUT_RIVAL, held_back_reasons
+
+    why = held_back_reasons(np.array([6.0]), np.array([8.0]), {"margin": [0.05], "audio": [np.nan], "resid_path": [0.5],
+                                                                 "spread": [0.3], "standout": [STANDOUT_RIVAL - 0.02]}, MatchConfig())
+    assert len(why[0]) == 1 and "repeating pictures" in why[0][0]
+    lines = explain_text({"label": "similar", "score": 0.6, "explanation": {"learned": {"p_copy": 0.97, "held_back": why[0]}}})
+    assert any(x.startswith("held back from the copy bands: other moments") for x in lines)
+
+
 def test_a_differing_soundtrack_is_unknown_where_the_hashes_confirm_the_pixels(fitted, tmp_path):
     """Audio under AUDIO_CONFIRMS counts as missing where hash_hit reaches HASH_CONFIRMS and the
     path stands out (music replaced over the same pixels), and as itself where the hashes do not

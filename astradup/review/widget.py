@@ -59,6 +59,10 @@ def explain_text(row: pd.Series | dict) -> list[str]:
         lines.append(f"audio {_f(r.get('audio'))}: {a.get('status_a')} / {a.get('status_b')}"
                      + (f", offset {_f(a.get('offset_s'), 2)} s" if a.get("offset_s") is not None else ""))
     lines.append(f"metadata {_f(r.get('metadata'))}")
+    lr = ex.get("learned") or {}
+    if lr:
+        lines.append(f"learned scorer: probability of a copy {_f(lr.get('p_copy'))}")
+    lines += [f"held back from the copy bands: {why}" for why in lr.get("held_back") or []]
     if bool(r.get("partial")):
         lines.append("partial: one video holds only part of the other (not removable by default)")
     return lines

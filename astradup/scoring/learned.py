@@ -344,6 +344,29 @@ STILL_MOTION_CONFIRMS = 0.25
 STANDOUT_RIVAL = -0.01
 
 
+def held_conditions(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray, audio: np.ndarray,
+                    m: MatchConfig, resid: np.ndarray | None = None, spread: np.ndarray | None = None,
+                    standout: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Each rule of :func:`held_back` on its own, by name (boolean arrays): ``short``, ``flat``
+    (the path does not stand out and nothing confirms it), ``still`` (a still shot nothing
+    confirms) and ``rival`` (other moments of the other video beat the path, no soundtrack)."""
+    seg = np.asarray(segment, np.float64)
+    short = seg < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
+    flat = np.asarray(margin, np.float64) < m.distinct_margin
+    heard = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
+    confirmed = heard.copy()
+    still = np.zeros_like(flat)
+    if spread is not None:
+        still = np.asarray(spread, np.float64) < STILL_SHOT  # NaN (no embeddings): not still
+    if resid is not None:
+        motion = np.nan_to_num(np.asarray(resid, np.float64), nan=0.0)
+        confirmed |= motion >= np.where(still, STILL_MOTION_CONFIRMS, MOTION_CONFIRMS)
+    rival = np.zeros_like(flat)
+    if standout is not None:  # NaN (no path): not beaten
+        rival = (np.asarray(standout, np.float64) < STANDOUT_RIVAL) & ~heard
+    return {"short": short, "flat": flat & ~confirmed, "still": still & ~flat & ~confirmed, "rival": rival}
+
+
 def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray, audio: np.ndarray,
               m: MatchConfig, resid: np.ndarray | None = None, spread: np.ndarray | None = None,
               standout: np.ndarray | None = None) -> np.ndarray:
@@ -355,33 +378,43 @@ def held_back(segment: np.ndarray, min_duration: np.ndarray, margin: np.ndarray,
     still shot (``spread`` under :data:`STILL_SHOT`) that neither confirms (its motion must reach
     :data:`STILL_MOTION_CONFIRMS`); or, given ``standout``, a path that other moments of the other
     video beat (under :data:`STANDOUT_RIVAL`: repeating pictures) with no soundtrack to confirm it."""
-    short = np.asarray(segment, np.float64) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
-    flat = np.asarray(margin, np.float64) < m.distinct_margin
-    heard = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
-    confirmed = heard.copy()
-    still = np.zeros_like(flat)
-    if spread is not None:
-        still = np.asarray(spread, np.float64) < STILL_SHOT  # NaN (no embeddings): not still
-    if resid is not None:
-        motion = np.nan_to_num(np.asarray(resid, np.float64), nan=0.0)
-        confirmed |= motion >= np.where(still, STILL_MOTION_CONFIRMS, MOTION_CONFIRMS)
-    held = short | ((flat | still) & ~confirmed)
-    if standout is not None:  # NaN (no path): not beaten
-        held |= (np.asarray(standout, np.float64) < STANDOUT_RIVAL) & ~heard
-    return held
+    c = held_conditions(segment, min_duration, margin, audio, m, resid, spread, standout)
+    return c["short"] | c["flat"] | c["still"] | c["rival"]
 
 
 #: The evidence :func:`held_back` reads, by its ``explanation["evidence"]`` names.
 HELD_EVIDENCE = ("margin", "audio", "resid_path", "spread", "standout")
 
 
+def _evidence_columns(segment: np.ndarray, evidence: Any) -> dict[str, np.ndarray]:
+    n = len(np.asarray(segment))
+    return {k: np.asarray(evidence[k], np.float64) if k in evidence else np.full(n, np.nan) for k in HELD_EVIDENCE}
+
+
 def held_back_by_evidence(segment: np.ndarray, min_duration: np.ndarray, evidence: Any, m: MatchConfig) -> np.ndarray:
     """:func:`held_back` with its evidence taken from ``evidence`` (a DataFrame, or a mapping of
     arrays, with the :data:`HELD_EVIDENCE` columns; a missing one is NaN)."""
-    n = len(np.asarray(segment))
-    col = {k: np.asarray(evidence[k], np.float64) if k in evidence else np.full(n, np.nan) for k in HELD_EVIDENCE}
+    col = _evidence_columns(segment, evidence)
     return held_back(segment, min_duration, col["margin"], col["audio"], m, col["resid_path"], col["spread"],
                      col["standout"])
+
+
+def held_back_reasons(segment: np.ndarray, min_duration: np.ndarray, evidence: Any, m: MatchConfig) -> list[list[str]]:
+    """Why each pair is held back (:func:`held_back_by_evidence`), in words; [] for a pair that is not."""
+    col = _evidence_columns(segment, evidence)
+    c = held_conditions(segment, min_duration, col["margin"], col["audio"], m, col["resid_path"], col["spread"],
+                        col["standout"])
+    seg, mg, so = np.asarray(segment, np.float64), col["margin"], col["standout"]
+    words = {
+        "short": lambda k: f"the aligned stretch ({seg[k]:.1f} s) is shorter than match.min_segment ({m.min_segment:g} s) "
+                           "or 80 % of the shorter video",
+        "flat": lambda k: f"the aligned path does not stand out from the rest of the frames (margin {mg[k]:.4f} < "
+                          f"match.distinct_margin {m.distinct_margin:g}) and neither the soundtrack nor the motion confirms it",
+        "still": lambda k: "a still shot (the frames hardly change) that neither the soundtrack nor the motion confirms",
+        "rival": lambda k: f"other moments of the other video match as well (standout {so[k]:.3f} < {STANDOUT_RIVAL:g}: "
+                           "repeating pictures) and the soundtrack does not confirm it",
+    }
+    return [[words[name](k) for name in words if c[name][k]] for k in range(len(seg))]
 
 
 #: Precisions a model's operating point may be chosen for (on held-out videos of its training

@@ -20,6 +20,7 @@ from astradup.scoring.learned import (
     HELD_EVIDENCE,
     evidence_table,
     held_back_by_evidence,
+    held_back_reasons,
     learned_verdict,
     load_model,
     model_near_p,
@@ -142,8 +143,9 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                    np.array([v["coverage_b"] or 0.0 for v in vis]), aligned, cfg)
     evidence = {k: np.array([ps.explanation["evidence"].get(k, np.nan) for ps in scores], dtype=np.float64)
                 for k in HELD_EVIDENCE}
-    held = held_back_by_evidence(np.array([v["segment_s"] or 0.0 for v in vis]),
-                                 np.array([v["min_duration_s"] or 0.0 for v in vis]), evidence, cfg.match)
+    seg, dur = np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis])
+    held = held_back_by_evidence(seg, dur, evidence, cfg.match)
+    why = held_back_reasons(seg, dur, evidence, cfg.match) if held.any() else [[] for _ in scores]
     s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
@@ -159,6 +161,8 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
                                      "exact_allowed": bool(ok[k]), "drivers": drivers[k]}
         if quiet[k]:  # the soundtrack differs, but the hashes confirm the pixels: read as unknown
             ps.explanation["learned"]["audio"] = "unknown: the hashes confirm the pixels"
+        if why[k]:  # kept below the copy bands whatever the model said: say which rule did it
+            ps.explanation["learned"]["held_back"] = why[k]
 
 
 def _rule_score(a: VideoFeatures, b: VideoFeatures, cfg: AstradupConfig) -> tuple[PairScore, list[tuple[float, float]]]:
