@@ -1,23 +1,24 @@
 """Reproduce the pair model shipped in ``astradup/scoring/models/default`` and measure it.
 
-1. Take the real-clip labelled set that ``benchmarks/accuracy.py`` builds (40 Debian source clips,
-   ``astradup synth``, seed 0) and its indexed store; work on a copy of the store.
+1. Take the labelled sets that ``benchmarks/accuracy.py`` builds (``--sets``: the real-clip set,
+   ``--media debian``, and the held-out set, ``--media heldout``; 40 Debian source clips each,
+   ``astradup synth``, seed 0) and their indexed stores; work on copies of the stores.
 2. Frames indexed before frame quality existed get it now: each video is decoded again exactly as
    ``astradup index`` samples it and :func:`astradup.features.quality.frame_quality` is stored
    (a store indexed with this version already has it; nothing is re-embedded).
-3. ``run_match --min-score 0`` (every candidate the frame search proposes, with the evidence each
-   explanation now carries; without ``match.expand_top``'s pairs, see below).
-4. Split the videos by source group exactly as ``benchmarks/accuracy.py`` does
-   (``split_by_group(truth, videos, val_fraction=0.5, seed=0)``). Train on the train half only
-   (``train_pair_model``: a 30 % grouped hold-out inside the train half for the card's metrics,
-   then a refit on the whole train half), save the model, and report on the test half: the rule
-   scorer and the learned scorer, every pair counted.
+3. ``run_match --min-score 0`` with the rule scorer (every candidate the frame search proposes,
+   with the evidence each explanation carries; without ``match.expand_top``'s pairs, see below).
+4. Split each set's videos by source group exactly as ``benchmarks/accuracy.py`` does
+   (``split_by_group(truth, videos, val_fraction=0.5, seed=0)``). Train on the train halves only
+   (``train_pair_model``: a 30 % grouped hold-out inside them for the card's metrics and operating
+   point, then a refit on all of them), save the model, and report on each set's test half: the
+   rule scorer and the learned scorer, every pair counted. No test-half video is trained on.
 
-Usage: python benchmarks/train_default_model.py [--out astradup/scoring/models/default] [--work DIR]
-       [--store STORE] [--max-source N]
+Usage: python benchmarks/train_default_model.py [--sets debian,heldout] [--out astradup/scoring/models/default]
+       [--work DIR] [--store STORE] [--max-source N]
 
-``--max-source N`` keeps only the videos made from source clips 1..N (and the distractors): the
-shipped model was trained that way (see its card) because the full set was still being indexed.
+``--max-source N`` keeps only the real-clip set's videos made from source clips 1..N (and the
+distractors).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -37,7 +40,6 @@ CACHE = ROOT / "benchmarks" / ".cache" / "accuracy"
 
 def backfill_quality(store_path: Path, progress: bool = True) -> int:
     """Store frame quality for frames that have none, decoding each video as indexing does."""
-    import pandas as pd
     from tqdm.auto import tqdm
 
     from astradup.config import AstradupConfig
@@ -70,41 +72,29 @@ def backfill_quality(store_path: Path, progress: bool = True) -> int:
     return n
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n-sources", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hard-negatives", type=int, default=10, help="as benchmarks/accuracy.py (which set to train on)")
-    ap.add_argument("--work", type=Path, default=CACHE / "learned")
-    ap.add_argument("--out", type=Path, default=ROOT / "astradup" / "scoring" / "models" / "default")
-    ap.add_argument("--max-iter", type=int, default=300)
-    ap.add_argument("--rematch", action="store_true", help="match again even if the work folder has pairs")
-    ap.add_argument("--store", type=Path, default=None, help="indexed store of the set (default: the accuracy cache's)")
-    ap.add_argument("--max-source", type=int, default=0, help="keep videos of source clips 1..N only (0: all)")
-    args = ap.parse_args()
+SETS = {"debian": "", "heldout": "heldout_"}  # accuracy.py --media NAME: the cache tag's prefix
 
+
+def set_pairs(name: str, args, work: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str], dict]:
+    """One labelled set: its rule-scored candidate pairs (matched on a copy of its indexed store,
+    frame quality backfilled), its truth, and its train and test halves as accuracy.py splits them."""
     from astradup.config import AstradupConfig
-    from astradup.evaluation import evaluate, load_pairs, load_truth
+    from astradup.evaluation import load_pairs, load_truth
     from astradup.execution import run_match
-    from astradup.scoring.pair import rescore_pairs
     from astradup.tuning import split_by_group
-    from astradup.tuning.train import train_pair_model
 
-    tag = f"s{args.seed}_n{args.n_sources}" + (f"_h{args.hard_negatives}" if args.hard_negatives else "")
-    corpus = CACHE / f"corpus_{tag}"
-    src_store = args.store or CACHE / f"store_{tag}.duckdb"
-    truth = full_truth = load_truth(corpus / "ground_truth.csv")
+    tag = SETS[name] + f"s{args.seed}_n{args.n_sources}" + (f"_h{args.hard_negatives}" if args.hard_negatives else "")
+    truth = load_truth(CACHE / f"corpus_{tag}" / "ground_truth.csv")
     videos = list(truth.attrs["videos"])
-    args.work.mkdir(parents=True, exist_ok=True)
-    store = args.work / "store.duckdb"
-    pairs_csv = args.work / "pairs.csv"
+    src_store = (args.store if name == "debian" and args.store else None) or CACHE / f"store_{tag}.duckdb"
+    work.mkdir(parents=True, exist_ok=True)
+    store, pairs_csv = work / "store.duckdb", work / "pairs.csv"
     t0 = time.time()
     if not store.exists():
         for f in src_store.parent.glob(src_store.name + "*"):
             if f.is_file():  # the store and its frame index (not the run records folder)
-                shutil.copy2(f, args.work / f.name.replace(src_store.name, "store.duckdb"))
+                shutil.copy2(f, work / f.name.replace(src_store.name, "store.duckdb"))
     n_q = backfill_quality(store)
-    t_q = time.time() - t0
     # The model learns from the pairs the frame search proposes (the evidence of one pair). The
     # pairs match.expand_top adds afterwards (two whole copies of a common video) are left out:
     # many are compound edits with weak evidence of their own, and learning that weak evidence
@@ -114,48 +104,105 @@ def main() -> None:
     if args.rematch or not pairs_csv.exists():
         run_match(store, rules, out=pairs_csv, min_score=0.0, progress=True)
     pairs = load_pairs(pairs_csv)
-    t_m = time.time() - t0 - t_q
     from astradup.store import Store
 
     with Store(store, read_only=True) as st:
         names = set(st.sql("SELECT rel_path FROM videos")["rel_path"])
-    if args.max_source:
+    if args.max_source and name == "debian":
         keep = {f"src{k:02d}" for k in range(1, args.max_source + 1)}
         names = {n for n in names if n.split("__")[0].split(".")[0] in keep or n.startswith("dis")}
+    # the split of the whole set, as benchmarks/accuracy.py makes it, restricted to the videos kept
+    train, test = split_by_group(truth, videos, val_fraction=0.5, seed=args.seed)
     groups = truth.attrs.get("video_groups") or {}
     truth = truth[truth["a"].isin(names) & truth["b"].isin(names)].copy()
     truth.attrs = {"videos": sorted(names), "video_groups": {k: v for k, v in groups.items() if k in names}}
     pairs = pairs[pairs["a"].isin(names) & pairs["b"].isin(names)].reset_index(drop=True)
+    info = {"videos": len(names), "train": len(set(train) & names), "quality_backfilled_videos": n_q,
+            "seconds": round(time.time() - t0)}
+    return pairs, truth, sorted(set(train) & names), sorted(set(test) & names), info
 
-    # the split of the whole set, as benchmarks/accuracy.py makes it, restricted to the videos kept
-    train, test = split_by_group(full_truth, videos, val_fraction=0.5, seed=args.seed)
-    tr, te = set(train) & names, set(test) & names
-    restrict = lambda df, vs: df[df["a"].isin(vs) & df["b"].isin(vs)].reset_index(drop=True)  # noqa: E731
-    tr_truth = truth[truth["a"].isin(tr) & truth["b"].isin(tr)].copy()
-    tr_truth.attrs = {"videos": sorted(tr), "video_groups": {k: v for k, v in groups.items() if k in tr}}
-    res = train_pair_model(restrict(pairs, tr), tr_truth, videos=sorted(tr), out=args.out, holdout=0.3, seed=args.seed,
+
+def _named(pairs: pd.DataFrame, truth: pd.DataFrame, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The set's video names prefixed with ``prefix`` (sets are trained on together)."""
+    if not prefix:
+        return pairs, truth
+    pairs = pairs.assign(a=prefix + pairs["a"], b=prefix + pairs["b"])
+    t = truth.assign(a=prefix + truth["a"], b=prefix + truth["b"])
+    if "group" in t:
+        t["group"] = prefix + t["group"].astype(str)
+    t.attrs = {"videos": [prefix + v for v in truth.attrs["videos"]],
+               "video_groups": {prefix + k: prefix + str(v) for k, v in truth.attrs["video_groups"].items()}}
+    return pairs, t
+
+
+def restrict(df: pd.DataFrame, vs: set[str] | list[str]) -> pd.DataFrame:
+    return df[df["a"].isin(vs) & df["b"].isin(vs)].reset_index(drop=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-sources", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hard-negatives", type=int, default=10, help="as benchmarks/accuracy.py (which set to train on)")
+    ap.add_argument("--sets", default="debian,heldout",
+                    help="labelled sets (accuracy.py --media) whose train halves the model learns from, comma-separated")
+    ap.add_argument("--work", type=Path, default=CACHE / "learned")
+    ap.add_argument("--out", type=Path, default=ROOT / "astradup" / "scoring" / "models" / "default")
+    ap.add_argument("--max-iter", type=int, default=300)
+    ap.add_argument("--rematch", action="store_true", help="match again even if the work folder has pairs")
+    ap.add_argument("--store", type=Path, default=None, help="indexed store of the debian set (default: the accuracy cache's)")
+    ap.add_argument("--max-source", type=int, default=0, help="debian set: keep videos of source clips 1..N only (0: all)")
+    args = ap.parse_args()
+
+    from astradup.config import AstradupConfig
+    from astradup.evaluation import evaluate
+    from astradup.scoring.pair import rescore_pairs
+    from astradup.tuning.train import train_pair_model
+
+    sets = [x.strip() for x in args.sets.split(",") if x.strip()]
+    if not sets or any(x not in SETS for x in sets):
+        ap.error(f"--sets: choose from {', '.join(SETS)}")
+    data, info = {}, {}
+    for name in sets:
+        work = args.work if sets == ["debian"] else args.work / name  # one set: the folder it always used
+        pairs, truth, tr, te, info[name] = set_pairs(name, args, work)
+        data[name] = (*_named(pairs, truth, f"{name}/" if len(sets) > 1 else ""), tr, te)
+    prefix = (lambda n: f"{n}/") if len(sets) > 1 else (lambda n: "")  # noqa: E731
+    tr_all = sorted(prefix(n) + v for n in sets for v in data[n][2])
+    tr_pairs = pd.concat([restrict(data[n][0], tr_all) for n in sets], ignore_index=True)
+    tr_truth = pd.concat([restrict(data[n][1], tr_all) for n in sets], ignore_index=True)
+    tr_truth.attrs = {"videos": tr_all, "video_groups": {k: v for n in sets for k, v in data[n][1].attrs["video_groups"].items()
+                                                         if k in set(tr_all)}}
+    t0 = time.time()
+    described = "; ".join(
+        f"{'real-clip' if n == 'debian' else 'held-out'} set (benchmarks/accuracy.py --media {n}: astradup synth over "
+        f"{args.n_sources} Debian source clips, seed {args.seed}, {args.hard_negatives} sets of hard negatives): train half "
+        f"of split_by_group(val_fraction=0.5, seed={args.seed}), {info[n]['train']} videos"
+        + (f" of source clips 1..{args.max_source} and the distractors" if args.max_source and n == "debian" else "")
+        for n in sets)
+    res = train_pair_model(tr_pairs, tr_truth, videos=tr_all, out=args.out, holdout=0.3, seed=args.seed,
                            name="default", max_iter=args.max_iter,
-                           training_data=(f"benchmarks/accuracy.py real-clip set (astradup synth over {args.n_sources} Debian "
-                                          f"source clips, seed {args.seed}, {args.hard_negatives} sets of hard negatives): train half of split_by_group(val_fraction=0.5, "
-                                          f"seed={args.seed}), {len(tr)} videos"
-                                          + (f" of source clips 1..{args.max_source} and the distractors" if args.max_source else "")
-                                          + "; reproduce with benchmarks/train_default_model.py"
-                                          + (f" --max-source {args.max_source}" if args.max_source else "")))
-    t_t = time.time() - t0 - t_q - t_m
-    te_truth = truth[truth["a"].isin(te) & truth["b"].isin(te)]
-    te_pairs = restrict(pairs, te)
+                           training_data=described + "; reproduce with benchmarks/train_default_model.py --sets " + ",".join(sets)
+                           + (f" --max-source {args.max_source}" if args.max_source else ""))
+    t_t = time.time() - t0
+    rules = AstradupConfig().replace(**{"fusion.scorer": "rules", "match.expand_top": 0})
     learned = AstradupConfig().replace(**{"fusion.model": str(args.out)})
-    out = {}
-    for name, cfg in (("rules", rules), ("learned", learned)):
-        r = evaluate(te_truth, rescore_pairs(te_pairs, cfg), videos=sorted(te))
-        m = r.metrics
-        out[name] = {k: m[k] for k in ("micro_ap", "recall_at_p99", "precision", "recall", "fp_per_1000", "partial_recall", "mean_tiou")}
-        pt = r.per_transform
-        out[name]["per_transform"] = {f"{t}/{rel}": round(float(x), 3) for t, rel, x in
-                                      zip(pt["transform"], pt["relation"], pt["recall"]) if "+" not in str(t)}
-        out[name]["confusion"] = r.confusion.to_dict()
-    print(json.dumps({"heldout_in_train": res.heldout, "test": out, "quality_backfilled_videos": n_q,
-                      "seconds": {"quality": round(t_q), "match": round(t_m), "train": round(t_t)}}, indent=1, default=float))
+    out: dict = {}
+    for n in sets:
+        pairs, truth, _, te = data[n]
+        te_v = sorted(prefix(n) + v for v in te)
+        for name, cfg in (("rules", rules), ("learned", learned)):
+            r = evaluate(restrict(truth, te_v), rescore_pairs(restrict(pairs, te_v), cfg), videos=te_v)
+            m = r.metrics
+            row = {k: m[k] for k in ("micro_ap", "recall_at_p99", "precision", "recall", "fp_per_1000", "partial_recall", "mean_tiou")}
+            pt = r.per_transform
+            row["per_transform"] = {f"{t}/{rel}": round(float(x), 3) for t, rel, x in
+                                    zip(pt["transform"], pt["relation"], pt["recall"]) if "+" not in str(t)}
+            row["confusion"] = r.confusion.to_dict()
+            out.setdefault(n, {})[name] = row
+    report = {"heldout_in_train": res.heldout, "test": out, "sets": info, "train_seconds": round(t_t)}
+    print(json.dumps(report, indent=1, default=float))
+    args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "train_report.json").write_text(json.dumps({"heldout_in_train": res.heldout, "test": out}, indent=1, default=float))
 
 
