@@ -273,3 +273,34 @@ def test_extract_with_keyframes_only_falls_back_when_too_sparse(tmp_path):
     assert long.decoder == "pyav-keyframes" and long.n_frames == 5
     short = extract_video(str(make_video(tmp_path / "short.mp4", seconds=4, seed=4, audio=False)), cfg)
     assert short.decoder == "pyav" and short.n_frames == 4 * cfg.sampling.rate(4.0)  # the fallback samples as indexing does
+
+
+def test_empty_packets_inside_a_stream_are_skipped_not_fatal(tmp_path):
+    """Ogg Theora marks a repeated frame with an empty packet, which FFmpeg's send_packet refuses
+    (EINVAL): decoding used to stop at the first frame (GNOME help screencasts could not be
+    indexed). video_frames skips such packets and still flushes the decoder at the end; on a file
+    without them it yields what container.decode does."""
+    import av
+
+    from astradup.media.probe import video_frames
+
+    src = make_video(tmp_path / "t.ogv", "testsrc2", seconds=2, audio=False, extra=["-c:v", "libtheora", "-q:v", "5"])
+    with av.open(str(src)) as c:
+        plain = [f.pts for f in c.decode(c.streams.video[0])]
+    with av.open(str(src)) as c:
+        assert [f.pts for f in video_frames(c, c.streams.video[0])] == plain and len(plain) == 24
+
+    class Packet:  # a stand-in for the demuxer's packets: real ones cannot be made empty on disk here
+        def __init__(self, pts, size):
+            self.pts, self.size = pts, size
+
+        def decode(self):
+            if self.size == 0 and self.pts is not None:
+                raise av.error.InvalidDataError(22, "Invalid argument")
+            return [f"frame{self.pts}"] if self.pts is not None else ["flushed"]
+
+    class Container:
+        def demux(self, stream):
+            return iter([Packet(0, 10), Packet(1, 0), Packet(2, 10), Packet(None, 0)])
+
+    assert list(video_frames(Container(), None)) == ["frame0", "frame2", "flushed"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from astradup.errors import DecodeError, MediaError, UnknownBackendError
-from astradup.media.probe import _open, decoder_threads, set_threads
+from astradup.media.probe import _open, decoder_threads, set_threads, video_frames
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class PyAVDecoder(Decoder):
             ti = 0
             prev = None  # (t, frame) of the last decoded frame before the current target
             try:
-                for frame in container.decode(vs):
+                for frame in video_frames(container, vs):
                     if frame.pts is None:
                         continue
                     t = frame.pts * tb - start
@@ -215,7 +215,7 @@ class PyAVDecoder(Decoder):
             out_f: list[np.ndarray] = []
             ti = 0
             prev = None
-            for frame in container.decode(vs):
+            for frame in video_frames(container, vs):
                 if frame.pts is None:
                     continue
                 if key_pts is not None and prev is None and not out_t and not (frame.key_frame and frame.pts <= key_pts):
@@ -360,7 +360,7 @@ def sample_keyframes(
         out_t: list[float] = []
         out_f: list[np.ndarray] = []
         try:
-            for frame in container.decode(vs):
+            for frame in video_frames(container, vs):
                 if frame.pts is None:
                     continue
                 t = frame.pts * tb - start
@@ -399,7 +399,7 @@ def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.nda
         w, h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
         height = max(2, int(round(size * h / max(w, 1))))
         best = None
-        for frame in container.decode(vs):
+        for frame in video_frames(container, vs):
             best = frame
             if frame.pts is not None and frame.pts * tb - start >= t - 1e-3:
                 break
@@ -453,7 +453,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
                 if frames is None or (sought != ti and t_goal - last_t > SEEK_AHEAD):
                     container.seek(max(0, int((max(t_goal, 0.0) + start) / tb)) if tb else 0, stream=vs,
                                    backward=True, any_frame=False)
-                    frames, sought = container.decode(vs), ti
+                    frames, sought = video_frames(container, vs), ti
                 frame = next(frames, None)
                 if frame is None:
                     break

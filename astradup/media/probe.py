@@ -62,6 +62,18 @@ def decoder_threads() -> int:
         return 0
 
 
+def video_frames(container, stream):
+    """``container.decode(stream)``, less the empty packets inside a stream: Ogg Theora marks a
+    repeated frame with one, and FFmpeg's ``avcodec_send_packet`` refuses it (EINVAL), which ended
+    such a file's decoding at its first frame (GNOME's help screencasts, Wikimedia clips); the
+    ``ffmpeg`` command line skips them too. The demuxer's last empty packet (no timestamp) still
+    flushes the decoder."""
+    for packet in container.demux(stream):
+        if packet.size == 0 and packet.pts is not None:
+            continue
+        yield from packet.decode()
+
+
 def set_threads(vs) -> None:
     """Frame-and-slice threading (``AUTO``) with :func:`decoder_threads` threads."""
     vs.thread_type = "AUTO"
@@ -150,7 +162,7 @@ def probe(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) ->
         rotation = 0
         try:
             set_threads(vs)
-            first = next(container.decode(video=0))
+            first = next(video_frames(container, vs))
             rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
         except StopIteration as exc:
             raise DecodeError(p, "video stream holds no decodable frame") from exc
