@@ -96,16 +96,24 @@ def build_set(args) -> tuple[Path, pd.DataFrame, list[str], float]:
     """Fetch the Debian clips and make (once) the labelled set; return it and the seconds taken."""
     from astradup.evaluation import load_truth
     from astradup.synth import generate
-    from benchmarks.debian_media import fetch_clips, fetch_music, heldout_sources_dir, sources_dir
+    from benchmarks.debian_media import (
+        blind_sources_dir,
+        fetch_clips,
+        fetch_music,
+        heldout_sources_dir,
+        sources_dir,
+    )
 
     t0 = time.time()
     if args.media == "heldout":
         src = heldout_sources_dir()
+    elif args.media == "blind":
+        src = blind_sources_dir()
     else:
         fetch_clips(min_clips=args.n_sources)
         src = sources_dir()
     music = fetch_music()[0].parent if args.music else None
-    tag = (("heldout_" if args.media == "heldout" else "") + f"s{args.seed}_n{args.n_sources}"
+    tag = ({"heldout": "heldout_", "blind": "blind_"}.get(args.media, "") + f"s{args.seed}_n{args.n_sources}"
            + (f"_h{args.hard_negatives}" if args.hard_negatives else "") + ("_music" if music else ""))
     corpus = CACHE / f"corpus_{tag}"
     if not (corpus / "ground_truth.csv").exists():
@@ -141,7 +149,7 @@ def astradup_side(args, corpus: Path, truth: pd.DataFrame, train: set[str], test
         "default": evaluate(test_truth, restrict(scored, test), videos=sorted(test)),
         # where the shipped model saw none of the set's videos, every pair counts too
         "whole": (evaluate(truth, scored, videos=sorted(train | test))
-                  if args.media == "heldout" and "--media heldout" not in card_training_data() else None),
+                  if args.media != "debian" and f"--media {args.media}" not in card_training_data() else None),
         "tuned": None, "params": {}, "n_indexed": s.n_indexed, "seconds": seconds,
     }
     if args.trials > 0:
@@ -253,10 +261,11 @@ def main() -> None:
     ap.add_argument("--music", action="store_true",
                     help="real music (planetblupi-music-ogg) as the other music of trailers and hard negatives")
     ap.add_argument("--baselines-only", action="store_true", help="score only the peers on the cached set")
-    ap.add_argument("--media", choices=("debian", "heldout"), default="debian",
-                    help="source videos: the Debian clips the project was developed on, or the held-out "
-                         "packages (benchmarks/debian_media.py HELDOUT_PACKAGES) nothing was tuned on; "
-                         "held-out results go to their own RESULTS.md section")
+    ap.add_argument("--media", choices=("debian", "heldout", "blind"), default="debian",
+                    help="source videos: the Debian clips the project was developed on, the held-out "
+                         "packages (benchmarks/debian_media.py HELDOUT_PACKAGES; the shipped model learns "
+                         "from their train half), or the blind packages (BLIND_PACKAGES) that nothing "
+                         "learned from or was tuned on; each set's results go to their own RESULTS.md section")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--all-knots", dest="fusion_only", action="store_false",
                     help="also tune the visual calibration knots (default: fusion weights and bands only)")
@@ -323,13 +332,13 @@ def main() -> None:
     ]
     text = "\n".join(body)
     print(text)
-    (CACHE / ("accuracy_heldout.json" if args.media == "heldout" else "accuracy.json")).write_text(json.dumps(
+    (CACHE / ("accuracy.json" if args.media == "debian" else f"accuracy_{args.media}.json")).write_text(json.dumps(
         {"default": m_default.to_dict()["metrics"], "whole": m_whole.to_dict()["metrics"] if m_whole is not None else None,
          "tuned": m_tuned.to_dict()["metrics"] if m_tuned is not None else None,
          **{k: p["eval"].to_dict()["metrics"] for k, p in peers.items()}, "params": ours["params"]},
         default=str, indent=1))
     if not args.no_write:
-        write_section("Accuracy on held-out media" if args.media == "heldout" else "Accuracy on real clips", text)
+        write_section({"heldout": "Accuracy on held-out media", "blind": "Accuracy on blind media"}.get(args.media, "Accuracy on real clips"), text)
 
 
 if __name__ == "__main__":
