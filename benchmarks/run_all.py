@@ -1,7 +1,7 @@
 """Run every benchmark and update benchmarks/RESULTS.md (``make bench``).
 
 Each benchmark measures its reference in the same run and reports ratios; see the modules:
-accuracy.py (real Debian clips, vs a vPDQ-style baseline), throughput.py (vs bare ffmpeg decode
+accuracy.py (real Debian clips, vs Meta's vpdq and a vPDQ-style baseline; the real-clip, held-out and blind sets), throughput.py (vs bare ffmpeg decode
 and vPDQ-style hashing), short_clips.py (200 short real clips, vs ffmpeg and Meta's vpdq from the
 ``bench`` extra), embedding.py (embedding variants: speed and quality), store_match.py (a large
 store through the Store API, then ``astradup match``; not in this list: its sizes take hours), scale.py (synthetic features, 10k-1M videos), query.py (one 60 s 720p
@@ -20,6 +20,8 @@ STEPS = [
     ["short_clips.py"],
     ["embedding.py"],
     ["accuracy.py"],
+    ["accuracy.py", "--media", "heldout", "--trials", "0"],
+    ["accuracy.py", "--media", "blind", "--trials", "0"],
     ["scale.py", "--sizes", "10000,100000,1000000"],
     ["query.py"],
 ]

@@ -10,8 +10,8 @@
    with the evidence each explanation carries; without ``match.expand_top``'s pairs, see below).
 4. Split each set's videos by source group exactly as ``benchmarks/accuracy.py`` does
    (``split_by_group(truth, videos, val_fraction=0.5, seed=0)``). Train on the train halves only
-   (``train_pair_model``: a 30 % grouped hold-out inside them for the card's metrics and operating
-   point, then a refit on all of them), save the model, and report on each set's test half: the
+   (``train_pair_model``: five 30 % grouped hold-outs inside them, the first for the card's
+   metrics, the median of their operating points for the model's; then a refit on all of them), save the model, and report on each set's test half: the
    rule scorer and the learned scorer, every pair counted. No test-half video is trained on.
 
 Usage: python benchmarks/train_default_model.py [--sets debian,heldout] [--out astradup/scoring/models/default]
@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=CACHE / "learned")
     ap.add_argument("--out", type=Path, default=ROOT / "astradup" / "scoring" / "models" / "default")
     ap.add_argument("--max-iter", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=5, help="grouped hold-outs whose median operating point the model keeps")
     ap.add_argument("--rematch", action="store_true", help="match again even if the work folder has pairs")
     ap.add_argument("--store", type=Path, default=None, help="indexed store of the debian set (default: the accuracy cache's)")
     ap.add_argument("--max-source", type=int, default=0, help="debian set: keep videos of source clips 1..N only (0: all)")
@@ -181,7 +182,7 @@ def main() -> None:
         + (f" of source clips 1..{args.max_source} and the distractors" if args.max_source and n == "debian" else "")
         for n in sets)
     res = train_pair_model(tr_pairs, tr_truth, videos=tr_all, out=args.out, holdout=0.3, seed=args.seed,
-                           name="default", max_iter=args.max_iter,
+                           repeats=args.repeats, name="default", max_iter=args.max_iter,
                            training_data=described + "; reproduce with benchmarks/train_default_model.py --sets " + ",".join(sets)
                            + (f" --max-source {args.max_source}" if args.max_source else ""))
     t_t = time.time() - t0

@@ -309,6 +309,21 @@ def test_train_pair_model_end_to_end(tmp_path):
     assert set(out.loc[pos, "label"]) <= {"exact", "near"}
 
 
+def test_repeated_holdouts_take_the_median_operating_point():
+    """With repeats, each hold-out (split seeds seed, seed + 1, ...) picks its own operating point,
+    as a single hold-out does, and the model keeps their median; the card lists each."""
+    from astradup.tuning.train import train_pair_model
+
+    pairs, truth, _ = _labelled_set()
+    kw = dict(holdout=0.3, max_iter=30, learning_rate=0.2, min_samples_leaf=5, refit=False)
+    single = [train_pair_model(pairs, truth, seed=1 + k, **kw).model.card["operating_point"]["near_p"] for k in range(3)]
+    res = train_pair_model(pairs, truth, seed=1, repeats=3, **kw)
+    card = res.model.card
+    assert res.heldout["near_p_by_split"] == pytest.approx(single) and res.heldout["repeats"] == 3
+    assert card["operating_point"]["near_p"] == pytest.approx(float(np.median(single)))
+    assert "median of 3" in card["operating_point"]["measured_on"]
+
+
 def test_training_without_evidence_is_a_clear_error():
     from astradup.tuning.train import train_pair_model
 

@@ -79,6 +79,7 @@ def train_pair_model(
     out: str | os.PathLike[str] | None = None,
     holdout: float = 0.3,
     seed: int = 0,
+    repeats: int = 1,
     refit: bool = True,
     name: str = "",
     training_data: str = "",
@@ -93,6 +94,8 @@ def train_pair_model(
         videos: every corpus path (default: ``truth.attrs["videos"]``).
         out: folder to save the model and its card into (nothing saved when None).
         holdout: share of the videos (by source group) held out to measure the model; 0 skips it.
+        repeats: hold-outs drawn (split seeds ``seed``, ``seed + 1``, ...); the operating point is the
+            median of theirs, the card's held-out metrics are the first's.
         seed: split and model seed.
         refit: after measuring, fit again on every row (the saved model); else keep the fold's.
         name, training_data: recorded in the card.
@@ -117,34 +120,43 @@ def train_pair_model(
         videos = truth.attrs.get("videos") or sorted(set(table["a"]) | set(table["b"]) | set(truth["a"]) | set(truth["b"]))
     videos = list(videos)
     X, y = table[list(FEATURES)], table["positive"].to_numpy()
-    heldout: dict[str, float] = {}
+    heldout: dict[str, Any] = {}
     near_p: float | None = None
     op_precision: float | None = None
     n_tr, n_ho = len(table), 0
     model = PairModel(seed=seed, **params)
     if holdout > 0:
-        tr_v, ho_v = split_by_group(truth, videos, val_fraction=holdout, seed=seed)
-        tr_set, ho_set = set(tr_v), set(ho_v)
-        on_tr = table["a"].isin(tr_set) & table["b"].isin(tr_set)
-        on_ho = table["a"].isin(ho_set) & table["b"].isin(ho_set)
-        n_tr, n_ho = int(on_tr.sum()), int(on_ho.sum())
-        model.fit(X[on_tr], y[on_tr])
-        p = model.predict_proba(X[on_ho])[:, 1]
-        ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
-        ex = _stats(ho_pairs)
-        ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
-        held = held_back_by_evidence(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), X[on_ho], cfg.match)
-        ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
-        # the operating point: the strictest precision whose held-out recall still reaches the floor
-        for op_precision in OPERATING_PRECISIONS:
-            near_p = operating_point(p, y[on_ho.to_numpy()], op_precision)
-            s, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held, near_p)
-            ho_pairs = ho_pairs.assign(score=s, label=lab)
-            m = evaluate(ho_truth, ho_pairs, videos=sorted(ho_set)).metrics
-            if m["recall"] >= OPERATING_MIN_RECALL:
-                break
+        splits = []
+        for k in range(max(1, repeats)):  # each a grouped hold-out of its own; the first is the card's
+            tr_v, ho_v = split_by_group(truth, videos, val_fraction=holdout, seed=seed + k)
+            tr_set, ho_set = set(tr_v), set(ho_v)
+            on_tr = table["a"].isin(tr_set) & table["b"].isin(tr_set)
+            on_ho = table["a"].isin(ho_set) & table["b"].isin(ho_set)
+            fold = PairModel(seed=seed, **params).fit(X[on_tr], y[on_tr])
+            p = fold.predict_proba(X[on_ho])[:, 1]
+            ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
+            ex = _stats(ho_pairs)
+            ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
+            held = held_back_by_evidence(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), X[on_ho], cfg.match)
+            ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
+            # the operating point: the strictest precision whose held-out recall still reaches the floor
+            for op_precision in OPERATING_PRECISIONS:
+                near_p = operating_point(p, y[on_ho.to_numpy()], op_precision)
+                sc, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held, near_p)
+                m = evaluate(ho_truth, ho_pairs.assign(score=sc, label=lab), videos=sorted(ho_set)).metrics
+                if m["recall"] >= OPERATING_MIN_RECALL:
+                    break
+            splits.append((near_p, op_precision, m, len(ho_set), int(on_tr.sum()), int(on_ho.sum()), fold))
+        near_p, op_precision, m, n_ho_videos, n_tr, n_ho, model = splits[0]
         heldout = {k: float(m[k]) for k in ("micro_ap", "recall_at_p99", "precision", "recall", "fp_per_1000")}
-        heldout.update(n_videos=len(ho_set), split_seed=seed, holdout=holdout)
+        heldout.update(n_videos=n_ho_videos, split_seed=seed, holdout=holdout)
+        if len(splits) > 1:
+            # one hold-out's operating point swings with the material that lands in it (one recording
+            # whose other moments look like copies can push it to p = 0.9999): the median of several
+            points = [x[0] for x in splits if x[0] is not None]
+            near_p = float(np.median(points)) if points else None
+            heldout.update(repeats=len(splits), near_p_by_split=[x[0] for x in splits],
+                           precision_by_split=[x[1] for x in splits], recall_by_split=[float(x[2]["recall"]) for x in splits])
         log.info("held-out metrics: %s", heldout)
     if refit or holdout <= 0:
         model = PairModel(seed=seed, **params).fit(X, y)
@@ -159,7 +171,8 @@ def train_pair_model(
         "bands_used_for_heldout_labels": {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar},
         # the probability from which the held-out pairs were `precision` pure: scored onto "near"
         "operating_point": {"near_p": near_p, "precision": op_precision, "min_recall": OPERATING_MIN_RECALL,
-                            "measured_on": f"held-out videos of the training data ({holdout:.0%}, by source group)"},
+                            "measured_on": f"held-out videos of the training data ({holdout:.0%}, by source group"
+                                           + (f"; median of {repeats} hold-outs)" if repeats > 1 else ")")},
     }
     saved = model.save(out) if out is not None else None
     return TrainResult(model, heldout, n_tr, n_ho, saved)
