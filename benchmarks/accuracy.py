@@ -166,7 +166,7 @@ def astradup_side(args, corpus: Path, truth: pd.DataFrame, train: set[str], test
 def card_training_data() -> str:
     """What the shipped pair model was trained on, in its card's words."""
     card = ROOT / "astradup" / "scoring" / "models" / "default" / "card.json"
-    return str(json.loads(card.read_text()).get("training_data", ""))
+    return str((json.loads(card.read_text()).get("training") or {}).get("data", ""))
 
 
 def peers_side(corpus: Path, truth: pd.DataFrame, videos: list[str], train: set[str], test: set[str],

@@ -102,15 +102,10 @@ def train_pair_model(
         config: bands used for the held-out labels (default: the defaults).
         params: :class:`PairModel` parameters.
     """
-    from astradup.evaluation import evaluate
     from astradup.scoring.learned import (
         FEATURES,
         OPERATING_MIN_RECALL,
-        OPERATING_PRECISIONS,
         PairModel,
-        held_back_by_evidence,
-        learned_verdict,
-        operating_point,
     )
     from astradup.tuning.split import split_by_group
 
@@ -129,24 +124,7 @@ def train_pair_model(
         splits = []
         for k in range(max(1, repeats)):  # each a grouped hold-out of its own; the first is the card's
             tr_v, ho_v = split_by_group(truth, videos, val_fraction=holdout, seed=seed + k)
-            tr_set, ho_set = set(tr_v), set(ho_v)
-            on_tr = table["a"].isin(tr_set) & table["b"].isin(tr_set)
-            on_ho = table["a"].isin(ho_set) & table["b"].isin(ho_set)
-            fold = PairModel(seed=seed, **params).fit(X[on_tr], y[on_tr])
-            p = fold.predict_proba(X[on_ho])[:, 1]
-            ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
-            ex = _stats(ho_pairs)
-            ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
-            held = held_back_by_evidence(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), X[on_ho], cfg.match)
-            ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
-            # the operating point: the strictest precision whose held-out recall still reaches the floor
-            for op_precision in OPERATING_PRECISIONS:
-                near_p = operating_point(p, y[on_ho.to_numpy()], op_precision)
-                sc, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held, near_p)
-                m = evaluate(ho_truth, ho_pairs.assign(score=sc, label=lab), videos=sorted(ho_set)).metrics
-                if m["recall"] >= OPERATING_MIN_RECALL:
-                    break
-            splits.append((near_p, op_precision, m, len(ho_set), int(on_tr.sum()), int(on_ho.sum()), fold))
+            splits.append(_holdout_point(pairs, truth, table, set(tr_v), set(ho_v), cfg, PairModel(seed=seed, **params)))
         near_p, op_precision, m, n_ho_videos, n_tr, n_ho, model = splits[0]
         heldout = {k: float(m[k]) for k in ("micro_ap", "recall_at_p99", "precision", "recall", "fp_per_1000")}
         heldout.update(n_videos=n_ho_videos, split_seed=seed, holdout=holdout)
@@ -176,6 +154,40 @@ def train_pair_model(
     }
     saved = model.save(out) if out is not None else None
     return TrainResult(model, heldout, n_tr, n_ho, saved)
+
+
+def _holdout_point(pairs: pd.DataFrame, truth: pd.DataFrame, table: pd.DataFrame, tr_set: set[str], ho_set: set[str],
+                   cfg: AstradupConfig, fold: Any) -> tuple:
+    """Fit ``fold`` on the pairs inside ``tr_set``, score those inside ``ho_set`` and pick the
+    operating point there: the strictest precision whose held-out recall still reaches the floor.
+    Returns (near_p, precision, held-out metrics, held-out videos, train pairs, held-out pairs, fold)."""
+    from astradup.evaluation import evaluate
+    from astradup.scoring.learned import (
+        FEATURES,
+        OPERATING_MIN_RECALL,
+        OPERATING_PRECISIONS,
+        held_back_by_evidence,
+        learned_verdict,
+        operating_point,
+    )
+
+    X, y = table[list(FEATURES)], table["positive"].to_numpy()
+    on_tr = table["a"].isin(tr_set) & table["b"].isin(tr_set)
+    on_ho = table["a"].isin(ho_set) & table["b"].isin(ho_set)
+    fold.fit(X[on_tr], y[on_tr])
+    p = fold.predict_proba(X[on_ho])[:, 1]
+    ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
+    ex = _stats(ho_pairs)
+    ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
+    held = held_back_by_evidence(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), X[on_ho], cfg.match)
+    ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
+    for op_precision in OPERATING_PRECISIONS:
+        near_p = operating_point(p, y[on_ho.to_numpy()], op_precision)
+        sc, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held, near_p)
+        m = evaluate(ho_truth, ho_pairs.assign(score=sc, label=lab), videos=sorted(ho_set)).metrics
+        if m["recall"] >= OPERATING_MIN_RECALL:
+            break
+    return near_p, op_precision, m, len(ho_set), int(on_tr.sum()), int(on_ho.sum()), fold
 
 
 def _stats(pairs: pd.DataFrame) -> pd.DataFrame:
