@@ -261,6 +261,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (model.npz + card.json).")] = Path("pair_model"),
     holdout: Annotated[float, typer.Option(help="Share of the videos (by source group) held out to measure the model; 0 skips it.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Split and model seed.")] = 0,
+    repeats: Annotated[int, typer.Option(help="Grouped hold-outs drawn; the model keeps the median of their operating points.")] = 1,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Refit on every pair after measuring.")] = True,
     max_iter: Annotated[int, typer.Option(help="Boosting iterations.")] = 300,
     decisions: Annotated[Path | None, typer.Option("--decisions", help="Store whose reviewer decisions join the truth as labelled pairs (they win over generated labels).")] = None,
@@ -273,7 +274,7 @@ def train(
 
     try:
         res = train_pair_model(load_pairs(pairs), _truth_with_decisions(load_truth(truth), decisions), out=out, holdout=holdout, seed=seed,
-                               refit=refit, training_data=f"{truth} + {pairs}", config=_load_config(config),
+                               repeats=repeats, refit=refit, training_data=f"{truth} + {pairs}", config=_load_config(config),
                                max_iter=max_iter)
     except AstradupError as exc:
         _fail(exc)
