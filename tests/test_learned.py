@@ -70,9 +70,9 @@ def test_a_held_pair_says_why_in_its_explanation():
     from astradup.review.widget import explain_text
     from astradup.scoring.learned import STANDOUT_RIVAL, held_back_reasons
 
-    why = held_back_reasons(np.array([6.0]), np.array([8.0]), {"margin": [0.05], "audio": [np.nan], "resid_path": [0.5],
+    why = held_back_reasons(np.array([6.0]), np.array([8.0]), {"margin": [0.05], "audio": [np.nan], "resid_path": [0.05],
                                                                  "spread": [0.3], "standout": [STANDOUT_RIVAL - 0.02]}, MatchConfig())
-    assert len(why[0]) == 1 and "repeating pictures" in why[0][0]
+    assert len(why[0]) == 1 and "repeating or slowly changing pictures" in why[0][0]
     lines = explain_text({"label": "similar", "score": 0.6, "explanation": {"learned": {"p_copy": 0.97, "held_back": why[0]}}})
     assert any(x.startswith("held back from the copy bands: other moments") for x in lines)
 
@@ -362,22 +362,25 @@ def test_motion_confirms_a_flat_path_and_a_still_shot_needs_it():
     assert held_back(seg, dur, margin, np.full(4, 0.9), m, resid, norm).tolist() == [False] * 4  # the soundtrack confirms
 
 
-def test_a_path_other_moments_beat_is_held_back_unless_the_soundtrack_confirms():
-    """Repeating pictures (a cycling display, a static card whose highlights change): when other
-    moments of the other video match the path's frames better than the path does (``standout``
-    under STANDOUT_RIVAL), another stretch of the recording aligns as well as a copy, and its
-    motion repeats too, so motion does not confirm it; the soundtrack does. No standout: not held."""
+def test_a_path_other_moments_beat_is_held_back_unless_sound_or_motion_confirms():
+    """Repeating or slowly changing pictures (a cycling display, a screencast): when other moments
+    of the other video match the path's frames better than the path does (``standout`` under
+    STANDOUT_RIVAL), another stretch of the recording aligns about as well as a copy. The
+    soundtrack confirms it, and so do frames that change together (``resid_path``). No standout:
+    not held."""
     from astradup.config import MatchConfig
     from astradup.scoring.learned import MOTION_CONFIRMS, STANDOUT_RIVAL, held_back
 
     m = MatchConfig()
     seg, dur, margin = np.full(4, 6.0), np.full(4, 8.0), np.full(4, 0.05)
-    resid, spread = np.full(4, MOTION_CONFIRMS + 0.3), np.full(4, 0.25)
+    still_motion, spread = np.full(4, MOTION_CONFIRMS - 0.1), np.full(4, 0.25)
     standout = np.array([STANDOUT_RIVAL - 0.01, STANDOUT_RIVAL + 0.01, np.nan, STANDOUT_RIVAL - 0.01])
     audio = np.array([np.nan, np.nan, np.nan, 0.3])
-    assert held_back(seg, dur, margin, audio, m, resid, spread, standout).tolist() == [True, False, False, True]
-    assert held_back(seg, dur, margin, np.full(4, 0.9), m, resid, spread, standout).tolist() == [False] * 4
-    assert held_back(seg, dur, margin, audio, m, resid, spread).tolist() == [False] * 4  # without standout: as before
+    assert held_back(seg, dur, margin, audio, m, still_motion, spread, standout).tolist() == [True, False, False, True]
+    assert held_back(seg, dur, margin, np.full(4, 0.9), m, still_motion, spread, standout).tolist() == [False] * 4
+    moving = np.full(4, MOTION_CONFIRMS + 0.1)
+    assert held_back(seg, dur, margin, audio, m, moving, spread, standout).tolist() == [False] * 4
+    assert held_back(seg, dur, margin, audio, m, still_motion, spread).tolist() == [False] * 4  # without standout: as before
 
 
 def test_resid_path_tells_a_copy_from_another_stretch_of_a_still_shot():
