@@ -279,7 +279,9 @@ def main() -> None:
     kinds = _kinds(corpus)
     peers = peers_side(corpus, truth, videos, train, test)
     n_pairs = len(test) * (len(test) - 1) // 2
-    intro = (f"Labelled set: {len(videos)} videos made by `astradup synth` from {args.n_sources} real source clips "
+    n_src = int((pd.read_csv(corpus / "videos.csv")["transform"] == "source").sum())
+    asked = "" if n_src == args.n_sources else f", of {args.n_sources} asked for: the packages hold no more"
+    intro = (f"Labelled set: {len(videos)} videos made by `astradup synth` from {n_src} real source clips{asked} "
              f"(Debian packages: {', '.join(p.name for p in media_packages(args.media))}), seed {args.seed}, "
              f"{args.duration:.0f} s per source, {args.hard_negatives} sets of hard negatives; {len(truth)} labelled "
              f"pairs. Split by source group: {len(train)} train videos, {len(test)} test videos. All figures below "
