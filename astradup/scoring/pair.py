@@ -144,8 +144,8 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
     evidence = {k: np.array([ps.explanation["evidence"].get(k, np.nan) for ps in scores], dtype=np.float64)
                 for k in HELD_EVIDENCE}
     seg, dur = np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis])
-    held = held_back_by_evidence(seg, dur, evidence, cfg.match)
-    why = held_back_reasons(seg, dur, evidence, cfg.match) if held.any() else [[] for _ in scores]
+    why = held_back_reasons(seg, dur, evidence, cfg.match)  # a pair is held back exactly when it has reasons
+    held = np.array([bool(w) for w in why], dtype=bool)
     s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,6 @@ class Material:
     role: str = ""  # "source", "distractor" or "filler" once used
     # stretches that show the pictures of a segment already cut (never used; see .looks)
     spoiled: list[tuple[float, float]] = field(default_factory=list)
-    _looks: tuple[Looks | None] | None = field(default=None, repr=False)
 
     def free(self) -> list[tuple[float, float]]:
         """Free stretches (seconds), keeping GAP clear of every used or spoiled segment."""
@@ -104,9 +104,12 @@ class Material:
         others = [*self.busy, *more]
         if self.render is not None or not others:
             return False
-        if self._looks is None:
-            self._looks = (looks_of(self.path, self.duration),)
-        return shows_again(self._looks[0], seg, others)
+        return shows_again(self.looks, seg, others)
+
+    @cached_property
+    def looks(self) -> Looks | None:
+        """The file's thumbnails, decoded once, when a second segment is first wanted."""
+        return looks_of(self.path, self.duration)
 
     def take_pair(self, length: float) -> tuple[tuple[float, float], tuple[float, float]] | None:
         """Reserve two neighbouring segments of ``length`` seconds, GAP apart, at the start of the

@@ -119,7 +119,6 @@ def train_pair_model(
     near_p: float | None = None
     op_precision: float | None = None
     n_tr, n_ho = len(table), 0
-    model = PairModel(seed=seed, **params)
     if holdout > 0:
         splits = []
         for k in range(max(1, repeats)):  # each a grouped hold-out of its own; the first is the card's
@@ -131,8 +130,10 @@ def train_pair_model(
         if len(splits) > 1:
             # one hold-out's operating point swings with the material that lands in it (one recording
             # whose other moments look like copies can push it to p = 0.9999): the median of several
-            points = [x[0] for x in splits if x[0] is not None]
-            near_p = float(np.median(points)) if points else None
+            points = [x for x in splits if x[0] is not None]
+            near_p = float(np.median([x[0] for x in points])) if points else None
+            if points:  # the precision the split nearest the median chose
+                op_precision = min(points, key=lambda x: abs(x[0] - near_p))[1]
             heldout.update(repeats=len(splits), near_p_by_split=[x[0] for x in splits],
                            precision_by_split=[x[1] for x in splits], recall_by_split=[float(x[2]["recall"]) for x in splits])
         log.info("held-out metrics: %s", heldout)
@@ -170,6 +171,7 @@ def _holdout_point(pairs: pd.DataFrame, truth: pd.DataFrame, table: pd.DataFrame
         learned_verdict,
         operating_point,
     )
+    from astradup.scoring.pair import _exact_ok
 
     X, y = table[list(FEATURES)], table["positive"].to_numpy()
     on_tr = table["a"].isin(tr_set) & table["b"].isin(tr_set)
@@ -178,12 +180,13 @@ def _holdout_point(pairs: pd.DataFrame, truth: pd.DataFrame, table: pd.DataFrame
     p = fold.predict_proba(X[on_ho])[:, 1]
     ho_pairs = pairs.iloc[np.flatnonzero(on_ho.to_numpy())].copy()
     ex = _stats(ho_pairs)
-    ok = (ex["hash_agreement"] >= cfg.match.exact_hash) & (np.minimum(ex["coverage_a"], ex["coverage_b"]) >= cfg.match.exact_coverage) & ex["aligned"]
+    ok = _exact_ok(ex["hash_agreement"].to_numpy(), ex["coverage_a"].to_numpy(), ex["coverage_b"].to_numpy(),
+                   ex["aligned"].to_numpy(), cfg)
     held = held_back_by_evidence(ex["segment_s"].to_numpy(), ex["min_duration_s"].to_numpy(), X[on_ho], cfg.match)
     ho_truth = truth[truth["a"].isin(ho_set) & truth["b"].isin(ho_set)]
     for op_precision in OPERATING_PRECISIONS:
         near_p = operating_point(p, y[on_ho.to_numpy()], op_precision)
-        sc, lab = learned_verdict(p, ok.to_numpy(), ex["aligned"].to_numpy(), cfg.fusion, held, near_p)
+        sc, lab = learned_verdict(p, ok, ex["aligned"].to_numpy(), cfg.fusion, held, near_p)
         m = evaluate(ho_truth, ho_pairs.assign(score=sc, label=lab), videos=sorted(ho_set)).metrics
         if m["recall"] >= OPERATING_MIN_RECALL:
             break
