@@ -30,7 +30,10 @@ def _video(rng: np.random.Generator, name: str, n: int, *, emb: bool = True, aud
                             rng.standard_normal(13).astype(np.float32), rng.random(13).astype(np.float32),
                             float(rng.random())) if audio else None,
         decoder="pyav", timings={"decode": float(rng.random())},
-        content_box=(0.125, 0.875, 0.0, 1.0) if n % 2 else None)
+        content_box=(0.125, 0.875, 0.0, 1.0) if n % 2 else None,
+        # a box that cuts part of the frame keeps the whole frame's hashes too
+        phash_full=rng.integers(0, 256, (n, 32), dtype=np.uint8) if n % 2 else None,
+        phash_full_flip=rng.integers(0, 256, (n, 32), dtype=np.uint8) if n % 2 else None)
 
 
 def _records(seed: int = 0, all_embedded: bool = False) -> list[VideoRecord]:
@@ -129,7 +132,11 @@ def test_bulk_write_round_trips_through_load_features(tmp_path):
         for k in ("duration", "width", "height", "rotation", "video_codec", "frame_count"):
             assert got.info[k] == vf.info[k]
         assert got.content_box == vf.content_box
+        for k in ("phash_full", "phash_full_flip"):
+            want = getattr(vf, k)
+            assert (getattr(got, k) is None) if want is None or not len(want) else np.array_equal(getattr(got, k), want)
     assert {vf.content_box is None for _, vf in latest.values()} == {True, False}
+    assert {vf.phash_full is None for _, vf in latest.values()} == {True, False}
 
 
 def test_a_store_indexed_before_the_content_box_was_kept_reads_none(tmp_path):

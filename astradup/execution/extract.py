@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Audio beyond this is not fingerprinted (bounds memory for very long files).
 MAX_AUDIO_SECONDS = 3 * 3600
+WHOLE_FRAME = (0.0, 1.0, 0.0, 1.0)  # a content box that cuts nothing (top, bottom, left, right)
 
 
 @dataclass
@@ -39,6 +40,14 @@ class Failure:
     stage: str
     error_class: str
     message: str
+
+
+def _hashes(cfg: AstradupConfig, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The configured hash of each frame and of its mirror image."""
+    if cfg.features.hash == "phash":  # one pass hashes each frame and its mirror image
+        return make_extractor("phash", hash_size=cfg.features.hash_size).extract_with_flip(frames)  # type: ignore[attr-defined]
+    hasher = make_extractor(cfg.features.hash)
+    return hasher.extract(frames), hasher.extract(np.ascontiguousarray(frames[:, :, ::-1]))  # type: ignore[attr-defined]
 
 
 def _embedder(cfg: AstradupConfig) -> FrameExtractor | None:
@@ -120,12 +129,10 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
         t1 = time.perf_counter()
         timings["decode"] = t1 - tp
         stage = "hash"
-        if cfg.features.hash == "phash":  # one pass hashes each frame and its mirror image
-            ph, ph_flip = make_extractor("phash", hash_size=cfg.features.hash_size).extract_with_flip(frames)  # type: ignore[attr-defined]
-        else:
-            hasher = make_extractor(cfg.features.hash)
-            ph = hasher.extract(frames)  # type: ignore[attr-defined]
-            ph_flip = hasher.extract(np.ascontiguousarray(frames[:, :, ::-1]))  # type: ignore[attr-defined]
+        ph, ph_flip = _hashes(cfg, frames)
+        ph_full = ph_full_flip = None
+        if any(abs(v - w) > 1e-9 for v, w in zip(box, WHOLE_FRAME)):  # the box cuts: keep the whole frame's too
+            ph_full, ph_full_flip = _hashes(cfg, sample.frames)
         stage = "quality"
         quality = frame_quality(frames)  # timed with the hashes: both are cheap per-frame passes
         t2 = time.perf_counter()
@@ -153,6 +160,8 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
             decoder=sample.backend,
             timings=timings,
             content_box=(round(box[0], 6), round(box[1], 6), round(box[2], 6), round(box[3], 6)),
+            phash_full=ph_full,
+            phash_full_flip=ph_full_flip,
         )
     except AstradupError as exc:
         return Failure(path, stage, type(exc).__name__, str(exc))

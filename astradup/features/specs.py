@@ -22,6 +22,9 @@ from astradup.config import AstradupConfig
 from astradup.features.base import Extractor, extractor_class, make_extractor
 from astradup.features.preprocess import INSET_VERSION
 
+#: Version of the whole-frame hashes kept beside the content box's (1: since the eighth session).
+WHOLE_FRAME_HASHES = 1
+
 
 @dataclass(frozen=True)
 class ExtractorSpec:
@@ -95,7 +98,9 @@ def feature_key(cfg: AstradupConfig) -> str:
     spec: dict[str, Any] = {
         "sampling": {"fps": s.fps, "frame_size": s.frame_size, "max_frames": s.max_frames,
                      "audio_rate": s.audio_rate, "keyframes_only": s.keyframes_only, "inset": INSET_VERSION if s.inset else 0,
-                     "min_frames": s.min_frames, "short_rates": "fps*2^k" if s.min_frames else ""},
+                     "min_frames": s.min_frames, "short_rates": "fps*2^k" if s.min_frames else "",
+                     # the whole frame's hashes are kept where the content box cuts (VideoFeatures.phash_full)
+                     "whole_frame_hashes": WHOLE_FRAME_HASHES},
         "extractors": {role: sp.identity() for role, sp in extractor_specs(cfg).items()},
     }
     if cfg.features.embedding and cfg.features.embed_fps:

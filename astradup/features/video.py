@@ -19,6 +19,11 @@ class VideoFeatures:
         info: probe record (``MediaInfo.to_dict()``).
         timestamps: sampled frame times (seconds).
         phash, phash_flip: packed frame hashes (N, bits/8) of the frames and their mirror images.
+        phash_full, phash_full_flip: the same of the whole decoded frames, bars and inset kept, where
+            ``content_box`` cuts part of the frame away; ``None`` where it does not (``phash`` is
+            then of the whole frame) or where unknown (a store indexed before they were kept).
+            A stretch of a letterboxed video inside other footage (a trailer's quote, a clip in a
+            longer video) is cut to another box than its source, so only these agree with it.
         embeddings: L2-normalised frame embeddings (N, dim), or ``None`` when disabled.
         quality: picture detail of each frame (N,) (:func:`astradup.features.quality.frame_quality`),
             or ``None`` when unknown (a store indexed before it existed); NaN entries are unknown too.
@@ -43,6 +48,8 @@ class VideoFeatures:
     decoder: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     content_box: tuple[float, float, float, float] | None = None
+    phash_full: np.ndarray | None = None
+    phash_full_flip: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:

@@ -32,10 +32,28 @@ class VisualResult:
 
 
 def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
-    """1 - Hamming/bits between frames, taking the better of b against a and a-mirrored."""
+    """1 - Hamming/bits between frames, taking the better of b against a and a-mirrored.
+
+    Where one video's content box cuts part of its frame (``phash_full``) and the other's is the
+    whole frame, the whole frames' hashes are compared too and the better agreement counts: a
+    letterboxed source and a trailer that quotes it (its title cards fill the bars, so its box is
+    the whole frame) agree only there. Where both boxes cut, only the boxes are compared: a
+    letterboxed copy agrees with its source inside them, and two unrelated letterboxed videos
+    would agree on their bars."""
     bits = a.phash.shape[1] * 8
     ham = np.minimum(hamming_matrix(a.phash, b.phash), hamming_matrix(a.phash_flip, b.phash))
+    if (a.phash_full is None) != (b.phash_full is None):
+        fa, ffa = _whole(a)
+        fb, _ = _whole(b)
+        ham = np.minimum(ham, np.minimum(hamming_matrix(fa, fb), hamming_matrix(ffa, fb)))
     return 1.0 - ham / bits
+
+
+def _whole(v: VideoFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """The hashes of ``v``'s whole frames (and mirrored): ``phash_full`` where its box cuts, else ``phash``."""
+    if v.phash_full is not None and v.phash_full_flip is not None:
+        return v.phash_full, v.phash_full_flip
+    return v.phash, v.phash_flip
 
 
 def informative_hashes(codes: np.ndarray, slack: float = 0.25) -> np.ndarray:
@@ -171,6 +189,8 @@ def _thin(v: VideoFeatures, k: int) -> VideoFeatures:
     sl = slice(0, None, k)
     return replace(
         v, timestamps=v.timestamps[sl], phash=v.phash[sl], phash_flip=v.phash_flip[sl],
+        phash_full=None if v.phash_full is None else v.phash_full[sl],
+        phash_full_flip=None if v.phash_full_flip is None else v.phash_full_flip[sl],
         embeddings=None if v.embeddings is None else v.embeddings[sl],
         quality=None if v.quality is None or len(v.quality) != v.n_frames else v.quality[sl])
 
@@ -189,6 +209,32 @@ def common_rate(a: VideoFeatures, b: VideoFeatures) -> tuple[VideoFeatures, Vide
     return (_thin(a, k), b) if sa < sb else (a, _thin(b, k))
 
 
+def path_hash_agreement(a0: VideoFeatures, b0: VideoFeatures, a: VideoFeatures, b: VideoFeatures,
+                        path: np.ndarray) -> np.ndarray:
+    """Hash agreement of each aligned frame pair (``path`` indexes ``a`` and ``b``, the videos as
+    :func:`common_rate` left them), where a side was thinned, the best of its original frames
+    within half a step of the kept one.
+
+    A clip cut from a video at an arbitrary moment is sampled out of phase with it: its frames
+    fall up to half a step between the source's, and on moving pictures the hashes of frames a
+    quarter of a second apart already disagree. Where the clip is sampled faster (a short video,
+    ``sampling.min_frames``), the frames thinning set aside include one nearer the source's moment.
+    """
+    i, j = path[:, 0], path[:, 1]
+    ka = int(round(len(a0.timestamps) / max(len(a.timestamps), 1))) if a is not a0 else 1
+    kb = int(round(len(b0.timestamps) / max(len(b.timestamps), 1))) if b is not b0 else 1
+    if ka <= 1 and kb <= 1:
+        return hash_agreement_matrix(a, b)[i, j]
+    full = hash_agreement_matrix(a0, b0)
+    best = np.full(len(i), -np.inf)
+    for da in range(-(ka // 2), ka // 2 + 1):
+        for db in range(-(kb // 2), kb // 2 + 1):
+            r, c = i * ka + da, j * kb + db
+            ok = (r >= 0) & (r < full.shape[0]) & (c >= 0) & (c < full.shape[1])
+            best = np.where(ok, np.maximum(best, full[np.clip(r, 0, full.shape[0] - 1), np.clip(c, 0, full.shape[1] - 1)]), best)
+    return best
+
+
 def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands: FusionConfig | None = None) -> VisualResult:
     """Align the two videos and turn the aligned path into a visual score (see
     :func:`visual_from_stats`; ``bands`` is the fusion config whose bands it maps onto).
@@ -197,6 +243,7 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands:
     statistics the learned pair scorer reads (:func:`path_evidence`). Videos sampled at different
     rates are compared on a common grid first (:func:`common_rate`).
     """
+    a0, b0 = a, b
     a, b = common_rate(a, b)
     sim, ia, ib = gated_similarity(a, b, m)
     ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
@@ -207,7 +254,7 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands:
         best = float(sim.max()) if sim.size else 0.0
         score = visual_from_stats(best, bg, 0.0, 0.0, 0.0, 0.0, min_dur, False, m, bands)
         return VisualResult(float(score), None, best, 0.0, 0.0, 0.0, bg, path_evidence(a, b, sim, None, ia, ib))
-    agree = hash_agreement_matrix(a, b)[al.path[:, 0], al.path[:, 1]]
+    agree = path_hash_agreement(a0, b0, a, b, al.path)
     hash_agree = float(agree.mean())
     cov_a = min((al.a_end - al.a_start) / max(a.duration, 1e-9), 1.0)
     cov_b = min((al.b_end - al.b_start) / max(b.duration, 1e-9), 1.0)
@@ -216,7 +263,7 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands:
     cells = probe_cells(al.path, ia[al.path[:, 0]] & ib[al.path[:, 1]])
     probes = [(float(a.timestamps[i]), float(b.timestamps[j])) for i, j in cells]
     return VisualResult(float(score), al, al.path_sim, hash_agree, cov_a, cov_b, al.background,
-                        path_evidence(a, b, sim, al, ia, ib), probes)
+                        path_evidence(a, b, sim, al, ia, ib, agree), probes)
 
 
 def _nanmean(x: np.ndarray) -> float:
@@ -226,7 +273,7 @@ def _nanmean(x: np.ndarray) -> float:
 
 
 def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Alignment | None,
-                  ia: np.ndarray, ib: np.ndarray) -> dict[str, float]:
+                  ia: np.ndarray, ib: np.ndarray, path_agree: np.ndarray | None = None) -> dict[str, float]:
     """Statistics of the aligned path that tell a copy from look-alike content (pure; NaN where a
     statistic does not apply). All similarities are per frame pair along the path.
 
@@ -234,6 +281,7 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
       (same subject, not the same pixels: high for both in a different edit of one shoot).
     - ``hash_path``, ``hash_bg``: the same for pHash agreement (1 - Hamming/bits; 0.5 is chance).
     - ``hash_hit``: share of path frames whose hashes agree on >= 80 % of bits (same pixels).
+      Both read ``path_agree`` where given (:func:`path_hash_agreement`: out-of-phase frames).
     - ``emb_hash_gap``: ``emb_path - (2 * hash_path - 1)``: embeddings agree, hashes do not.
     - ``standout``: mean over path frames of how far the matched cell beats the best cell of its
       row and column more than two frames away (a copy's frames match their own moment, a static
@@ -267,8 +315,9 @@ def path_evidence(a: VideoFeatures, b: VideoFeatures, sim: np.ndarray, al: Align
     if al is None or al.length == 0:
         return out
     i, j = al.path[:, 0], al.path[:, 1]
-    out["hash_path"] = float(agree[i, j].mean())
-    out["hash_hit"] = float((agree[i, j] >= 0.8).mean())
+    on_path = agree[i, j] if path_agree is None else np.asarray(path_agree, np.float64)
+    out["hash_path"] = float(on_path.mean())
+    out["hash_hit"] = float((on_path >= 0.8).mean())
     if emb is not None:
         out["emb_path"] = float(emb[i, j].mean())
         out["emb_hash_gap"] = out["emb_path"] - (2 * out["hash_path"] - 1)

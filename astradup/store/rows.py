@@ -76,6 +76,8 @@ class Rows(NamedTuple):
     quality: np.ndarray
     descriptor: np.ndarray | None
     audio: AudioFeatures | None
+    phash_full: np.ndarray | None = None
+    phash_full_flip: np.ndarray | None = None
 
     @classmethod
     def of(cls, item: VideoRecord, key: str, store: Path) -> Rows:
@@ -93,7 +95,11 @@ class Rows(NamedTuple):
             emb = None if vf.embeddings is None or not len(vf.embeddings) else \
                 np.ascontiguousarray(vf.embeddings, dtype=np.float32)
             quality = np.full(n, np.nan, np.float32) if vf.quality is None else np.asarray(vf.quality, dtype=np.float32)
-            for name, arr in (("phash", ph), ("phash_flip", phf), ("embeddings", emb), ("quality", quality)):
+            full = [None if h is None else np.asarray(h, dtype=np.uint8) for h in (vf.phash_full, vf.phash_full_flip)]
+            if (full[0] is None) != (full[1] is None):
+                raise ValueError("phash_full and phash_full_flip must both be given or both be None")
+            for name, arr in (("phash", ph), ("phash_flip", phf), ("embeddings", emb), ("quality", quality),
+                              ("phash_full", full[0]), ("phash_full_flip", full[1])):
                 if arr is not None and (len(arr) != n or (n and arr.ndim != (1 if name == "quality" else 2))):
                     raise ValueError(f"{name} has shape {arr.shape}; expected one row per sampled frame ({n})")
             desc = None if vf.descriptor is None else np.asarray(vf.descriptor, dtype=np.float32).reshape(-1)
@@ -110,7 +116,7 @@ class Rows(NamedTuple):
                      None if vf.content_box is None else [float(v) for v in vf.content_box])
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{store}: cannot write {vf.path}: {exc}") from exc
-        return cls(video, t, ph, phf, emb, quality, desc, a)
+        return cls(video, t, ph, phf, emb, quality, desc, a, full[0], full[1])
 
     def frames(self, vid: int) -> pa.Table:
         n = len(self.t)
@@ -128,6 +134,8 @@ class Rows(NamedTuple):
             "phash_flip": binary_rows(self.phash_flip),
             "embedding": emb,
             "quality": pa.array(self.quality, type=pa.float32()),
+            "phash_full": pa.nulls(n, pa.binary()) if self.phash_full is None else binary_rows(self.phash_full),
+            "phash_full_flip": pa.nulls(n, pa.binary()) if self.phash_full_flip is None else binary_rows(self.phash_full_flip),
         })
 
 

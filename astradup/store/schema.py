@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -73,6 +73,10 @@ MIGRATIONS: dict[int, list[str]] = {
     # right as fractions), so the geometric check cuts decoded frames without deciding it again;
     # NULL for videos indexed before it was kept (the check then decides it from the frames)
     4: ["ALTER TABLE videos ADD COLUMN IF NOT EXISTS content_box DOUBLE[]"],
+    # hashes of the whole frame where the content box cuts part of it (VideoFeatures.phash_full);
+    # NULL where it does not, and for frames indexed before they were kept
+    5: ["ALTER TABLE frames ADD COLUMN IF NOT EXISTS phash_full BLOB",
+        "ALTER TABLE frames ADD COLUMN IF NOT EXISTS phash_full_flip BLOB"],
 }
 
 TABLES = ("meta", "videos", "frames", "descriptors", "audio", "failures", "pairs", "labels", "runs",

@@ -370,7 +370,8 @@ class Store:
             where = f"WHERE video_id IN ({', '.join('?' * len(video_ids))})"
             params = [int(v) for v in video_ids]
         vids = self.con.execute(f"SELECT * FROM videos {where} ORDER BY video_id", params).df()
-        fr = self.con.sql(f"SELECT video_id, t, phash, phash_flip, embedding, quality FROM frames {where} ORDER BY video_id, idx", params=params).to_arrow_table()
+        fr = self.con.sql(f"SELECT video_id, t, phash, phash_flip, embedding, quality, phash_full, phash_full_flip FROM frames "
+                          f"{where} ORDER BY video_id, idx", params=params).to_arrow_table()
         desc = self.con.execute(f"SELECT video_id, embedding FROM descriptors {where}", params).df()
         aud = self.con.execute(f"SELECT * FROM audio {where}", params).df()
         vid_col = fr.column("video_id").to_numpy()
@@ -382,6 +383,7 @@ class Store:
         nbytes = len(ph) // max(len(fr), 1)
         ph = ph.reshape(len(fr), nbytes) if len(fr) else ph.reshape(0, 32)
         phf = phf.reshape(len(fr), nbytes) if len(fr) else phf.reshape(0, 32)
+        full = _full_hashes(fr, nbytes)
         emb_chunks = fr.column("embedding").combine_chunks()
         has_emb = emb_chunks.null_count < len(emb_chunks) if len(fr) else False
         if has_emb:
@@ -418,6 +420,8 @@ class Store:
                 audio=aud_map.get(vid),
                 decoder=row["decoder"] or "",
                 content_box=_box(row.get("content_box")),
+                phash_full=full[0][lo:hi] if full is not None and hi > lo and full[2][lo:hi].all() else None,
+                phash_full_flip=full[1][lo:hi] if full is not None and hi > lo and full[2][lo:hi].all() else None,
             )
         return out
 
@@ -544,6 +548,20 @@ class Store:
             self.con.execute(f"COPY {t} TO '{str(p).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
             written.append(p)
         return written
+
+
+def _full_hashes(fr: pa.Table, nbytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The frames' whole-frame hashes (phash_full, phash_full_flip) as (N, nbytes) arrays (zeros
+    where NULL) and which rows hold them; None when no row does."""
+    col = fr.column("phash_full")
+    if len(fr) == 0 or col.null_count == len(fr):
+        return None
+    has = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    out = []
+    for name in ("phash_full", "phash_full_flip"):
+        vals = fr.column(name).to_pylist()
+        out.append(np.frombuffer(b"".join(v if v is not None else bytes(nbytes) for v in vals), dtype=np.uint8).reshape(len(fr), nbytes))
+    return out[0], out[1], has
 
 
 def _box(value: object) -> tuple[float, float, float, float] | None:
