@@ -111,3 +111,19 @@ def test_a_letterboxed_source_and_its_quote_agree_on_the_whole_frames(letterboxe
     assert vis.evidence["hash_hit"] >= 0.8
     bare = visual_similarity(replace(src, phash_full=None, phash_full_flip=None), trailer, cfg.match, cfg.fusion)
     assert bare.evidence["hash_path"] < vis.evidence["hash_path"] - 0.15
+
+
+def test_a_stretch_measured_a_frame_short_of_min_segment_is_not_too_short():
+    """A one-second quote sampled twice measures 0.96 s between the decoded frames' times: it is as
+    long as ``match.min_segment`` (1 s) within the frame grid; a stretch of 0.9 s is not."""
+    from astradup.scoring.learned import held_back_reasons
+    from astradup.scoring.similarity import SEGMENT_SLACK, too_short
+
+    m = AstradupConfig().match
+    seg = np.array([0.96, 1.0 - SEGMENT_SLACK, 0.9, 0.5, 3.0])
+    assert too_short(seg, np.full(5, 8.0), m).tolist() == [False, False, True, True, False]
+    # a video under 1.25 s: 80 % of it is the bar
+    assert too_short(np.array([0.7, 0.78]), np.array([1.0, 1.0]), m).tolist() == [True, False]
+    ev = {"margin": np.full(5, 0.5), "standout": np.full(5, 0.1)}
+    why = held_back_reasons(seg, np.full(5, 8.0), ev, m)
+    assert [bool(w) for w in why] == [False, False, True, True, False]

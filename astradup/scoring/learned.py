@@ -354,8 +354,9 @@ def held_conditions(segment: np.ndarray, min_duration: np.ndarray, margin: np.nd
     """Each rule of :func:`held_back` on its own, by name (boolean arrays): ``short``, ``flat``
     (the path does not stand out and nothing confirms it), ``still`` (a still shot nothing
     confirms) and ``rival`` (other moments of the other video beat the path, nothing confirms it)."""
-    seg = np.asarray(segment, np.float64)
-    short = seg < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
+    from astradup.scoring.similarity import too_short
+
+    short = too_short(segment, min_duration, m)
     flat = np.asarray(margin, np.float64) < m.distinct_margin
     heard = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0) >= AUDIO_CONFIRMS
     confirmed = heard.copy()

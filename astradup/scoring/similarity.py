@@ -167,7 +167,7 @@ def visual_from_stats(
     q = np.asarray(path_sim, dtype=np.float64)
     # knots and bands may coincide (e.g. near == exact); np.interp needs increasing x only
     score = np.interp(q, [m.q_low, m.q_similar, m.q_near, m.q_exact, 1.0], [0.0, sim_b, near_b, exact_b, 1.0])
-    short = np.asarray(segment) < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration))
+    short = too_short(segment, min_duration, m)
     partial = np.minimum(coverage_a, coverage_b) < m.partial_coverage
     flat = q - np.asarray(background) < np.where(partial, m.partial_margin, m.distinct_margin)
     score = np.where(short, np.minimum(score, near_b - BAND_EPS), score)
@@ -178,6 +178,21 @@ def visual_from_stats(
     score = np.where(exact_ok, score, np.minimum(score, exact_b - BAND_EPS))
     unaligned = min(UNALIGNED_CAP, sim_b - BAND_EPS)
     return np.clip(np.where(np.asarray(aligned, dtype=bool), score, np.minimum(score, unaligned)), 0.0, 1.0)
+
+
+#: How far (seconds) an aligned stretch may measure under ``match.min_segment`` and still count as
+#: that long. A stretch is measured between sampled frames' timestamps, and each is the time of the
+#: decoded frame nearest its sampling target: two frames half a second apart at 25 frames a second
+#: can measure 0.92-1.08 s. A trailer's quote sampled twice (a one-second stretch) measured 0.96 s
+#: and was held back as too short while its hashes agreed on every frame.
+SEGMENT_SLACK = 0.05
+
+
+def too_short(segment: ArrayLike, min_duration: ArrayLike, m: MatchConfig) -> np.ndarray:
+    """True where the aligned stretch is shorter than ``m.min_segment`` (or 80 % of the shorter
+    video), allowing :data:`SEGMENT_SLACK` for the frame grid."""
+    seg = np.asarray(segment, np.float64)
+    return seg + SEGMENT_SLACK < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
 
 
 def _half_step(ts: np.ndarray) -> float:
