@@ -50,6 +50,7 @@ def test_held_back_reasons_name_the_rules_that_hold_each_pair(rows):
     """A pair has reasons exactly when it is held back, and each reason names its rule."""
     from astradup.config import MatchConfig
     from astradup.scoring.learned import held_back_by_evidence, held_back_reasons
+    from astradup.scoring.similarity import SEGMENT_SLACK
 
     m = MatchConfig()
     seg, margin, audio, resid, spread, standout = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
@@ -59,7 +60,7 @@ def test_held_back_reasons_name_the_rules_that_hold_each_pair(rows):
     why = held_back_reasons(seg, dur, ev, m)
     assert [bool(w) for w in why] == held.tolist()
     for k, w in enumerate(why):
-        assert any("shorter than match.min_segment" in x for x in w) == bool(seg[k] < min(m.min_segment, 0.8 * 8.0))
+        assert any("shorter than match.min_segment" in x for x in w) == bool(seg[k] + SEGMENT_SLACK < min(m.min_segment, 0.8 * 8.0))
         if standout[k] >= -0.01:
             assert not any("other moments" in x for x in w)
 
