@@ -50,6 +50,32 @@ def test_inset_is_cut_out_and_scaled_to_the_frame():
     assert np.array_equal(content_frames(frames, inset=False), frames)
 
 
+def test_a_window_between_title_cards_is_not_an_inset():
+    """A trailer of a screen recording: stretches of a window on a still desktop cut between
+    title cards. Around the window the picture differs from its median (the cards), so the motion
+    test alone took the window for an inset; it changes only at the cuts, so it is not one."""
+    import astradup.features.preprocess as pp
+
+    box = (20, 120, 30, 130)
+    frames, _ = _pip(5, box, n=12)
+    still = frames[0].copy()
+    for k in range(12):  # the surroundings: one still desktop throughout the recording
+        inner = frames[k, box[0]:box[1], box[2]:box[3]].copy()
+        frames[k] = still
+        frames[k, box[0]:box[1], box[2]:box[3]] = inner
+    cards = np.array([[200, 40, 40], [30, 60, 160], [40, 150, 60]], np.uint8)
+    trailer = np.concatenate([np.broadcast_to(cards[0], (3, 160, 160, 3)), frames[:4],
+                              np.broadcast_to(cards[1], (3, 160, 160, 3)), frames[4:8],
+                              np.broadcast_to(cards[2], (3, 160, 160, 3))]).copy()
+    assert inset_box(trailer) is None
+    saved = pp.INSET_STEP_MOTION
+    try:  # without the rule the window passes for an inset (the test checks what it claims)
+        pp.INSET_STEP_MOTION = -1.0
+        assert inset_box(trailer) is not None
+    finally:
+        pp.INSET_STEP_MOTION = saved
+
+
 def test_a_window_on_a_still_desktop_is_not_an_inset():
     frames, _ = _pip(4, (20, 120, 30, 130))
     frames[:, :20] = frames[0, :20]  # the surroundings stand still

@@ -50,12 +50,21 @@ def trim_borders(frames: np.ndarray, threshold: int = 24) -> np.ndarray:
 # inset; at the shipped sampling (sampling.min_frames) 28 of the 40 are found. Detector v4 adds a
 # third look (_activity_box) for busy surroundings: on the set as regenerated on 2026-11-30, at the
 # shipped sampling, 32 of the 40 found (v3: 27) and 11 of the 1,222 other videos given an inset (v3: 9).
-INSET_VERSION = 4  # in the feature key: a store made by another version of the detector re-indexes
+# Detector v5 also asks the surroundings to move between sampled frames most of the time
+# (INSET_STEP_MOTION): a trailer that cuts between title cards and a still desktop recording
+# changes around its window only at the cuts, yet differed from its median enough to pass the
+# motion test, and the window was cut out as an inset, so nothing of its source matched it. On the
+# real-clip and held-out sets (2026-11-30, eighth session, shipped sampling) the lower quartile of
+# the surroundings' step between sampled frames was 4.8-108 grey levels for the 60 of 77
+# picture-in-picture copies found (v4 and v5 find the same 60) and 0.00-0.02 for the four trailers
+# of screen recordings v4 gave an inset (v5: none; other videos with an inset: 3, v4: 7).
+INSET_VERSION = 5  # in the feature key: a store made by another version of the detector re-indexes
 INSET_EDGE = 10.0  # mean grey-level step across a side (over the sampled frames)
 INSET_CONTRAST = 1.5  # ... and that many times the step 3 px to either side of it
 INSET_SIDES = (0.25, 0.8)  # an inset's side, as a fraction of the frame's
 INSET_COVER = 0.85  # fraction of each side that must be an edge
 INSET_MOTION = 15.0  # mean grey-level distance of the outside from its median over the frames (rate-free)
+INSET_STEP_MOTION = 2.0  # ... and the lower quartile of its mean change from one sampled frame to the next
 _INSET_LINES = 64  # longest candidate lines kept per direction
 INSET_FRAMES = 0.6  # second look: share of the frames a side must be an edge in
 INSET_ACTIVITY_STEP = 8.0  # third look: step of the temporal-std map across a side (grey levels) ...
@@ -110,7 +119,8 @@ def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
 
     Decided once per video over all sampled frames (N, H, W, 3): the box whose four sides are the
     best-covered persistent edges (ties: the larger box), each side a fraction ``INSET_SIDES`` of
-    the frame, and the pictures outside it moving by at least ``INSET_MOTION`` grey levels. Edges
+    the frame, and the pictures outside it moving by at least ``INSET_MOTION`` grey levels (and by
+    ``INSET_STEP_MOTION`` from one sampled frame to the next in three steps of four). Edges
     are first looked for in the mean step over the frames; where busy surroundings drown that,
     in each frame on its own (an edge in at least ``INSET_FRAMES`` of them), then in the map of
     how much each pixel changes over the frames (:func:`_activity_box`).
@@ -210,6 +220,9 @@ def _box_from_edges(sv: np.ndarray, sh: np.ndarray, g: np.ndarray) -> tuple[int,
     outside = np.ones((h, w), dtype=bool)
     outside[top:bottom, left:right] = False
     if np.abs(g - np.median(g, axis=0)).mean(axis=0)[outside].mean() < INSET_MOTION:
+        return None
+    steps = np.abs(np.diff(g, axis=0))[:, outside].mean(axis=1)  # per pair of consecutive frames
+    if np.percentile(steps, 25) < INSET_STEP_MOTION:  # still between cuts: a window, not an inset
         return None
     return best[1]
 
