@@ -71,6 +71,15 @@ def test_path_agreement_finds_the_frame_thinning_set_aside():
     best = path_hash_agreement(a0, b0, a, b, path)
     assert thinned.max() < 0.8 and np.allclose(best, 1.0)
     assert (best >= thinned).all()
+    # four times the rate, 13 frames (thinned to 4: frames 0, 4, 8, 12): the source's moments
+    # are two frames on, at the edge of the half step
+    clip4 = _codes(rng, 13)
+    src4 = clip4[[2, 6, 10]].copy()
+    a4, b4 = _features(clip4, _codes(rng, 13), 4.0), _features(src4, _codes(rng, 3), 1.0)
+    a4t, b4t = common_rate(a4, b4)
+    assert a4t.n_frames == 4 and b4t is b4
+    path3 = np.column_stack([np.arange(3), np.arange(3)])
+    assert np.allclose(path_hash_agreement(a4, b4, a4t, b4t, path3), 1.0)
     # nothing thinned: the plain agreement
     assert np.array_equal(path_hash_agreement(b0, b0, b0, b0, path), hash_agreement_matrix(b0, b0)[path[:, 0], path[:, 1]])
 

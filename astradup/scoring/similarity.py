@@ -215,13 +215,19 @@ def common_rate(a: VideoFeatures, b: VideoFeatures) -> tuple[VideoFeatures, Vide
     (``sampling.min_frames``) is thinned to the other's rate, so the alignment's diagonals are
     equal time steps on both sides. Very sparse sides (keyframe queries) are left to the offset
     alignment (:func:`astradup.scoring.alignment.align_any`)."""
+    ka, kb = thinning(a, b)
+    return (_thin(a, ka) if ka > 1 else a), (_thin(b, kb) if kb > 1 else b)
+
+
+def thinning(a: VideoFeatures, b: VideoFeatures) -> tuple[int, int]:
+    """How :func:`common_rate` thins each video: every ``k``-th frame kept (1: all of them)."""
     sa, sb = 2 * _half_step(a.timestamps), 2 * _half_step(b.timestamps)
     if a.n_frames < 2 or b.n_frames < 2 or max(sa, sb) >= 2.0:
-        return a, b
+        return 1, 1
     k = int(round(max(sa, sb) / min(sa, sb)))
     if k < 2:
-        return a, b
-    return (_thin(a, k), b) if sa < sb else (a, _thin(b, k))
+        return 1, 1
+    return (k, 1) if sa < sb else (1, k)
 
 
 def path_hash_agreement(a0: VideoFeatures, b0: VideoFeatures, a: VideoFeatures, b: VideoFeatures,
@@ -236,17 +242,17 @@ def path_hash_agreement(a0: VideoFeatures, b0: VideoFeatures, a: VideoFeatures, 
     ``sampling.min_frames``), the frames thinning set aside include one nearer the source's moment.
     """
     i, j = path[:, 0], path[:, 1]
-    ka = int(round(len(a0.timestamps) / max(len(a.timestamps), 1))) if a is not a0 else 1
-    kb = int(round(len(b0.timestamps) / max(len(b.timestamps), 1))) if b is not b0 else 1
-    if ka <= 1 and kb <= 1:
+    ka, kb = thinning(a0, b0)
+    if ka == 1 and kb == 1:
         return hash_agreement_matrix(a, b)[i, j]
     full = hash_agreement_matrix(a0, b0)
+    n, m = full.shape
     best = np.full(len(i), -np.inf)
     for da in range(-(ka // 2), ka // 2 + 1):
         for db in range(-(kb // 2), kb // 2 + 1):
-            r, c = i * ka + da, j * kb + db
-            ok = (r >= 0) & (r < full.shape[0]) & (c >= 0) & (c < full.shape[1])
-            best = np.where(ok, np.maximum(best, full[np.clip(r, 0, full.shape[0] - 1), np.clip(c, 0, full.shape[1] - 1)]), best)
+            r, c = i * ka + da, j * kb + db  # the thinned frame i is original frame i * ka
+            ok = (r >= 0) & (r < n) & (c >= 0) & (c < m)
+            best = np.where(ok, np.maximum(best, full[np.clip(r, 0, n - 1), np.clip(c, 0, m - 1)]), best)
     return best
 
 

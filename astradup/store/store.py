@@ -408,6 +408,7 @@ class Store:
             vid = int(row["video_id"])
             info = {c: (None if pd.isna(row[c]) else row[c]) for c in INFO_COLS}
             info["path"] = row["path"]
+            whole = full is not None and hi > lo and bool(full[2][lo:hi].all())  # every frame has them
             out[vid] = VideoFeatures(
                 path=row["path"],
                 info=info,
@@ -420,8 +421,8 @@ class Store:
                 audio=aud_map.get(vid),
                 decoder=row["decoder"] or "",
                 content_box=_box(row.get("content_box")),
-                phash_full=full[0][lo:hi] if full is not None and hi > lo and full[2][lo:hi].all() else None,
-                phash_full_flip=full[1][lo:hi] if full is not None and hi > lo and full[2][lo:hi].all() else None,
+                phash_full=full[0][lo:hi] if full is not None and whole else None,
+                phash_full_flip=full[1][lo:hi] if full is not None and whole else None,
             )
         return out
 
