@@ -38,19 +38,30 @@ def test_whole_copies_of_a_common_video_become_candidates():
     rows = [_row(1, 2, 0.97, "exact"), _row(3, 1, 0.9), _row(1, 4, 0.88), _row(1, 5, 0.93, partial=True),
             _row(6, 1, 0.8, "similar"), _row(2, 3, 0.95, "exact")]
     cand = _cand((1, 2), (3, 1), (1, 4), (1, 5), (6, 1), (2, 3), (5, 6))
-    # (2, 3) was searched already; 5 (partial) and 6 (similar) pull nothing in
-    assert _pairs(expansion_pairs(rows, cand, _top(40))) == [(2, 4), (3, 4)]
+    # (2, 3) was searched already; 6 (similar) pulls nothing in; 5 (partial) is proposed with the
+    # whole copies 2, 3 and 4 (its own evidence decides those pairs), not with 6
+    assert _pairs(expansion_pairs(rows, cand, _top(40))) == [(2, 4), (2, 5), (3, 4), (3, 5), (4, 5)]
 
 
-def test_a_partial_copy_links_only_with_pixels_and_motion_and_only_to_whole_copies():
-    # 2 and 3 are whole copies of 1; 4, 5, 6 partial copies of it: 4 confirmed by its hashes in a
-    # moving picture, 5 only by its subject (hashes at chance), 6 a still shot
+def test_a_partial_copy_is_proposed_with_whole_copies_and_promoted_only_with_pixels_and_motion():
+    # 2 and 3 are whole copies of 1; 4, 5, 6, 7 partial copies of it: 4 and 7 confirmed by their
+    # hashes in a moving picture, 5 only by its subject (hashes at chance, as for a quote sampled
+    # out of phase), 6 a still shot
     rows = [_row(1, 2, 0.97, "exact"), _row(1, 3, 0.9), _row(1, 4, 0.9, partial=True, hash_hit=0.8),
             _row(1, 5, 0.92, partial=True, hash_hit=0.1), _row(1, 6, 0.92, partial=True, hash_hit=1.0, spread=0.05),
             _row(1, 7, 0.91, partial=True, hash_hit=0.9)]
     got = _pairs(expansion_pairs(rows, _cand(*[(r["a_id"], r["b_id"]) for r in rows]), _top(40)))
-    # 4 and 7 pair with the whole copies 2 and 3, not with each other (two stretches may not overlap)
-    assert got == [(2, 3), (2, 4), (2, 7), (3, 4), (3, 7)]
+    # every partial copy is proposed with the whole copies 2 and 3, never with another partial
+    # copy (two stretches may not overlap): verification judges each pair on its own evidence
+    assert got == [(2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (3, 4), (3, 5), (3, 6), (3, 7)]
+    # promotion needs the confirmed link: verified as "similar", (2, 4) and (2, 7) become near,
+    # (2, 5) and (2, 6) keep their own verdict
+    cfg = AstradupConfig()
+    table = _etable([(str(r["a_id"]), str(r["b_id"]), r["score"], r["label"], r["partial"],
+                      json.loads(r["explanation"])["evidence"]["hash_hit"], json.loads(r["explanation"])["evidence"]["spread"])
+                     for r in rows] + [("2", str(v), 0.8, "similar", False, 0.0, 0.4) for v in (4, 5, 6, 7)])
+    out = promote_by_hubs(table, cfg).set_index(["a", "b"])["label"]
+    assert [out.loc[("2", str(v))] for v in (4, 5, 6, 7)] == ["near", "similar", "similar", "near"]
 
 
 def test_each_common_video_lends_only_its_best_copies():

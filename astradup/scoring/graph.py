@@ -25,7 +25,8 @@ the pairs labelled ``exact`` or ``near`` form a graph of copies:
 under ``match.min_score`` count as verdicts there; a table read back from the store holds only
 the pairs written, so rescoring it can hold back fewer pairs than the match did).
 
-A partial copy links to a common video only where the pixels confirm it and the picture moves:
+A partial copy links to a common video for promotion only where the pixels confirm it and the
+picture moves (for expansion, which only proposes a pair to verify, its partial verdict is enough):
 its hashes agree on at least ``match.geometric_hash_hit`` of the path's frames (a re-edit that
 zooms into one shot of a video shares its subject, not its pixels) and it is not a still shot
 (``spread`` of at least :data:`~astradup.scoring.learned.STILL_SHOT`: another stretch of a still
@@ -66,10 +67,13 @@ Links = dict[Hashable, dict[Hashable, float]]  # video -> {common video: link sc
 
 
 def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[float], label: Iterable[str],
-               partial: Iterable[bool], explanation: Iterable[Any], cfg: AstradupConfig) -> tuple[Links, Links]:
+               partial: Iterable[bool], explanation: Iterable[Any], cfg: AstradupConfig,
+               confirmed: bool = True) -> tuple[Links, Links]:
     """The links of each video to the common videos it is a copy of: (whole, partial), each as
     ``video -> {hub: score}``. A hub lends only its ``match.expand_top`` best-scoring links (ties
-    by name, so row order does not matter); partial links need pixel and motion evidence (above)."""
+    by name, so row order does not matter); partial links need pixel and motion evidence (above)
+    unless ``confirmed`` is False: a pair proposed for verification is judged on its own
+    evidence, so proposing needs no more than the partial verdict (:func:`expansion_pairs`)."""
     from astradup.scoring.learned import STILL_SHOT
 
     edges: dict[Hashable, list[tuple[float, str, Hashable, bool]]] = {}
@@ -80,7 +84,7 @@ def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[flo
         partners.setdefault(x, set()).add(y)
         partners.setdefault(y, set()).add(x)
         part = bool(part)
-        if part:
+        if part and confirmed:
             ev = _explanation(ex).get("evidence") or {}
             hit, spread = ev.get("hash_hit"), ev.get("spread")
             if not (hit is not None and hit >= cfg.match.geometric_hash_hit and spread is not None and spread >= STILL_SHOT):
@@ -112,12 +116,12 @@ def _attributed(partial_links: Links, partners: dict[Hashable, set[Hashable]]) -
     return out
 
 
-def _row_links(rows: list[dict], cfg: AstradupConfig) -> tuple[Links, Links]:
+def _row_links(rows: list[dict], cfg: AstradupConfig, confirmed: bool = True) -> tuple[Links, Links]:
     """:func:`copy_links` of verified rows (dicts with ``a_id``, ``b_id``, ``score``, ``label``,
     ``partial``, ``explanation``), by video id."""
     return copy_links([int(r["a_id"]) for r in rows], [int(r["b_id"]) for r in rows], [r["score"] for r in rows],
                       [str(r.get("label", "")) for r in rows], [bool(r.get("partial")) for r in rows],
-                      [r.get("explanation") for r in rows], cfg)
+                      [r.get("explanation") for r in rows], cfg, confirmed)
 
 
 def _explanation(ex: Any) -> dict:
@@ -130,8 +134,10 @@ def expansion_pairs(rows: list[dict], cand: pd.DataFrame, cfg: AstradupConfig) -
     """Pairs (video ids ``a`` < ``b``) of copies of a common video, at least one of them whole
     (verified ``rows`` with ``a_id``, ``b_id``, ``score``, ``label``, ``partial``,
     ``explanation``), less the pairs already in ``cand``; sorted, so the result does not depend on
-    the order rows arrived in."""
-    whole, part = _row_links(rows, cfg)
+    the order rows arrived in. A partial copy is proposed with the whole copies of a video it is a
+    partial copy of even where its hashes do not confirm the link (a trailer's quote sampled out
+    of phase): the pair is verified on its own evidence, and only a confirmed link promotes."""
+    whole, part = _row_links(rows, cfg, confirmed=False)
     whole_of: dict[Hashable, list[int]] = {}  # hub -> its whole copies
     part_of: dict[Hashable, list[int]] = {}  # hub -> its linked partial copies
     for links, members in ((whole, whole_of), (part, part_of)):
