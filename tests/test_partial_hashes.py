@@ -18,6 +18,7 @@ from astradup.config import AstradupConfig
 from astradup.features.video import VideoFeatures
 from astradup.scoring.similarity import (
     common_rate,
+    hash_agreement_at,
     hash_agreement_matrix,
     path_hash_agreement,
     visual_similarity,
@@ -48,6 +49,8 @@ def test_whole_frame_hashes_count_only_where_one_box_cuts():
     plain = hash_agreement_matrix(replace(boxed, phash_full=None, phash_full_flip=None), quote)
     assert np.diag(plain).max() < 0.8  # the boxes' hashes alone: chance
     assert (agree >= plain).all()
+    rows, cols = np.array([0, 5, 2, 2]), np.array([0, 1, 2, 4])  # chosen pairs: the matrix's cells
+    assert np.array_equal(hash_agreement_at(boxed, quote, rows, cols), agree[rows, cols])
     # both boxes cut: only the boxes are compared (two letterboxed videos would agree on their bars)
     boxed2 = _features(other, _codes(rng, 6), 2.0, full=(whole.copy(), _codes(rng, 6)))
     assert np.array_equal(hash_agreement_matrix(boxed, boxed2),

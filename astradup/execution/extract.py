@@ -18,7 +18,7 @@ from astradup.errors import AstradupError, NoAudioStreamError
 from astradup.features.audio import AudioFeatures, audio_features, stream_audio_features
 from astradup.features.base import FrameExtractor, make_extractor
 from astradup.features.embedding import embed_every, video_descriptor
-from astradup.features.preprocess import content_frames_and_box
+from astradup.features.preprocess import WHOLE_FRAME, content_frames_and_box
 from astradup.features.quality import frame_quality
 from astradup.features.video import VideoFeatures
 from astradup.media.audio import iter_audio
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 # Audio beyond this is not fingerprinted (bounds memory for very long files).
 MAX_AUDIO_SECONDS = 3 * 3600
-WHOLE_FRAME = (0.0, 1.0, 0.0, 1.0)  # a content box that cuts nothing (top, bottom, left, right)
 
 
 @dataclass
@@ -131,7 +130,7 @@ def extract_video(path: str, cfg: AstradupConfig, threads: int = 1) -> VideoFeat
         stage = "hash"
         ph, ph_flip = _hashes(cfg, frames)
         ph_full = ph_full_flip = None
-        if any(abs(v - w) > 1e-9 for v, w in zip(box, WHOLE_FRAME)):  # the box cuts: keep the whole frame's too
+        if tuple(box) != WHOLE_FRAME:  # the box cuts: keep the whole frame's hashes too
             ph_full, ph_full_flip = _hashes(cfg, sample.frames)
         stage = "quality"
         quality = frame_quality(frames)  # timed with the hashes: both are cheap per-frame passes

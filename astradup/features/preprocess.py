@@ -262,6 +262,10 @@ def content_box(frames: np.ndarray, inset: bool = True) -> tuple[float, float, f
     return content_frames_and_box(frames, inset)[1]
 
 
+#: The content box of a picture with nothing cut away (top, bottom, left, right as fractions).
+WHOLE_FRAME = (0.0, 1.0, 0.0, 1.0)
+
+
 def content_frames_and_box(frames: np.ndarray, inset: bool = True) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """:func:`content_frames` and :func:`content_box` of the same frames, each step done once
     (indexing stores the box, so the geometric check cuts decoded frames as the features were)."""

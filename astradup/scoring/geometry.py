@@ -196,8 +196,10 @@ def crop_to_box(frames: dict[float, np.ndarray], box: tuple[float, float, float,
     back to :data:`WIDTH` pixels wide; unchanged when the box is the whole frame."""
     import cv2
 
+    from astradup.features.preprocess import WHOLE_FRAME
+
     t, b, l_, r = box
-    if (t, b, l_, r) == (0.0, 1.0, 0.0, 1.0):
+    if (t, b, l_, r) == WHOLE_FRAME:
         return frames
     out = {}
     for k, g in frames.items():

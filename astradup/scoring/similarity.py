@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -40,13 +41,24 @@ def hash_agreement_matrix(a: VideoFeatures, b: VideoFeatures) -> np.ndarray:
     the whole frame) agree only there. Where both boxes cut, only the boxes are compared: a
     letterboxed copy agrees with its source inside them, and two unrelated letterboxed videos
     would agree on their bars."""
+    return _agreement(a, b, hamming_matrix)
+
+
+def hash_agreement_at(a: VideoFeatures, b: VideoFeatures, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``hash_agreement_matrix(a, b)[rows, cols]`` without the matrix (frame pairs along a path)."""
+    return _agreement(a, b, lambda x, y: np.bitwise_count(np.bitwise_xor(x[rows], y[cols])).sum(axis=1, dtype=np.int32))
+
+
+def _agreement(a: VideoFeatures, b: VideoFeatures, ham: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """1 - Hamming/bits by :func:`hash_agreement_matrix`'s rule, with ``ham`` the distance of two
+    hash arrays (every pair of rows, or chosen pairs)."""
     bits = a.phash.shape[1] * 8
-    ham = np.minimum(hamming_matrix(a.phash, b.phash), hamming_matrix(a.phash_flip, b.phash))
+    d = np.minimum(ham(a.phash, b.phash), ham(a.phash_flip, b.phash))
     if (a.phash_full is None) != (b.phash_full is None):
         fa, ffa = _whole(a)
         fb, _ = _whole(b)
-        ham = np.minimum(ham, np.minimum(hamming_matrix(fa, fb), hamming_matrix(ffa, fb)))
-    return 1.0 - ham / bits
+        d = np.minimum(d, np.minimum(ham(fa, fb), ham(ffa, fb)))
+    return 1.0 - d / bits
 
 
 def _whole(v: VideoFeatures) -> tuple[np.ndarray, np.ndarray]:
@@ -244,15 +256,14 @@ def path_hash_agreement(a0: VideoFeatures, b0: VideoFeatures, a: VideoFeatures, 
     i, j = path[:, 0], path[:, 1]
     ka, kb = thinning(a0, b0)
     if ka == 1 and kb == 1:
-        return hash_agreement_matrix(a, b)[i, j]
-    full = hash_agreement_matrix(a0, b0)
-    n, m = full.shape
+        return hash_agreement_at(a, b, i, j)
+    n, m = a0.n_frames, b0.n_frames
     best = np.full(len(i), -np.inf)
     for da in range(-(ka // 2), ka // 2 + 1):
         for db in range(-(kb // 2), kb // 2 + 1):
             r, c = i * ka + da, j * kb + db  # the thinned frame i is original frame i * ka
             ok = (r >= 0) & (r < n) & (c >= 0) & (c < m)
-            best = np.where(ok, np.maximum(best, full[np.clip(r, 0, n - 1), np.clip(c, 0, m - 1)]), best)
+            best = np.where(ok, np.maximum(best, hash_agreement_at(a0, b0, np.clip(r, 0, n - 1), np.clip(c, 0, m - 1))), best)
     return best
 
 
