@@ -231,6 +231,10 @@ class MatchConfig:
             pixels in one steady framing, or only the same subject. Off: that evidence is NaN.
         geometric_hash_hit: pairs whose hashes agree on at least this share of the path's frames
             are not checked (their pixels are already known to agree).
+        exact_check: learned scorer only: a pair the model leaves under its operating point but
+            at even odds or more is looked at again with its moments lined up (the frames of one
+            video around each probe's time, :mod:`astradup.scoring.exact`); where the same moving
+            pictures are there, it is a copy. Off: the model's probability stands.
         expand_top: the pair graph (:mod:`astradup.scoring.graph`): after verification, also
             verify each pair of videos that are both copies of a common video (at least one of
             them whole; a partial copy links only where its hashes and motion confirm it) but
@@ -264,6 +268,7 @@ class MatchConfig:
     min_quality: float = 3.0
     geometric: bool = True
     geometric_hash_hit: float = 0.5
+    exact_check: bool = True
     expand_top: int = 40
 
     def __post_init__(self) -> None:

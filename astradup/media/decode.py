@@ -414,6 +414,46 @@ def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.nda
 SEEK_AHEAD = 2.0  # seconds: a target further ahead than this is reached by seeking, not decoding
 
 
+def _scaled_size(vs, width: int) -> tuple[int, int]:
+    """Width and height (even) of ``vs``'s frames scaled to ``width`` pixels wide, aspect kept."""
+    cw, ch = vs.codec_context.width or width, vs.codec_context.height or width
+    w = max(2, int(width) // 2 * 2)
+    return w, max(2, int(round(w * ch / max(cw, 1))) // 2 * 2)
+
+
+def every_frame(path: str | os.PathLike[str], width: int = 320, gray: bool = True,
+                rotation: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every frame of the file with its time (seconds, as :func:`frames_at` times them), scaled
+    to ``width`` pixels wide (aspect kept; ``rotation`` applied), grey or RGB uint8. For short
+    files a caller asks about again and again (one decode instead of a seek per question).
+    Raises :class:`DecodeError` when nothing can be decoded."""
+    p = os.fspath(path)
+    container = _open(p)
+    times: list[float] = []
+    frames: list[np.ndarray] = []
+    try:
+        vs = container.streams.video[0]
+        set_threads(vs)
+        tb = float(vs.time_base) if vs.time_base else 0.0
+        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        scale = _Scaler(*_scaled_size(vs, width), "gray" if gray else "rgb24")
+        try:
+            for frame in video_frames(container, vs):
+                if frame.pts is None:
+                    continue
+                times.append(frame.pts * tb - start)
+                frames.append(_rotate(scale(frame)[None], rotation)[0])
+        except Exception as exc:  # noqa: BLE001 - corrupt packets mid-stream
+            if not frames:
+                raise DecodeError(p, f"decoding failed before any frame ({exc})") from exc
+            log.warning("%s: decoding stopped early at %.1fs (%s)", p, times[-1], exc)
+    finally:
+        container.close()
+    if not frames:
+        raise DecodeError(p, "no video frame could be decoded")
+    return np.asarray(times, dtype=np.float64), frames
+
+
 def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], width: int = 320,
               gray: bool = True, rotation: int = 0, skip_nonref: bool = False) -> dict[float, np.ndarray]:
     """The frames shown at ``times`` (seconds), scaled to ``width`` pixels wide (aspect kept;
@@ -439,10 +479,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
             vs.codec_context.skip_frame = "NONREF"
         tb = float(vs.time_base) if vs.time_base else 0.0
         start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
-        cw, ch = vs.codec_context.width or width, vs.codec_context.height or width
-        w = max(2, int(width) // 2 * 2)
-        h = max(2, int(round(w * ch / max(cw, 1))) // 2 * 2)
-        scale = _Scaler(w, h, "gray" if gray else "rgb24")
+        scale = _Scaler(*_scaled_size(vs, width), "gray" if gray else "rgb24")
         last_t, last = -np.inf, None
         frames = None
         sought = -1  # index of the target last sought to

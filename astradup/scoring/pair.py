@@ -97,7 +97,7 @@ def score_pairs(pairs: list[tuple[VideoFeatures, VideoFeatures]], cfg: AstradupC
     out = [ps for ps, _ in scored]
     add_geometry(pairs, out, [probes for _, probes in scored], cfg)
     if cfg.fusion.scorer == "learned" and out:
-        apply_model(out, cfg)
+        apply_model(out, cfg, pairs, [probes for _, probes in scored])
     return out
 
 
@@ -130,9 +130,37 @@ def add_geometry(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[
         ev.update({k: _r(geo[k], 5) for k in GEO_FEATURES})
 
 
-def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
+def add_exact(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[PairScore],
+              probes: list[list[tuple[float, float]]], need: np.ndarray) -> None:
+    """Fill the exact-moment evidence (:mod:`astradup.scoring.exact`) of the pairs in ``need``
+    (in place), decoding their probe frames; others keep none."""
+    from astradup.scoring.exact import EXACT_FEATURES, pair_exact, window_s
+
+    def rate(f: VideoFeatures) -> float:
+        t = np.asarray(f.timestamps, dtype=np.float64)
+        return 1.0 / float(np.median(np.diff(t))) if len(t) >= 2 and np.median(np.diff(t)) > 0 else 1.0
+
+    for k in np.flatnonzero(need):
+        (a, b), times = pairs[k], probes[k]
+        ex = pair_exact(a.path, b.path, times, window_s(rate(a), rate(b)), int(a.info.get("rotation") or 0),
+                        int(b.info.get("rotation") or 0), a.content_box, b.content_box, a.duration, b.duration)
+        scores[k].explanation["evidence"].update({f: _r(ex[f], 3) for f in EXACT_FEATURES})
+
+
+def _exact_evidence(evidence: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    get = lambda k: np.array([np.nan if e.get(k) is None else float(e[k]) for e in evidence], dtype=np.float64)  # noqa: E731
+    return get("exact_bits"), get("exact_moves"), get("exact_pin")
+
+
+def apply_model(scores: list[PairScore], cfg: AstradupConfig,
+                pairs: list[tuple[VideoFeatures, VideoFeatures]] | None = None,
+                probes: list[list[tuple[float, float]]] | None = None) -> None:
     """Replace score, label, confidence and partial of rule-scored pairs by the learned scorer's
-    (in place), and add its probability and main drivers to each explanation."""
+    (in place), and add its probability and main drivers to each explanation. With the pairs'
+    features and probe times, uncertain pairs get the exact-moment check first
+    (``match.exact_check``; :mod:`astradup.scoring.exact`)."""
+    from astradup.scoring.exact import lift, needs_exact
+
     model = load_model(cfg.fusion.model)
     X = np.array([[ps.explanation["evidence"].get(f, np.nan) for f in model.features] for ps in scores], dtype=np.float64)
     X = np.where(np.isfinite(X), X, np.nan)
@@ -146,19 +174,26 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig) -> None:
     seg, dur = np.array([v["segment_s"] or 0.0 for v in vis]), np.array([v["min_duration_s"] or 0.0 for v in vis])
     why = held_back_reasons(seg, dur, evidence, cfg.match)  # a pair is held back exactly when it has reasons
     held = np.array([bool(w) for w in why], dtype=bool)
-    s, lab = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
+    near_p = model_near_p(model)
+    need = needs_exact(p, near_p, held, aligned)
+    if cfg.match.exact_check and pairs is not None and probes is not None and need.any():
+        add_exact(pairs, scores, probes, need)
+    p_eff = lift(p, *_exact_evidence([ps.explanation["evidence"] for ps in scores]), near_p)
+    s, lab = learned_verdict(p_eff, ok, aligned, cfg.fusion, held, near_p)
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
     for k, ps in enumerate(scores):
         ps.score = round(float(s[k]), 6)
         ps.label = str(lab[k])
-        ps.confidence = round(float(max(p[k], 1.0 - p[k])), 4)
+        ps.confidence = round(float(max(p_eff[k], 1.0 - p_eff[k])), 4)
         ps.partial = bool(ps.explanation["partial_coverage"] and ps.label in DUPLICATE_LABELS)
         ps.explanation["scorer"] = "learned"
         ps.explanation["band"] = ps.label
         ps.explanation["band_threshold"] = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(ps.label)
         ps.explanation["learned"] = {"p_copy": round(float(p[k]), 6), "model": model.card.get("name", cfg.fusion.model or "default"),
                                      "exact_allowed": bool(ok[k]), "drivers": drivers[k]}
+        if p_eff[k] != p[k]:  # the exact-moment check found the same moving pictures
+            ps.explanation["learned"]["exact_moment"] = f"the same pictures at the same moments: p {p[k]:.4f} -> {p_eff[k]:.4f}"
         if quiet[k]:  # the soundtrack differs, but the hashes confirm the pixels: read as unknown
             ps.explanation["learned"]["audio"] = "unknown: the hashes confirm the pixels"
         if why[k]:  # kept below the copy bands whatever the model said: say which rule did it
@@ -264,6 +299,10 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         p = model.predict_proba(ev[list(model.features)])[:, 1]
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
         held = held_back_by_evidence(get("segment_s"), get("min_duration_s", 1.0), ev, cfg.match)
+        if cfg.match.exact_check:  # as checked when matched (pairs not checked then stay as they are)
+            from astradup.scoring.exact import lift
+
+            p = lift(p, *_exact_evidence([e.get("evidence") or {} for e in ex]), model_near_p(model))
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf

@@ -1,0 +1,162 @@
+"""The exact-moment check (astradup.scoring.exact): a copy of fast footage finds its own frame once
+the moments line up; another moment, or a still picture, does not confirm anything."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from astradup.scoring.exact import (
+    EXACT_BITS,
+    EXACT_MIN_P,
+    EXACT_MOVES,
+    EXACT_PIN,
+    confirmed,
+    exact_distances,
+    lift,
+    needs_exact,
+    pair_exact,
+    window_s,
+)
+from tests.conftest import SOURCES, ffmpeg
+
+
+def _moving(n: int, seed: int = 0, side: int = 96) -> list[np.ndarray]:
+    """Grey frames of a smooth random picture sliding a few pixels a frame (seeded)."""
+    rng = np.random.default_rng(seed)
+    big = rng.integers(0, 256, (side // 8 + n, side // 8 + n)).astype(np.float64)
+    big = np.kron(big, np.ones((8, 8)))  # blocks: structure pHash sees
+    return [np.ascontiguousarray(big[4 * i:4 * i + side, 4 * i:4 * i + side]).astype(np.uint8) for i in range(n)]
+
+
+def test_a_probe_finds_its_own_frame_in_a_moving_window_and_not_in_a_still_one():
+    """Oracle: the frame of a's moment is in b's window (0 bits, the window's other frames far:
+    pinned); a window of one still picture matches it anywhere (pin 0); another video's window
+    does not match (far)."""
+    f = _moving(24, seed=1)
+    other = _moving(24, seed=2)
+    a = [f[4], f[11], f[18]]
+    ev = exact_distances(a, [f[1:8], f[8:15], f[15:22]])
+    assert ev["exact_bits"] == 0
+    assert ev["exact_pin"] >= EXACT_PIN and ev["exact_moves"] >= EXACT_MOVES
+    still = exact_distances(a, [[f[4]] * 5, [f[11]] * 5, [f[18]] * 5])
+    assert still["exact_bits"] == 0 and still["exact_pin"] == 0
+    far = exact_distances(a, [other[1:8], other[8:15], other[15:22]])
+    assert far["exact_bits"] > EXACT_BITS
+    # a mirrored copy finds its frame too (the window is compared as it is and mirrored)
+    assert exact_distances(a, [[g[:, ::-1] for g in f[1:8]], [g[:, ::-1] for g in f[8:15]],
+                               [g[:, ::-1] for g in f[15:22]]])["exact_bits"] == 0
+    assert np.isnan(exact_distances(a, [[], [], []])["exact_bits"])
+
+
+def test_confirmed_needs_every_condition_and_never_an_unknown():
+    bits = np.array([0, 0, 0, EXACT_BITS + 1, np.nan, 0])
+    moves = np.array([EXACT_MOVES, EXACT_MOVES - 1, EXACT_MOVES, EXACT_MOVES, EXACT_MOVES, np.nan])
+    pin = np.array([EXACT_PIN, EXACT_PIN, EXACT_PIN - 1, EXACT_PIN, EXACT_PIN, EXACT_PIN])
+    assert confirmed(bits, moves, pin).tolist() == [True, False, False, False, False, False]
+
+
+def test_lift_raises_only_confirmed_uncertain_pairs_over_the_operating_point_keeping_their_order():
+    """Property (seeded random draws): a confirmed pair between even odds and the operating point
+    ends over it and under 1, in the model's order; every other pair keeps its probability."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        near_p = float(rng.uniform(0.9, 0.9999))
+        p = rng.uniform(0, 1, 200)
+        ok = rng.random(200) < 0.5
+        bits = np.where(ok, 0.0, EXACT_BITS + 5.0)
+        moves = np.full(200, float(EXACT_MOVES))
+        pin = np.full(200, float(EXACT_PIN))
+        q = lift(p, bits, moves, pin, near_p)
+        up = ok & (p >= EXACT_MIN_P) & (p < near_p)
+        assert np.array_equal(q[~up], p[~up])
+        assert (q[up] >= near_p).all() and (q[up] < 1.0).all()
+        order = np.argsort(p[up], kind="stable")
+        assert (np.diff(q[up][order]) >= 0).all()
+        assert np.array_equal(lift(p, bits, moves, pin, None), p)  # no operating point: nothing lifted
+    need = needs_exact(np.array([0.4, 0.6, 0.6, 0.6, 0.999]), 0.99, np.array([0, 0, 1, 0, 0], bool),
+                       np.array([1, 1, 1, 0, 1], bool))
+    assert need.tolist() == [False, True, False, False, False]
+
+
+def _run(args: list[str]) -> None:
+    subprocess.run([ffmpeg(), "-v", "error", "-y", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def fast_source_and_cut(tmp_path_factory):
+    """A 6 s source whose every frame differs (Game of Life, 25 fps) and a cut of it starting
+    between sample times (1.37 s in), re-encoded."""
+    d = tmp_path_factory.mktemp("exact")
+    src, cut, still, still_cut = d / "src.mp4", d / "cut.mp4", d / "still.mp4", d / "still_cut.mp4"
+    _run(["-f", "lavfi", "-i", SOURCES["life"].format(w=128, h=96, r=25, seed=5), "-t", "6",
+          "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-pix_fmt", "yuv420p", str(src)])
+    _run(["-i", str(src), "-ss", "1.37", "-t", "3.5", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
+          "-pix_fmt", "yuv420p", str(cut)])
+    _run(["-f", "lavfi", "-i", SOURCES["smptebars"].format(w=128, h=96, r=25), "-t", "4",
+          "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(still)])
+    _run(["-i", str(still), "-ss", "1.37", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
+          "-pix_fmt", "yuv420p", str(still_cut)])
+    return src, cut, still, still_cut
+
+
+def test_a_cut_of_fast_footage_is_confirmed_at_its_moment_and_not_at_another(fast_source_and_cut):
+    src, cut, still, still_cut = fast_source_and_cut
+    w = window_s(4.0, 4.0)  # both sampled 4 times a second: a cut's frames fall between the source's
+    # path cells as sampling pairs them: source times on its grid, the cut's nearest grid time
+    cells = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)]  # the true moments are 0.63, 1.63, 2.63 s in the cut
+    ev = pair_exact(str(src), str(cut), cells, w)
+    assert ev["exact_bits"] <= EXACT_BITS and ev["exact_moves"] >= EXACT_MOVES and ev["exact_pin"] >= EXACT_PIN
+    assert confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"])
+    wrong = pair_exact(str(src), str(cut), [(2.0, 1.5), (3.0, 2.5), (4.0, 3.25)], w)  # another stretch
+    assert not confirmed(wrong["exact_bits"], wrong["exact_moves"], wrong["exact_pin"])
+    bars = pair_exact(str(still), str(still_cut), [(2.0, 0.75), (2.5, 1.0), (3.0, 1.75)], w)
+    assert bars["exact_bits"] <= EXACT_BITS and not confirmed(bars["exact_bits"], bars["exact_moves"], bars["exact_pin"])
+    gone = pair_exact(str(src), str(src.parent / "missing.mp4"), cells, w)  # unreadable: unknown, not against
+    assert all(np.isnan(v) for v in gone.values())
+
+
+def test_rescoring_lifts_a_confirmed_uncertain_pair_as_matching_does():
+    """A pair the shipped model leaves between even odds and its operating point becomes a copy
+    when its stored exact-moment evidence confirms the moment, stays what the model said when it
+    does not, and stays put with ``match.exact_check`` off."""
+    import json
+
+    import pandas as pd
+
+    from astradup.config import AstradupConfig
+    from astradup.scoring.learned import FEATURES, load_model, model_near_p
+    from astradup.scoring.pair import rescore_pairs
+
+    model = load_model("")
+    near_p = model_near_p(model)
+    ref = {f: float(model.card["reference"][f]) if model.card["reference"].get(f) is not None else np.nan for f in FEATURES}
+    # from a look-alike (hashes at chance, nothing stands out) to the training median, in a straight line
+    weak = {**ref, "path_sim": 0.8, "emb_path": 0.8, "hash_path": 0.5, "hash_hit": 0.0, "margin": 0.0, "standout": -0.05,
+            "geo_inliers": 5.0}
+    keys = [f for f in FEATURES if np.isfinite(ref[f]) and np.isfinite(weak[f])]
+    t = np.linspace(0, 1, 2001)
+    rows = pd.DataFrame([{f: (weak[f] + s * (ref[f] - weak[f]) if f in keys else ref[f]) for f in FEATURES} for s in t])
+    rows["segment_s"], rows["min_duration_s"], rows["resid_path"], rows["spread"] = 6.0, 8.0, 0.9, 0.3
+    p = model.predict_proba(rows)[:, 1]
+    band = np.flatnonzero((p >= 0.6) & (p < near_p))
+    assert len(band), "the shipped model gives no evidence on this line a probability in the checked range"
+    ev = rows.iloc[band[len(band) // 2]].to_dict()
+
+    def row(a: str, b: str, extra: dict) -> dict:
+        expl = {"visual": {"hash_agreement": ev["hash_path"], "coverage_a": 1.0, "coverage_b": 1.0, "aligned_frames": 12,
+                           "path_sim": ev["path_sim"], "background": ev["background"], "segment_s": 6.0, "min_duration_s": 8.0},
+                "evidence": {**ev, **extra}}
+        return {"a": a, "b": b, "score": 0.5, "label": "similar", "visual": 0.5, "audio": np.nan, "metadata": np.nan,
+                "explanation": json.dumps(expl)}
+
+    moment = {"exact_bits": 2.0, "exact_moves": 60.0, "exact_pin": 20.0}
+    card = {"exact_bits": 2.0, "exact_moves": 60.0, "exact_pin": 0.0}  # same pictures, no moment pinned
+    pairs = pd.DataFrame([row("a.mp4", "b.mp4", moment), row("c.mp4", "d.mp4", card), row("e.mp4", "f.mp4", {})])
+    out = rescore_pairs(pairs, AstradupConfig())
+    assert out["label"].tolist() == ["near", "similar", "similar"]
+    assert out["score"].iloc[1] == out["score"].iloc[2]
+    off = rescore_pairs(pairs, AstradupConfig().replace(**{"match.exact_check": False}))
+    assert off["label"].tolist() == ["similar"] * 3
