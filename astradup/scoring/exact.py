@@ -18,9 +18,10 @@ point are checked (:func:`needs_exact`), so the check costs a few decodes per un
 nothing for the rest; a pair is *confirmed* when the median probe finds its frame within
 :data:`EXACT_BITS` bits and the probes' pictures differ by :data:`EXACT_MOVES` bits or more
 (:func:`confirmed`), and its probability is then lifted over the operating point, keeping the
-order among lifted pairs (:func:`lift`). On the three labelled sets' pairs in that range (every
-pair, train and test halves, 2026-11-30): 1,094 of 4,828 copies confirmed and 0 of 849
-non-copies (benchmarks/RESULTS.md, ninth session).
+order among lifted pairs (:func:`lift`). On the three labelled sets' matches (every pair the
+check looked at, train and test halves, 2026-11-30): 885 of 3,679 copies confirmed and 0 of 622
+non-copies (benchmarks/RESULTS.md, ninth session); the copies it leaves are mostly crops,
+insets and overlays, whose frames pHash does not see as the same, and still pictures.
 
 Evidence (:data:`EXACT_FEATURES`, NaN when not checked):
 
