@@ -160,3 +160,11 @@ def test_rescoring_lifts_a_confirmed_uncertain_pair_as_matching_does():
     assert out["score"].iloc[1] == out["score"].iloc[2]
     off = rescore_pairs(pairs, AstradupConfig().replace(**{"match.exact_check": False}))
     assert off["label"].tolist() == ["similar"] * 3
+
+
+def test_a_lifted_pair_says_so_where_reviewers_read_why():
+    from astradup.review.widget import explain_text
+
+    lines = explain_text({"label": "near", "score": 0.86, "explanation": {"learned": {
+        "p_copy": 0.97, "exact_moment": "the same pictures at the same moments: p 0.9700 -> 0.9988"}}})
+    assert "exact-moment check: the same pictures at the same moments: p 0.9700 -> 0.9988" in lines

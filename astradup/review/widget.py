@@ -63,6 +63,8 @@ def explain_text(row: pd.Series | dict) -> list[str]:
     if lr:
         lines.append(f"learned scorer: probability of a copy {_f(lr.get('p_copy'))}")
     lines += [f"held back from the copy bands: {why}" for why in lr.get("held_back") or []]
+    if lr.get("exact_moment"):  # the exact-moment check lifted it (astradup.scoring.exact)
+        lines.append(f"exact-moment check: {lr['exact_moment']}")
     if bool(r.get("partial")):
         lines.append("partial: one video holds only part of the other (not removable by default)")
     return lines

@@ -178,7 +178,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig,
     need = needs_exact(p, near_p, held, aligned)
     if cfg.match.exact_check and pairs is not None and probes is not None and need.any():
         add_exact(pairs, scores, probes, need)
-    p_eff = lift(p, *_exact_evidence([ps.explanation["evidence"] for ps in scores]), near_p)
+    p_eff = lift(p, *_exact_evidence([ps.explanation["evidence"] for ps in scores]), near_p) if cfg.match.exact_check else p
     s, lab = learned_verdict(p_eff, ok, aligned, cfg.fusion, held, near_p)
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
