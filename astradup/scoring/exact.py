@@ -7,8 +7,8 @@ perceptual hashes to disagree although one file is a cut of the other, and the s
 then see a copy of fast footage as they see another stretch of the same scene.
 
 This module looks again at a few cells of the path (the geometric check's probe cells): it
-decodes frame *a* at its sampled time and every frame of *b* within a sample step of its
-sampled time, cuts both to the content box indexing stored, and takes the smallest Hamming
+decodes frame *a* at its sampled time and every frame of *b* within half a sample step (plus
+a frame) of its sampled time, cuts both to the content box indexing stored, and takes the smallest Hamming
 distance between the 256-bit pHash of *a* and those of *b* (as they are, or mirrored). A copy
 finds its own frame among them (a few bits: re-encoding noise); another moment of the same
 scene, or a re-edit, does not.
@@ -16,8 +16,8 @@ scene, or a re-edit, does not.
 Only pairs the learned scorer leaves between even odds (:data:`EXACT_MIN_P`) and its operating
 point are checked (:func:`needs_exact`), so the check costs a few decodes per uncertain pair and
 nothing for the rest; a pair is *confirmed* when the median probe finds its frame within
-:data:`EXACT_BITS` bits and the probes' pictures differ by :data:`EXACT_MOVES` bits or more
-(:func:`confirmed`), and its probability is then lifted over the operating point, keeping the
+:data:`EXACT_BITS` bits, the probes' pictures differ by :data:`EXACT_MOVES` bits or more and the
+match pins a moment (``exact_pin`` at least :data:`EXACT_PIN`; :func:`confirmed`), and its probability is then lifted over the operating point, keeping the
 order among lifted pairs (:func:`lift`). On the three labelled sets' matches (every pair the
 check looked at, train and test halves, 2026-11-30): 885 of 3,679 copies confirmed and 0 of 622
 non-copies (benchmarks/RESULTS.md, ninth session); the copies it leaves are mostly crops,
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 EXACT_FEATURES = ("exact_bits", "exact_moves", "exact_pin")
 WIDTH = 160  # frames are decoded this wide before the box is cut (pHash reads 64 x 64)
 FRAME_STEP = 0.02  # seconds between the times asked of the decoder in b's window (50 a second)
-WHOLE_S = 60.0  # a video this short is decoded whole once per process and kept as hashes
+WHOLE_S = 60.0  # a video this short is decoded whole once per process (MomentCache)
 EXACT_MIN_P = 0.5  # pairs the model gives at least even odds are checked (and under its operating point)
 EXACT_BITS = 16  # median smallest distance (bits of 256) at which the probes found their own frames
 EXACT_MOVES = 16  # the probes' pictures must differ by this much (bits) from each other: not a still
