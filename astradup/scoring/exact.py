@@ -19,7 +19,7 @@ nothing for the rest; a pair is *confirmed* when the median probe finds its fram
 :data:`EXACT_BITS` bits, the probes' pictures differ by :data:`EXACT_MOVES` bits or more and the
 match pins a moment (``exact_pin`` at least :data:`EXACT_PIN`; :func:`confirmed`), and its probability is then lifted over the operating point, keeping the
 order among lifted pairs (:func:`lift`). On the three labelled sets' matches (every pair the
-check looked at, train and test halves, 2026-11-30): 885 of 3,679 copies confirmed and 0 of 622
+check looked at, train and test halves, 2026-11-30): 1,140 of 3,679 copies confirmed and 0 of 622
 non-copies (benchmarks/RESULTS.md, ninth session); the copies it leaves are mostly crops,
 insets and overlays, whose frames pHash does not see as the same, and still pictures.
 
@@ -52,7 +52,7 @@ WIDTH = 160  # frames are decoded this wide before the box is cut (pHash reads 6
 FRAME_STEP = 0.02  # seconds between the times asked of the decoder in b's window (50 a second)
 WHOLE_S = 60.0  # a video this short is decoded whole once per process (MomentCache)
 EXACT_MIN_P = 0.5  # pairs the model gives at least even odds are checked (and under its operating point)
-EXACT_BITS = 16  # median smallest distance (bits of 256) at which the probes found their own frames
+EXACT_BITS = 31  # median smallest distance (bits of 256) at which the probes found their own frames (PDQ's match bar)
 EXACT_MOVES = 16  # the probes' pictures must differ by this much (bits) from each other: not a still
 EXACT_PIN = 6  # the nearest quarter of b's window must be this much (bits) farther than the match: a moment, not a still
 PIN_QUANTILE = 0.25  # (a card that fills part of the window then pins nothing); 6 bits is over re-encoding noise
