@@ -168,3 +168,21 @@ def test_a_lifted_pair_says_so_where_reviewers_read_why():
     lines = explain_text({"label": "near", "score": 0.86, "explanation": {"learned": {
         "p_copy": 0.97, "exact_moment": "the same pictures at the same moments: p 0.9700 -> 0.9988"}}})
     assert "exact-moment check: the same pictures at the same moments: p 0.9700 -> 0.9988" in lines
+
+
+def test_the_whole_video_path_gives_the_same_evidence_and_survives_bad_files(fast_source_and_cut, tmp_path):
+    """Oracle: a short video decoded whole once (MomentCache) gives the evidence decoding each
+    window gives; a missing or damaged file leaves the evidence unknown on either path."""
+    from astradup.scoring.exact import MomentCache
+
+    src, cut, _, _ = fast_source_and_cut
+    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(4.0, 4.0)
+    cache = MomentCache()
+    whole = pair_exact(str(src), str(cut), cells, w, duration_a=6.0, duration_b=3.5, cache=cache)
+    assert whole == pair_exact(str(src), str(cut), cells, w)
+    assert whole == pair_exact(str(src), str(cut), cells, w, duration_a=6.0, duration_b=3.5, cache=cache)  # cached
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    for other in (bad, tmp_path / "missing.mp4"):
+        ev = pair_exact(str(src), str(other), cells, w, duration_a=6.0, duration_b=3.5, cache=cache)
+        assert all(np.isnan(v) for v in ev.values())
