@@ -303,3 +303,24 @@ def test_verdicts_under_the_threshold_travel_as_stubs(media_dir, tmp_path):
             assert row["explanation"] == "" and row["partial"] is False
         else:
             assert row == whole
+
+
+def test_a_partial_link_the_exact_moment_check_confirms_promotes_like_one_the_hashes_confirm():
+    """A quote of fast footage: hashes at chance along the path, but the exact-moment check found
+    its frames at their moments. Its link promotes, unless the match pins no moment (a still) or
+    the check is off."""
+    def table(exact: dict) -> pd.DataFrame:
+        rows = [("1", "2", 0.97, "exact", False, {"hash_hit": 1.0, "spread": 0.4}),
+                ("1", "5", 0.92, "near", True, {"hash_hit": 0.1, "spread": 0.4, **exact}),
+                ("2", "5", 0.8, "similar", False, {"hash_hit": 0.0, "spread": 0.4})]
+        return pd.DataFrame({"a": [r[0] for r in rows], "b": [r[1] for r in rows], "score": [r[2] for r in rows],
+                             "label": [r[3] for r in rows], "partial": [r[4] for r in rows],
+                             "explanation": [json.dumps({"band": r[3], "visual": {"coverage_a": 1.0, "coverage_b": 1.0},
+                                                         "evidence": r[5]}) for r in rows]})
+
+    moment = {"exact_bits": 4.0, "exact_moves": 60.0, "exact_pin": 20.0}
+    label = lambda df, cfg: promote_by_hubs(df, cfg).set_index(["a", "b"])["label"].loc[("2", "5")]  # noqa: E731
+    assert label(table(moment), AstradupConfig()) == "near"
+    assert label(table({**moment, "exact_pin": 0.0}), AstradupConfig()) == "similar"
+    assert label(table({}), AstradupConfig()) == "similar"
+    assert label(table(moment), AstradupConfig().replace(**{"match.exact_check": False})) == "similar"

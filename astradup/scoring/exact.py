@@ -43,6 +43,7 @@ import os
 from collections import OrderedDict
 
 import numpy as np
+import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def needs_exact(p: np.ndarray, near_p: float | None, held: np.ndarray, aligned: 
     return (p >= EXACT_MIN_P) & (p < near_p) & np.asarray(aligned, bool) & ~np.asarray(held, bool)
 
 
-def confirmed(bits: np.ndarray, moves: np.ndarray, pin: np.ndarray) -> np.ndarray:
+def confirmed(bits: npt.ArrayLike, moves: npt.ArrayLike, pin: npt.ArrayLike) -> np.ndarray:
     """Whether the check found the same moving pictures at one moment (NaN: not checked, not
     confirmed)."""
     b, m, q = (np.asarray(x, dtype=np.float64) for x in (bits, moves, pin))

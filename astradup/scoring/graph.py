@@ -30,7 +30,9 @@ picture moves (for expansion, which only proposes a pair to verify, its partial 
 its hashes agree on at least ``match.geometric_hash_hit`` of the path's frames (a re-edit that
 zooms into one shot of a video shares its subject, not its pixels) and it is not a still shot
 (``spread`` of at least :data:`~astradup.scoring.learned.STILL_SHOT`: another stretch of a still
-camera looks the same). It then pairs only with the whole copies of that video (which hold all of
+camera looks the same), or the exact-moment check (:mod:`astradup.scoring.exact`) found its
+frames at their moments in moving pictures (a quote of fast footage whose hashes, sampled out of
+phase, are at chance). It then pairs only with the whole copies of that video (which hold all of
 it, so the stretch too), never with another partial copy (two stretches need not overlap). A
 stretch is lent to one video only where most of the copy's duplicates are that video's: when a
 partial copy is a duplicate of more videos outside a common video and its duplicates than inside
@@ -87,7 +89,8 @@ def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[flo
         if part and confirmed:
             ev = _explanation(ex).get("evidence") or {}
             hit, spread = ev.get("hash_hit"), ev.get("spread")
-            if not (hit is not None and hit >= cfg.match.geometric_hash_hit and spread is not None and spread >= STILL_SHOT):
+            if not (hit is not None and hit >= cfg.match.geometric_hash_hit and spread is not None and spread >= STILL_SHOT) \
+                    and not (cfg.match.exact_check and _moment_confirmed(ev)):
                 continue
         edges.setdefault(x, []).append((-float(s), str(y), y, part))
         edges.setdefault(y, []).append((-float(s), str(x), x, part))
@@ -97,6 +100,15 @@ def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[flo
         for neg, _, v, part in sorted(lst, key=lambda e: e[:2])[: cfg.match.expand_top]:
             (partial_links if part else whole).setdefault(v, {})[hub] = -neg
     return whole, _attributed(partial_links, partners)
+
+
+def _moment_confirmed(ev: dict) -> bool:
+    """Whether the exact-moment check (:mod:`astradup.scoring.exact`) found the same moving
+    pictures at the same moments: pixel and motion evidence as good as the hashes'."""
+    from astradup.scoring.exact import confirmed
+
+    get = lambda k: np.nan if ev.get(k) is None else float(ev[k])  # noqa: E731
+    return bool(confirmed(get("exact_bits"), get("exact_moves"), get("exact_pin")))
 
 
 def _attributed(partial_links: Links, partners: dict[Hashable, set[Hashable]]) -> Links:
