@@ -186,3 +186,20 @@ def test_the_whole_video_path_gives_the_same_evidence_and_survives_bad_files(fas
     for other in (bad, tmp_path / "missing.mp4"):
         ev = pair_exact(str(src), str(other), cells, w, duration_a=6.0, duration_b=3.5, cache=cache)
         assert all(np.isnan(v) for v in ev.values())
+
+
+def test_whole_frames_are_compared_where_exactly_one_box_cuts(fast_source_and_cut):
+    """A source cut to a box (a letterbox) against a quote shown whole: inside the box the
+    pictures differ, so the whole frames are compared too; where both boxes cut, only the boxes
+    are (two boxed videos would agree on their bars)."""
+    src, cut, _, _ = fast_source_and_cut
+    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(4.0, 4.0)
+    box = (0.25, 0.75, 0.0, 1.0)
+    from astradup.scoring import exact
+
+    inside = exact._pair_hashes(exact.MomentCache(), str(src), str(cut), cells, w, 0, 0, box, None, 6.0, 3.5)
+    assert not confirmed(inside["exact_bits"], inside["exact_moves"], inside["exact_pin"])
+    ev = pair_exact(str(src), str(cut), cells, w, box_a=box, duration_a=6.0, duration_b=3.5)
+    assert confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"])
+    both = pair_exact(str(src), str(cut), cells, w, box_a=box, box_b=(0.0, 1.0, 0.25, 0.75), duration_a=6.0, duration_b=3.5)
+    assert not confirmed(both["exact_bits"], both["exact_moves"], both["exact_pin"])

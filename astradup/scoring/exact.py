@@ -237,19 +237,41 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
     at each time, *b*'s frames within ``window_s`` of its time. A video whose ``duration_*`` is
     at most :data:`WHOLE_S` is read from the :class:`MomentCache` (decoded whole once per
     process); a longer one, or one of unknown duration, is decoded at the times asked (the same
-    frames). NaN when either file cannot be read (the pair is scored without it)."""
+    frames). Where exactly one of the two boxes cuts part of its frame and the boxes do not
+    confirm the moment, the whole frames are compared too, and a confirmation there counts (a
+    letterboxed source quoted in a trailer whose title cards fill the bars, as
+    :func:`astradup.scoring.similarity.hash_agreement_matrix` does with the stored hashes; two
+    boxed videos are compared inside their boxes only: they would agree on their bars). NaN when
+    either file cannot be read (the pair is scored without it)."""
     from astradup.errors import AstradupError
+    from astradup.features.preprocess import WHOLE_FRAME
 
     nan = {f: float("nan") for f in EXACT_FEATURES}
     if not times:
         return nan
     c = cache or default_cache()
+    cuts_a, cuts_b = (b is not None and tuple(b) != WHOLE_FRAME for b in (box_a, box_b))
+    box_a, box_b = (box_a if cuts_a else None), (box_b if cuts_b else None)  # one cache entry per picture
     try:
-        ha = _side_a(c, os.fspath(path_a), [ta for ta, _ in times], rotation_a, box_a, duration_a)
-        wins = _side_b(c, os.fspath(path_b), [tb for _, tb in times], window_s, rotation_b, box_b, duration_b)
+        ev = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,
+                          box_a, box_b, duration_a, duration_b)
+        if cuts_a != cuts_b and not confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"]):
+            whole = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,
+                                 None, None, duration_a, duration_b)
+            if confirmed(whole["exact_bits"], whole["exact_moves"], whole["exact_pin"]):
+                ev = whole
     except (AstradupError, OSError) as exc:
         log.info("exact-moment check skipped for %s / %s (%s)", path_a, path_b, exc)
         return nan
+    return ev
+
+
+def _pair_hashes(c: MomentCache, path_a: str, path_b: str, times: list[tuple[float, float]], window_s: float,
+                 rotation_a: int, rotation_b: int, box_a: tuple[float, float, float, float] | None,
+                 box_b: tuple[float, float, float, float] | None, duration_a: float | None,
+                 duration_b: float | None) -> dict[str, float]:
+    ha = _side_a(c, path_a, [ta for ta, _ in times], rotation_a, box_a, duration_a)
+    wins = _side_b(c, path_b, [tb for _, tb in times], window_s, rotation_b, box_b, duration_b)
     keep = [k for k, w in enumerate(wins) if w is not None and len(w[0])]
     return _from_hashes(ha[keep], [wins[k] for k in keep])
 
