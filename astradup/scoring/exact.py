@@ -19,8 +19,8 @@ nothing for the rest; a pair is *confirmed* when the median probe finds its fram
 :data:`EXACT_BITS` bits, the probes' pictures differ by :data:`EXACT_MOVES` bits or more and the
 match pins a moment (``exact_pin`` at least :data:`EXACT_PIN`; :func:`confirmed`), and its probability is then lifted over the operating point, keeping the
 order among lifted pairs (:func:`lift`). On the three labelled sets' matches (every pair the
-check looked at, train and test halves, 2026-11-30): 1,140 of 3,679 copies confirmed and 0 of 622
-non-copies (benchmarks/RESULTS.md, ninth session); the copies it leaves are mostly crops,
+check looked at, train and test halves, 2026-12-01, as shipped): 1,305 of 3,701 copies confirmed
+and 0 of 622 non-copies (benchmarks/RESULTS.md, ninth session); the copies it leaves are mostly crops,
 insets and overlays, whose frames pHash does not see as the same, and still pictures.
 
 Evidence (:data:`EXACT_FEATURES`, NaN when not checked):
