@@ -104,7 +104,7 @@ def fast_source_and_cut(tmp_path_factory):
 
 def test_a_cut_of_fast_footage_is_confirmed_at_its_moment_and_not_at_another(fast_source_and_cut):
     src, cut, still, still_cut = fast_source_and_cut
-    w = window_s(4.0, 4.0)  # both sampled 4 times a second: a cut's frames fall between the source's
+    w = window_s(np.arange(0, 6, 0.25), np.arange(0, 3.5, 0.25))  # 4 a second: a cut's frames fall between the source's
     # path cells as sampling pairs them: source times on its grid, the cut's nearest grid time
     cells = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)]  # the true moments are 0.63, 1.63, 2.63 s in the cut
     ev = pair_exact(str(src), str(cut), cells, w)
@@ -176,7 +176,7 @@ def test_the_whole_video_path_gives_the_same_evidence_and_survives_bad_files(fas
     from astradup.scoring.exact import MomentCache
 
     src, cut, _, _ = fast_source_and_cut
-    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(4.0, 4.0)
+    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(np.arange(0, 6, 0.25), np.arange(0, 3.5, 0.25))
     cache = MomentCache()
     whole = pair_exact(str(src), str(cut), cells, w, duration_a=6.0, duration_b=3.5, cache=cache)
     assert whole == pair_exact(str(src), str(cut), cells, w)
@@ -193,7 +193,7 @@ def test_whole_frames_are_compared_where_exactly_one_box_cuts(fast_source_and_cu
     pictures differ, so the whole frames are compared too; where both boxes cut, only the boxes
     are (two boxed videos would agree on their bars)."""
     src, cut, _, _ = fast_source_and_cut
-    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(4.0, 4.0)
+    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(np.arange(0, 6, 0.25), np.arange(0, 3.5, 0.25))
     box = (0.25, 0.75, 0.0, 1.0)
     from astradup.scoring import exact
 

@@ -445,11 +445,11 @@ def explain_pair(store_path: str | os.PathLike[str], a: str, b: str, config: Ast
             ps.label, ps.score = str(last["label"].iloc[0]), float(last["score"].iloc[0])
             ps.explanation["band"] = ps.label
     from astradup.scoring.alignment import align_any
-    from astradup.scoring.similarity import _half_step
+    from astradup.scoring.similarity import half_step
 
     sim = gated_similarity(fa, fb, cfg.match)[0]  # low-information frames gated, as in scoring
     al = align_any(sim, fa.timestamps, fb.timestamps, cfg.match.frame_threshold, cfg.match.gap,
-               _half_step(fa.timestamps), _half_step(fb.timestamps), fa.duration or None, fb.duration or None)
+               half_step(fa.timestamps), half_step(fb.timestamps), fa.duration or None, fb.duration or None)
     return {
         "a": a, "b": b, "path_a": fa.path, "path_b": fb.path,
         "sim_matrix": sim, "ts_a": fa.timestamps, "ts_b": fb.timestamps,

@@ -60,11 +60,13 @@ PIN_QUANTILE = 0.25  # (a card that fills part of the window then pins nothing);
 WINDOW_PAD_S = 0.04  # added to half a sample step when looking for a's moment in b (a frame at 25 fps)
 
 
-def window_s(rate_a: float, rate_b: float) -> float:
-    """How far from a path cell's time in *b* the frame of *a*'s moment can be: half the coarser
-    sample step (the path pairs samples, each up to half a step from the other's moment), plus a
-    frame."""
-    return 0.5 / max(min(rate_a, rate_b), 1e-6) + WINDOW_PAD_S
+def window_s(times_a: npt.ArrayLike, times_b: npt.ArrayLike) -> float:
+    """How far from a path cell's time in *b* the frame of *a*'s moment can be, for two videos
+    sampled at ``times_*``: half the coarser sample step (the path pairs samples, each up to half a
+    step from the other's moment), plus a frame."""
+    from astradup.scoring.similarity import half_step
+
+    return max(half_step(np.asarray(times_a, np.float64)), half_step(np.asarray(times_b, np.float64))) + WINDOW_PAD_S
 
 
 def needs_exact(p: np.ndarray, near_p: float | None, held: np.ndarray, aligned: np.ndarray) -> np.ndarray:
@@ -82,6 +84,15 @@ def confirmed(bits: npt.ArrayLike, moves: npt.ArrayLike, pin: npt.ArrayLike) -> 
     b, m, q = (np.asarray(x, dtype=np.float64) for x in (bits, moves, pin))
     return ((np.nan_to_num(b, nan=np.inf) <= EXACT_BITS) & (np.nan_to_num(m, nan=-np.inf) >= EXACT_MOVES)
             & (np.nan_to_num(q, nan=-np.inf) >= EXACT_PIN))
+
+
+def read_evidence(evidence: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``exact_bits``, ``exact_moves`` and ``exact_pin`` of pairs' evidence dicts (NaN where the
+    check did not look), as :func:`confirmed` and :func:`lift` take them."""
+    def get(k: str) -> np.ndarray:
+        return np.array([np.nan if e.get(k) is None else float(e[k]) for e in evidence], dtype=np.float64)
+
+    return get("exact_bits"), get("exact_moves"), get("exact_pin")
 
 
 def lift(p: np.ndarray, bits: np.ndarray, moves: np.ndarray, pin: np.ndarray, near_p: float | None) -> np.ndarray:

@@ -105,10 +105,9 @@ def copy_links(a: Iterable[Hashable], b: Iterable[Hashable], score: Iterable[flo
 def _moment_confirmed(ev: dict) -> bool:
     """Whether the exact-moment check (:mod:`astradup.scoring.exact`) found the same moving
     pictures at the same moments: pixel and motion evidence as good as the hashes'."""
-    from astradup.scoring.exact import confirmed
+    from astradup.scoring.exact import confirmed, read_evidence
 
-    get = lambda k: np.nan if ev.get(k) is None else float(ev[k])  # noqa: E731
-    return bool(confirmed(get("exact_bits"), get("exact_moves"), get("exact_pin")))
+    return bool(confirmed(*read_evidence([ev]))[0])
 
 
 def _attributed(partial_links: Links, partners: dict[Hashable, set[Hashable]]) -> Links:

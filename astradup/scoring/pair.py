@@ -136,20 +136,11 @@ def add_exact(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[Pai
     (in place), decoding their probe frames; others keep none."""
     from astradup.scoring.exact import EXACT_FEATURES, pair_exact, window_s
 
-    def rate(f: VideoFeatures) -> float:
-        t = np.asarray(f.timestamps, dtype=np.float64)
-        return 1.0 / float(np.median(np.diff(t))) if len(t) >= 2 and np.median(np.diff(t)) > 0 else 1.0
-
     for k in np.flatnonzero(need):
         (a, b), times = pairs[k], probes[k]
-        ex = pair_exact(a.path, b.path, times, window_s(rate(a), rate(b)), int(a.info.get("rotation") or 0),
+        ex = pair_exact(a.path, b.path, times, window_s(a.timestamps, b.timestamps), int(a.info.get("rotation") or 0),
                         int(b.info.get("rotation") or 0), a.content_box, b.content_box, a.duration, b.duration)
         scores[k].explanation["evidence"].update({f: _r(ex[f], 3) for f in EXACT_FEATURES})
-
-
-def _exact_evidence(evidence: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    get = lambda k: np.array([np.nan if e.get(k) is None else float(e[k]) for e in evidence], dtype=np.float64)  # noqa: E731
-    return get("exact_bits"), get("exact_moves"), get("exact_pin")
 
 
 def apply_model(scores: list[PairScore], cfg: AstradupConfig,
@@ -159,7 +150,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig,
     (in place), and add its probability and main drivers to each explanation. With the pairs'
     features and probe times, uncertain pairs get the exact-moment check first
     (``match.exact_check``; :mod:`astradup.scoring.exact`)."""
-    from astradup.scoring.exact import lift, needs_exact
+    from astradup.scoring.exact import lift, needs_exact, read_evidence
 
     model = load_model(cfg.fusion.model)
     X = np.array([[ps.explanation["evidence"].get(f, np.nan) for f in model.features] for ps in scores], dtype=np.float64)
@@ -178,7 +169,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig,
     need = needs_exact(p, near_p, held, aligned)
     if cfg.match.exact_check and pairs is not None and probes is not None and need.any():
         add_exact(pairs, scores, probes, need)
-    p_eff = lift(p, *_exact_evidence([ps.explanation["evidence"] for ps in scores]), near_p) if cfg.match.exact_check else p
+    p_eff = lift(p, *read_evidence([ps.explanation["evidence"] for ps in scores]), near_p) if cfg.match.exact_check else p
     s, lab = learned_verdict(p_eff, ok, aligned, cfg.fusion, held, near_p)
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
@@ -300,9 +291,9 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
         held = held_back_by_evidence(get("segment_s"), get("min_duration_s", 1.0), ev, cfg.match)
         if cfg.match.exact_check:  # as checked when matched (pairs not checked then stay as they are)
-            from astradup.scoring.exact import lift
+            from astradup.scoring.exact import lift, read_evidence
 
-            p = lift(p, *_exact_evidence([e.get("evidence") or {} for e in ex]), model_near_p(model))
+            p = lift(p, *read_evidence([e.get("evidence") or {} for e in ex]), model_near_p(model))
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf

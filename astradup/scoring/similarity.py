@@ -207,7 +207,8 @@ def too_short(segment: ArrayLike, min_duration: ArrayLike, m: MatchConfig) -> np
     return seg + SEGMENT_SLACK < np.minimum(m.min_segment, 0.8 * np.asarray(min_duration, np.float64))
 
 
-def _half_step(ts: np.ndarray) -> float:
+def half_step(ts: np.ndarray) -> float:
+    """Half the median step between sample times (0.5 s with fewer than two)."""
     return float(np.median(np.diff(ts)) / 2) if len(ts) > 1 else 0.5
 
 
@@ -233,7 +234,7 @@ def common_rate(a: VideoFeatures, b: VideoFeatures) -> tuple[VideoFeatures, Vide
 
 def thinning(a: VideoFeatures, b: VideoFeatures) -> tuple[int, int]:
     """How :func:`common_rate` thins each video: every ``k``-th frame kept (1: all of them)."""
-    sa, sb = 2 * _half_step(a.timestamps), 2 * _half_step(b.timestamps)
+    sa, sb = 2 * half_step(a.timestamps), 2 * half_step(b.timestamps)
     if a.n_frames < 2 or b.n_frames < 2 or max(sa, sb) >= 2.0:
         return 1, 1
     k = int(round(max(sa, sb) / min(sa, sb)))
@@ -278,7 +279,7 @@ def visual_similarity(a: VideoFeatures, b: VideoFeatures, m: MatchConfig, bands:
     a0, b0 = a, b
     a, b = common_rate(a, b)
     sim, ia, ib = gated_similarity(a, b, m)
-    ha, hb = _half_step(a.timestamps), _half_step(b.timestamps)
+    ha, hb = half_step(a.timestamps), half_step(b.timestamps)
     al = align_any(sim, a.timestamps, b.timestamps, m.frame_threshold, m.gap, ha, hb, a.duration or None, b.duration or None)
     min_dur = min(a.duration, b.duration)
     if al is None:
