@@ -76,13 +76,60 @@ def test_a_window_between_title_cards_is_not_an_inset():
         pp.INSET_STEP_MOTION = saved
 
 
-def test_a_window_on_a_still_desktop_is_not_an_inset():
-    frames, _ = _pip(4, (20, 120, 30, 130))
-    frames[:, :20] = frames[0, :20]  # the surroundings stand still
-    frames[:, 120:] = frames[0, 120:]
-    frames[:, :, :30] = frames[0, :, :30]
-    frames[:, :, 130:] = frames[0, :, 130:]
+def _video_on_still(seed: int, box: tuple[int, int, int, int], n: int = 12) -> np.ndarray:
+    """A video (new colour fields every frame, fine lines that move) shown over a still picture."""
+    rng = np.random.default_rng(seed)
+    top, bottom, left, right = box
+    frames = np.repeat(_smooth(rng, 1, 160, 160), n, axis=0)
+    inner = _smooth(rng, n, bottom - top, right - left)
+    for i in range(n):
+        inner[i, i % 5 :: 5] = 255
+    frames[:, top:bottom, left:right] = inner
+    return frames
+
+
+@pytest.mark.parametrize("seed,box", [(0, (20, 120, 30, 130)), (1, (70, 140, 80, 150)), (2, (10, 60, 10, 110))])
+def test_a_video_over_a_still_picture_is_found_by_the_fourth_look(seed, box):
+    """The first three looks ask the surroundings to move; a video shown over a still picture (a
+    frame of artwork, a player window in a screen recording) is found by the fourth."""
+    from astradup.features import preprocess as pp
+
+    frames = _video_on_still(seed, box)
+    g = pp.grey(frames)
+    assert pp._edge_box(g) is None and pp._activity_box(g) is None
+    found = inset_box(frames)
+    assert found is not None and all(abs(a - b) <= 1 for a, b in zip(found, box)), (found, box)
+
+
+def test_a_window_updated_now_and_then_is_not_an_inset():
+    """A screen recording: a window on a still desktop whose content changes every fourth sampled
+    frame (typing, a dialog) is not a video; nor is it one under noise that moves every pixel."""
+    frames = _video_on_still(4, (20, 120, 30, 130))
+    frames = frames[(np.arange(len(frames)) // 4) * 4]
     assert inset_box(frames) is None
+    rng = np.random.default_rng(0)
+    noisy = np.clip(frames.astype(np.int16) + rng.normal(0, 6, frames.shape), 0, 255).astype(np.uint8)
+    assert inset_box(noisy) is None
+    video = _video_on_still(4, (20, 120, 30, 130))  # the same under noise, with a video in it: found
+    noisy = np.clip(video.astype(np.int16) + rng.normal(0, 6, video.shape), 0, 255).astype(np.uint8)
+    assert inset_box(noisy) is not None
+
+
+def test_people_walking_through_a_still_cameras_view_are_not_an_inset(monkeypatch):
+    """A still camera (a street, a hall) where people cross one stretch of the view: the stretch
+    changes and the rest does not, but its sides are no picture's edges."""
+    from astradup.features import preprocess as pp
+
+    rng = np.random.default_rng(1)
+    frames = np.repeat(_smooth(rng, 1, 160, 160), 16, axis=0)
+    top, bottom, left, right = 40, 110, 50, 120
+    for k in range(16):
+        for _ in range(40):  # people: 10 x 6 px, anywhere in the stretch
+            y, x = int(rng.integers(top - 9, bottom)), int(rng.integers(left - 5, right))
+            frames[k, max(y, top) : min(y + 10, bottom), max(x, left) : min(x + 6, right)] = rng.integers(0, 255, 3)
+    assert inset_box(frames) is None
+    monkeypatch.setattr(pp, "INSET_SIDE_SHARE", 0.0)  # without the edge rule the stretch passes
+    assert inset_box(frames) is not None
 
 
 def _cells(rng: np.random.Generator, n: int, h: int, w: int, cell: int = 4) -> np.ndarray:
