@@ -230,3 +230,28 @@ def test_geometry_compares_the_inset_not_the_frame_around_it():
     with_cut = check_frames([(kp(src[k]), kp(cut[float(k)])) for k in range(3)])
     without = check_frames([(kp(src[k]), kp(whole[float(k)])) for k in range(3)])
     assert with_cut["geo_inliers"] > 1.5 * without["geo_inliers"], (with_cut, without)
+
+
+def test_reviewers_see_which_part_of_each_frame_was_compared():
+    """A pair's explanation names the content box of each side that was cut to one (an inset or
+    bars), and the review text says so; a pair of whole frames carries none."""
+    from astradup.config import AstradupConfig
+    from astradup.features.video import VideoFeatures
+    from astradup.review.widget import explain_text
+    from astradup.scoring.pair import score_pair
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, (8, 32), dtype=np.uint8)
+
+    def feats(box):
+        return VideoFeatures(path="/v.mp4", info={"duration": 4.0}, timestamps=np.arange(8) * 0.5 + 0.25,
+                             phash=codes, phash_flip=codes[:, ::-1].copy(), content_box=box)
+
+    cfg = AstradupConfig().replace(**{"match.geometric": False, "match.exact_check": False})
+    ps = score_pair(feats((0.0, 1.0, 0.0, 1.0)), feats((0.3, 0.8, 0.2, 0.75)), cfg)
+    assert ps.explanation["content_box"] == {"a": None, "b": [0.3, 0.8, 0.2, 0.75]}
+    lines = explain_text({"label": ps.label, "score": ps.score, "explanation": ps.explanation})
+    assert any(x.startswith("b: compared inside rows 0.30-0.80, columns 0.20-0.75") for x in lines), lines
+    assert not any(x.startswith("a: compared") for x in lines)
+    whole = score_pair(feats(None), feats((0.0, 1.0, 0.0, 1.0)), cfg)
+    assert "content_box" not in whole.explanation

@@ -65,6 +65,10 @@ def explain_text(row: pd.Series | dict) -> list[str]:
     lines += [f"held back from the copy bands: {why}" for why in lr.get("held_back") or []]
     if lr.get("exact_moment"):  # the exact-moment check lifted it (astradup.scoring.exact)
         lines.append(f"exact-moment check: {lr['exact_moment']}")
+    for side, box in (ex.get("content_box") or {}).items():  # the region each side's features describe
+        if box:
+            lines.append(f"{side}: compared inside rows {box[0]:.2f}-{box[1]:.2f}, columns {box[2]:.2f}-{box[3]:.2f} "
+                         "of its frame (letterbox or pillarbox bars cut, or a picture-in-picture inset)")
     if bool(r.get("partial")):
         lines.append("partial: one video holds only part of the other (not removable by default)")
     return lines

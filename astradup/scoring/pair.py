@@ -56,6 +56,16 @@ class PairScore:
         return d
 
 
+def _box(box: tuple[float, float, float, float] | None) -> list[float] | None:
+    """A content box (top, bottom, left, right as fractions) that cuts part of the frame, rounded;
+    None for the whole frame or none stored."""
+    from astradup.features.preprocess import WHOLE_FRAME
+
+    if box is None or tuple(round(float(x), 6) for x in box) == WHOLE_FRAME:
+        return None
+    return [round(float(x), 3) for x in box]
+
+
 def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
@@ -95,6 +105,10 @@ def score_pairs(pairs: list[tuple[VideoFeatures, VideoFeatures]], cfg: AstradupC
     Pairs the hashes do not confirm are checked geometrically first (:func:`add_geometry`)."""
     scored = [_rule_score(a, b, cfg) for a, b in pairs]
     out = [ps for ps, _ in scored]
+    for (a, b), ps in zip(pairs, out):
+        boxes = {k: _box(v.content_box) for k, v in (("a", a), ("b", b))}
+        if any(x is not None for x in boxes.values()):  # what each side's features describe, for reviewers
+            ps.explanation["content_box"] = boxes
     add_geometry(pairs, out, [probes for _, probes in scored], cfg)
     if cfg.fusion.scorer == "learned" and out:
         apply_model(out, cfg, pairs, [probes for _, probes in scored])
