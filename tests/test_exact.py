@@ -203,3 +203,21 @@ def test_whole_frames_are_compared_where_exactly_one_box_cuts(fast_source_and_cu
     assert confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"])
     both = pair_exact(str(src), str(cut), cells, w, box_a=box, box_b=(0.0, 1.0, 0.25, 0.75), duration_a=6.0, duration_b=3.5)
     assert not confirmed(both["exact_bits"], both["exact_moves"], both["exact_pin"])
+
+
+def test_a_boxed_video_and_its_whole_frames_are_one_decode(fast_source_and_cut, monkeypatch):
+    """The check asks for a boxed video's box, then (where only one box cuts) its whole frames:
+    the cache decodes the file once for both, and the box is cut from the same frames."""
+    import astradup.media.decode as decode
+    from astradup.scoring import exact
+
+    src, _, _, _ = fast_source_and_cut
+    calls = []
+    real = decode.every_frame
+    monkeypatch.setattr(decode, "every_frame", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    cache, box = exact.MomentCache(), (0.25, 0.75, 0.0, 1.0)
+    boxed, whole = cache.get(str(src), 0, box), cache.get(str(src), 0, None)
+    assert calls == [str(src)] and cache.get(str(src), 0, box) is boxed
+    assert np.array_equal(boxed.times, whole.times) and len(boxed.frames) == len(whole.frames)
+    want = exact._cut({0: whole.frames[5]}, box)[0]
+    assert np.array_equal(boxed.frames[5], want) and boxed.frames[5].shape != whole.frames[5].shape

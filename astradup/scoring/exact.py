@@ -199,7 +199,9 @@ class Moments:
 class MomentCache:
     """Per process: short videos (at most :data:`WHOLE_S` seconds) decoded whole once, kept as
     :class:`Moments` up to ``max_bytes`` of frames (least recently used dropped first): a video
-    in many uncertain pairs is decoded once, not once per pair."""
+    in many uncertain pairs is decoded once, not once per pair. A video asked for inside a
+    content box keeps its whole frames too (the check compares them next where only one box cuts:
+    :func:`pair_exact`), so either picture of it is one decode."""
 
     def __init__(self, max_bytes: int = 256 << 20):
         self.max_bytes = max_bytes
@@ -210,18 +212,27 @@ class MomentCache:
         from astradup.media.decode import every_frame
 
         st = os.stat(path)  # a file changed since it was cached is decoded again
-        key = (path, st.st_mtime_ns, st.st_size, rotation, box)
+        base = (path, st.st_mtime_ns, st.st_size, rotation)
+        key = (*base, box)
         if key in self._v:
             self._v.move_to_end(key)
             return self._v[key]
-        times, frames = every_frame(path, width=WIDTH, rotation=rotation)
-        cut = _cut(dict(enumerate(frames)), box)
-        mo = Moments(times, [cut[i] for i in range(len(frames))])
+        whole = self._v.get((*base, None))
+        if whole is None:
+            whole = Moments(*every_frame(path, width=WIDTH, rotation=rotation))
+            self._put((*base, None), whole)
+        if box is None:
+            return whole
+        cut = _cut(dict(enumerate(whole.frames)), box)
+        mo = Moments(whole.times, [cut[i] for i in range(len(whole.frames))])
+        self._put(key, mo)
+        return mo
+
+    def _put(self, key: tuple, mo: Moments) -> None:
         self._v[key] = mo
         self._bytes += mo.nbytes
         while self._bytes > self.max_bytes and len(self._v) > 1:
             self._bytes -= self._v.popitem(last=False)[1].nbytes
-        return mo
 
 
 _CACHE: MomentCache | None = None
