@@ -421,6 +421,19 @@ def _scaled_size(vs, width: int) -> tuple[int, int]:
     return w, max(2, int(round(w * ch / max(cw, 1))) // 2 * 2)
 
 
+def _timed_stream(container, width: int, gray: bool, skip_nonref: bool = False) -> tuple:
+    """The container's first video stream set up to decode (threads; non-reference frames
+    skipped with ``skip_nonref``), its time base and start (seconds), and a scaler to ``width``
+    pixels wide (aspect kept), grey or RGB: what :func:`every_frame` and :func:`frames_at` share."""
+    vs = container.streams.video[0]
+    set_threads(vs)
+    if skip_nonref:
+        vs.codec_context.skip_frame = "NONREF"
+    tb = float(vs.time_base) if vs.time_base else 0.0
+    start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+    return vs, tb, start, _Scaler(*_scaled_size(vs, width), "gray" if gray else "rgb24")
+
+
 def every_frame(path: str | os.PathLike[str], width: int = 320, gray: bool = True,
                 rotation: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
     """Every frame of the file with its time (seconds, as :func:`frames_at` times them), scaled
@@ -432,11 +445,7 @@ def every_frame(path: str | os.PathLike[str], width: int = 320, gray: bool = Tru
     times: list[float] = []
     frames: list[np.ndarray] = []
     try:
-        vs = container.streams.video[0]
-        set_threads(vs)
-        tb = float(vs.time_base) if vs.time_base else 0.0
-        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
-        scale = _Scaler(*_scaled_size(vs, width), "gray" if gray else "rgb24")
+        vs, tb, start, scale = _timed_stream(container, width, gray)
         try:
             for frame in video_frames(container, vs):
                 if frame.pts is None:
@@ -473,13 +482,7 @@ def frames_at(path: str | os.PathLike[str], times: np.ndarray | list[float], wid
         return out
     container = _open(p)
     try:
-        vs = container.streams.video[0]
-        set_threads(vs)
-        if skip_nonref:
-            vs.codec_context.skip_frame = "NONREF"
-        tb = float(vs.time_base) if vs.time_base else 0.0
-        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
-        scale = _Scaler(*_scaled_size(vs, width), "gray" if gray else "rgb24")
+        vs, tb, start, scale = _timed_stream(container, width, gray, skip_nonref)
         last_t, last = -np.inf, None
         frames = None
         sought = -1  # index of the target last sought to
