@@ -79,6 +79,10 @@ def test_lift_raises_only_confirmed_uncertain_pairs_over_the_operating_point_kee
     need = needs_exact(np.array([0.4, 0.6, 0.6, 0.6, 0.999]), 0.99, np.array([0, 0, 1, 0, 0], bool),
                        np.array([1, 1, 1, 0, 1], bool))
     assert need.tolist() == [False, True, False, False, False]
+    # held back only by rules a confirmed moment answers: looked at whatever the model's probability
+    need = needs_exact(np.array([0.4, 0.6, 0.999, 0.999, 0.999]), 0.99, np.array([1, 1, 1, 1, 0], bool),
+                       np.array([1, 1, 1, 0, 1], bool), clearable=np.array([1, 1, 1, 1, 0], bool))
+    assert need.tolist() == [False, True, True, False, False]
 
 
 def _run(args: list[str]) -> None:
@@ -160,6 +164,52 @@ def test_rescoring_lifts_a_confirmed_uncertain_pair_as_matching_does():
     assert out["score"].iloc[1] == out["score"].iloc[2]
     off = rescore_pairs(pairs, AstradupConfig().replace(**{"match.exact_check": False}))
     assert off["label"].tolist() == ["similar"] * 3
+
+
+def test_a_confirmed_moment_answers_a_short_stretch_but_not_a_still_shot():
+    """A pair the model calls a copy but a rule holds back because its aligned stretch is short
+    is a copy when the exact-moment check confirms the moment (rescoring as matching), and held
+    back without it. A short stretch and a flat path are holds a moment answers; a still shot (a
+    still cannot be pinned) and other moments matching as well (outside the check's window) are
+    not; a pair held by nothing is not "clearable"."""
+    import json
+
+    import pandas as pd
+
+    from astradup.config import AstradupConfig
+    from astradup.scoring.learned import FEATURES, load_model, model_near_p
+    from astradup.scoring.pair import rescore_pairs
+
+    model = load_model("")
+    ref = {f: float(model.card["reference"][f]) if model.card["reference"].get(f) is not None else np.nan for f in FEATURES}
+    ev = {**ref, "segment_s": 0.7, "min_duration_s": 8.0, "resid_path": 0.9, "spread": 0.3, "margin": 0.2,
+          "standout": 0.1, "audio": np.nan}
+    assert model.predict_proba(pd.DataFrame([ev])[list(model.features)])[:, 1][0] >= model_near_p(model)
+
+    def row(a: str, extra: dict) -> dict:
+        e = {**ev, **extra}
+        expl = {"visual": {"hash_agreement": e["hash_path"], "coverage_a": 0.2, "coverage_b": 1.0, "aligned_frames": 3,
+                           "path_sim": e["path_sim"], "background": e["background"], "segment_s": e["segment_s"],
+                           "min_duration_s": 8.0},
+                "evidence": e}
+        return {"a": a, "b": a + ".copy", "score": 0.5, "label": "similar", "visual": 0.5, "audio": np.nan,
+                "metadata": np.nan, "explanation": json.dumps(expl)}
+
+    moment = {"exact_bits": 2.0, "exact_moves": 60.0, "exact_pin": 20.0}
+    pairs = pd.DataFrame([row("a", moment), row("b", {})])
+    out = rescore_pairs(pairs, AstradupConfig())
+    assert out["label"].tolist() == ["near", "similar"]
+    off = rescore_pairs(pairs, AstradupConfig().replace(**{"match.exact_check": False}))
+    assert off["label"].tolist() == ["similar"] * 2
+    # which holds a moment answers: a short stretch, a flat path; not a still shot, not a rival moment
+    from astradup.scoring.learned import STANDOUT_RIVAL, clearable_by_moment
+
+    m = AstradupConfig().match
+    seg = np.array([0.7, 6.0, 0.7, 6.0, 6.0])
+    held = {"margin": np.array([0.2, 0.0, 0.2, 0.2, 0.2]), "audio": np.full(5, np.nan),
+            "resid_path": np.array([0.9, 0.0, 0.0, 0.0, 0.0]), "spread": np.array([0.3, 0.3, 0.0, 0.3, 0.3]),
+            "standout": np.array([0.1, 0.1, 0.1, STANDOUT_RIVAL - 0.05, 0.1])}
+    assert clearable_by_moment(seg, np.full(5, 8.0), held, m).tolist() == [True, True, False, False, False]
 
 
 def test_a_lifted_pair_says_so_where_reviewers_read_why():

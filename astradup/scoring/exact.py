@@ -69,13 +69,20 @@ def window_s(times_a: npt.ArrayLike, times_b: npt.ArrayLike) -> float:
     return max(half_step(np.asarray(times_a, np.float64)), half_step(np.asarray(times_b, np.float64))) + WINDOW_PAD_S
 
 
-def needs_exact(p: np.ndarray, near_p: float | None, held: np.ndarray, aligned: np.ndarray) -> np.ndarray:
-    """Which pairs the check looks at: the model gives them even odds or more but less than its
-    operating point ``near_p``, they have an aligned path and no rule holds them back."""
+def needs_exact(p: np.ndarray, near_p: float | None, held: np.ndarray, aligned: np.ndarray,
+                clearable: np.ndarray | None = None) -> np.ndarray:
+    """Which pairs the check looks at: the model gives them even odds or more, they have an
+    aligned path, and either the model's probability is under its operating point ``near_p`` and
+    no rule holds them back, or only rules a confirmed moment answers hold them back
+    (``clearable``: :func:`astradup.scoring.learned.clearable_by_moment`)."""
     if near_p is None:
         return np.zeros(len(p), dtype=bool)
     p = np.asarray(p, dtype=np.float64)
-    return (p >= EXACT_MIN_P) & (p < near_p) & np.asarray(aligned, bool) & ~np.asarray(held, bool)
+    held = np.asarray(held, bool)
+    open_ = (p < near_p) & ~held
+    if clearable is not None:
+        open_ |= np.asarray(clearable, bool)
+    return (p >= EXACT_MIN_P) & np.asarray(aligned, bool) & open_
 
 
 def confirmed(bits: npt.ArrayLike, moves: npt.ArrayLike, pin: npt.ArrayLike) -> np.ndarray:

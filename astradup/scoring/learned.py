@@ -405,6 +405,23 @@ def held_back_by_evidence(segment: np.ndarray, min_duration: np.ndarray, evidenc
                      col["standout"])
 
 
+#: Hold-back rules a moment the exact-moment check confirms answers (:mod:`astradup.scoring.exact`):
+#: an aligned stretch too short to trust and a path that does not stand out are then the same
+#: moving pictures at the same moments. A still shot cannot be confirmed (its pictures do not
+#: move), and other moments matching as well lie outside the check's window: those hold.
+CLEARED_BY_MOMENT = ("short", "flat")
+
+
+def clearable_by_moment(segment: np.ndarray, min_duration: np.ndarray, evidence: Any, m: MatchConfig) -> np.ndarray:
+    """Pairs held back (:func:`held_back_by_evidence`) by :data:`CLEARED_BY_MOMENT` rules only."""
+    col = _evidence_columns(segment, evidence)
+    c = held_conditions(segment, min_duration, col["margin"], col["audio"], m, col["resid_path"], col["spread"],
+                        col["standout"])
+    held = np.logical_or.reduce([c[k] for k in c])
+    others = np.logical_or.reduce([c[k] for k in c if k not in CLEARED_BY_MOMENT])
+    return held & ~others
+
+
 def held_back_reasons(segment: np.ndarray, min_duration: np.ndarray, evidence: Any, m: MatchConfig) -> list[list[str]]:
     """Why each pair is held back (:func:`held_back_by_evidence`), in words; [] for a pair that is not."""
     col = _evidence_columns(segment, evidence)

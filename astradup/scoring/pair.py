@@ -18,6 +18,7 @@ from astradup.scoring.graph import apply_graph
 from astradup.scoring.learned import (
     FEATURES,
     HELD_EVIDENCE,
+    clearable_by_moment,
     evidence_table,
     held_back_by_evidence,
     held_back_reasons,
@@ -164,7 +165,7 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig,
     (in place), and add its probability and main drivers to each explanation. With the pairs'
     features and probe times, uncertain pairs get the exact-moment check first
     (``match.exact_check``; :mod:`astradup.scoring.exact`)."""
-    from astradup.scoring.exact import lift, needs_exact, read_evidence
+    from astradup.scoring.exact import confirmed, lift, needs_exact, read_evidence
 
     model = load_model(cfg.fusion.model)
     X = np.array([[ps.explanation["evidence"].get(f, np.nan) for f in model.features] for ps in scores], dtype=np.float64)
@@ -180,11 +181,15 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig,
     why = held_back_reasons(seg, dur, evidence, cfg.match)  # a pair is held back exactly when it has reasons
     held = np.array([bool(w) for w in why], dtype=bool)
     near_p = model_near_p(model)
-    need = needs_exact(p, near_p, held, aligned)
+    clearable = clearable_by_moment(seg, dur, evidence, cfg.match)
+    need = needs_exact(p, near_p, held, aligned, clearable)
     if cfg.match.exact_check and pairs is not None and probes is not None and need.any():
         add_exact(pairs, scores, probes, need)
-    p_eff = lift(p, *read_evidence([ps.explanation["evidence"] for ps in scores]), near_p) if cfg.match.exact_check else p
-    s, lab = learned_verdict(p_eff, ok, aligned, cfg.fusion, held, near_p)
+    p_eff, cleared = p, np.zeros(len(p), dtype=bool)
+    if cfg.match.exact_check:
+        moment = read_evidence([ps.explanation["evidence"] for ps in scores])
+        p_eff, cleared = lift(p, *moment, near_p), clearable & confirmed(*moment)
+    s, lab = learned_verdict(p_eff, ok, aligned, cfg.fusion, held & ~cleared, near_p)
     drivers = model.drivers(X)
     quiet = model.audio_read_as_unknown(X)
     for k, ps in enumerate(scores):
@@ -197,11 +202,13 @@ def apply_model(scores: list[PairScore], cfg: AstradupConfig,
         ps.explanation["band_threshold"] = {"exact": cfg.fusion.exact, "near": cfg.fusion.near, "similar": cfg.fusion.similar}.get(ps.label)
         ps.explanation["learned"] = {"p_copy": round(float(p[k]), 6), "model": model.card.get("name", cfg.fusion.model or "default"),
                                      "exact_allowed": bool(ok[k]), "drivers": drivers[k]}
-        if p_eff[k] != p[k]:  # the exact-moment check found the same moving pictures
-            ps.explanation["learned"]["exact_moment"] = f"the same pictures at the same moments: p {p[k]:.4f} -> {p_eff[k]:.4f}"
+        if p_eff[k] != p[k] or cleared[k]:  # the exact-moment check found the same moving pictures
+            ps.explanation["learned"]["exact_moment"] = (
+                f"the same pictures at the same moments: p {p[k]:.4f} -> {p_eff[k]:.4f}" if p_eff[k] != p[k]
+                else "the same pictures at the same moments") + ("".join(f"; answers: {w}" for w in why[k]) if cleared[k] else "")
         if quiet[k]:  # the soundtrack differs, but the hashes confirm the pixels: read as unknown
             ps.explanation["learned"]["audio"] = "unknown: the hashes confirm the pixels"
-        if why[k]:  # kept below the copy bands whatever the model said: say which rule did it
+        if why[k] and not cleared[k]:  # kept below the copy bands whatever the model said: say which rule did it
             ps.explanation["learned"]["held_back"] = why[k]
 
 
@@ -305,9 +312,11 @@ def rescore_pairs(pairs: pd.DataFrame, cfg: AstradupConfig) -> pd.DataFrame:
         ok = _exact_ok(get("hash_agreement"), cov_a, cov_b, aligned, cfg)
         held = held_back_by_evidence(get("segment_s"), get("min_duration_s", 1.0), ev, cfg.match)
         if cfg.match.exact_check:  # as checked when matched (pairs not checked then stay as they are)
-            from astradup.scoring.exact import lift, read_evidence
+            from astradup.scoring.exact import confirmed, lift, read_evidence
 
-            p = lift(p, *read_evidence([e.get("evidence") or {} for e in ex]), model_near_p(model))
+            moment = read_evidence([e.get("evidence") or {} for e in ex])
+            p = lift(p, *moment, model_near_p(model))
+            held &= ~(clearable_by_moment(get("segment_s"), get("min_duration_s", 1.0), ev, cfg.match) & confirmed(*moment))
         score, label = learned_verdict(p, ok, aligned, cfg.fusion, held, model_near_p(model))
         conf = np.maximum(p, 1.0 - p)
     out["score"], out["label"], out["confidence"] = score, label, conf
