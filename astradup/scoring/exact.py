@@ -23,6 +23,12 @@ check looked at, train and test halves, 2026-12-01, as shipped): 1,305 of 3,701 
 and 0 of 622 non-copies (benchmarks/RESULTS.md, ninth session); the copies it leaves are mostly crops,
 insets and overlays, whose frames pHash does not see as the same, and still pictures.
 
+Pairs the model calls copies but a rule holds back because their aligned stretch is short or
+their path does not stand out (:data:`astradup.scoring.learned.CLEARED_BY_MOMENT`) are checked too,
+and a confirmed moment releases them. On four sets' matches (2026-12-01, tenth session) that
+added 91 partial copies on the held-out set and 49 copies on a second draw of the blind set, and
+no non-copy on any (benchmarks/RESULTS.md).
+
 Evidence (:data:`EXACT_FEATURES`, NaN when not checked):
 
 - ``exact_bits``: the median over the probes of that smallest distance (bits of 256).
