@@ -238,6 +238,29 @@ def test_the_whole_video_path_gives_the_same_evidence_and_survives_bad_files(fas
         assert all(np.isnan(v) for v in ev.values())
 
 
+def test_a_large_video_is_decoded_at_its_windows_with_the_same_evidence(fast_source_and_cut, monkeypatch):
+    """Decoding a large file whole for a few probes costs more than its windows (a 60 s 720p
+    file): over :data:`WHOLE_PIXELS` the check decodes the windows, and the evidence is the same."""
+    import astradup.media.decode as decode
+    from astradup.scoring import exact
+
+    src, cut, _, _ = fast_source_and_cut
+    cells, w = [(2.0, 0.75), (3.0, 1.75), (4.0, 2.75)], window_s(np.arange(0, 6, 0.25), np.arange(0, 3.5, 0.25))
+    px_a, px_b = exact.video_pixels({"width": 128, "height": 96, "avg_fps": 25.0}, 6.0), 128 * 96 * 25 * 3.5
+    assert px_a == 128 * 96 * 25 * 6.0 and exact.video_pixels({}, 6.0) is None
+    calls = []
+    real = decode.every_frame
+    monkeypatch.setattr(decode, "every_frame", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    whole = pair_exact(str(src), str(cut), cells, w, duration_a=6.0, duration_b=3.5, cache=exact.MomentCache(),
+                       pixels_a=px_a, pixels_b=px_b)
+    assert len(calls) == 2
+    monkeypatch.setattr(exact, "WHOLE_PIXELS", px_b)  # a over it, b not
+    calls.clear()
+    mixed = pair_exact(str(src), str(cut), cells, w, duration_a=6.0, duration_b=3.5, cache=exact.MomentCache(),
+                       pixels_a=px_a, pixels_b=px_b)
+    assert calls == [str(cut)] and mixed == whole
+
+
 def test_whole_frames_are_compared_where_exactly_one_box_cuts(fast_source_and_cut):
     """A source cut to a box (a letterbox) against a quote shown whole: inside the box the
     pictures differ, so the whole frames are compared too; where both boxes cut, only the boxes

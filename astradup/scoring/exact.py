@@ -57,7 +57,11 @@ log = logging.getLogger(__name__)
 EXACT_FEATURES = ("exact_bits", "exact_moves", "exact_pin")
 WIDTH = 160  # frames are decoded this wide before the box is cut (pHash reads 64 x 64)
 FRAME_STEP = 0.02  # seconds between the times asked of the decoder in b's window (50 a second)
-WHOLE_S = 60.0  # a video this short is decoded whole once per process (MomentCache)
+WHOLE_S = 60.0  # a video this short is decoded whole once per process (MomentCache) ...
+# ... and this small (frames x width x height: 60 s of 640 x 360 at 25 fps); a larger one is decoded
+# at its probes' windows, the same frames. Decoding a 60 s 720p file whole took 5.7 s: the match of
+# the 8 x 60 s 720p benchmark took 17.6-25.8 s so, 6.4 s at the windows (RESULTS, tenth session)
+WHOLE_PIXELS = 60 * 25 * 640 * 360
 EXACT_MIN_P = 0.5  # pairs the model gives at least even odds are checked (and under its operating point)
 EXACT_BITS = 31  # median smallest distance (bits of 256) at which the probes found their own frames (PDQ's match bar)
 EXACT_MOVES = 16  # the probes' pictures must differ by this much (bits) from each other: not a still
@@ -267,12 +271,14 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
                box_a: tuple[float, float, float, float] | None = None,
                box_b: tuple[float, float, float, float] | None = None,
                duration_a: float | None = None, duration_b: float | None = None,
-               cache: MomentCache | None = None) -> dict[str, float]:
+               cache: MomentCache | None = None, pixels_a: float | None = None,
+               pixels_b: float | None = None) -> dict[str, float]:
     """:data:`EXACT_FEATURES` for the path cells ``times`` ((t in a, t in b), seconds): *a*'s frame
     at each time, *b*'s frames within ``window_s`` of its time. A video whose ``duration_*`` is
-    at most :data:`WHOLE_S` is read from the :class:`MomentCache` (decoded whole once per
-    process); a longer one, or one of unknown duration, is decoded at the times asked (the same
-    frames). Where exactly one of the two boxes cuts part of its frame and the boxes do not
+    at most :data:`WHOLE_S`, and whose ``pixels_*`` (all its frames' pixels: :func:`video_pixels`;
+    None when unknown) are at most :data:`WHOLE_PIXELS`, is read from the :class:`MomentCache`
+    (decoded whole once per process); a longer or larger one, or one of unknown duration, is
+    decoded at the times asked (the same frames). Where exactly one of the two boxes cuts part of its frame and the boxes do not
     confirm the moment, the whole frames are compared too, and a confirmation there counts (a
     letterboxed source quoted in a trailer whose title cards fill the bars, as
     :func:`astradup.scoring.similarity.hash_agreement_matrix` does with the stored hashes; two
@@ -285,6 +291,7 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
     if not times:
         return nan
     c = cache or default_cache()
+    duration_a, duration_b = (d if _whole(d, px) else None for d, px in ((duration_a, pixels_a), (duration_b, pixels_b)))
     cuts_a, cuts_b = (b is not None and tuple(b) != WHOLE_FRAME for b in (box_a, box_b))
     box_a, box_b = (box_a if cuts_a else None), (box_b if cuts_b else None)  # one cache entry per picture
     try:
@@ -311,8 +318,18 @@ def _pair_hashes(c: MomentCache, path_a: str, path_b: str, times: list[tuple[flo
     return _from_hashes(ha[keep], [wins[k] for k in keep])
 
 
-def _whole(duration: float | None) -> bool:
-    return duration is not None and 0 < duration <= WHOLE_S
+def _whole(duration: float | None, pixels: float | None = None) -> bool:
+    return duration is not None and 0 < duration <= WHOLE_S and (pixels is None or pixels <= WHOLE_PIXELS)
+
+
+def video_pixels(info: dict, duration: float | None) -> float | None:
+    """All the pixels of a video's frames (frames x width x height) from its probe ``info``, or
+    None when it does not say."""
+    try:
+        px = float(info["width"]) * float(info["height"]) * float(info.get("avg_fps") or 0) * float(duration or 0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return px if px > 0 else None
 
 
 def _side_a(c: MomentCache, path: str, ts: list[float], rotation: int,

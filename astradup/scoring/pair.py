@@ -149,12 +149,13 @@ def add_exact(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[Pai
               probes: list[list[tuple[float, float]]], need: np.ndarray) -> None:
     """Fill the exact-moment evidence (:mod:`astradup.scoring.exact`) of the pairs in ``need``
     (in place), decoding their probe frames; others keep none."""
-    from astradup.scoring.exact import EXACT_FEATURES, pair_exact, window_s
+    from astradup.scoring.exact import EXACT_FEATURES, pair_exact, video_pixels, window_s
 
     for k in np.flatnonzero(need):
         (a, b), times = pairs[k], probes[k]
         ex = pair_exact(a.path, b.path, times, window_s(a.timestamps, b.timestamps), int(a.info.get("rotation") or 0),
-                        int(b.info.get("rotation") or 0), a.content_box, b.content_box, a.duration, b.duration)
+                        int(b.info.get("rotation") or 0), a.content_box, b.content_box, a.duration, b.duration,
+                        pixels_a=video_pixels(a.info, a.duration), pixels_b=video_pixels(b.info, b.duration))
         scores[k].explanation["evidence"].update({f: _r(ex[f], 3) for f in EXACT_FEATURES})
 
 
