@@ -270,7 +270,7 @@ def test_whole_frames_are_compared_where_exactly_one_box_cuts(fast_source_and_cu
     box = (0.25, 0.75, 0.0, 1.0)
     from astradup.scoring import exact
 
-    inside = exact._pair_hashes(exact.MomentCache(), str(src), str(cut), cells, w, 0, 0, box, None, 6.0, 3.5)
+    inside = exact._pair_hashes(exact.MomentCache(), str(src), str(cut), cells, w, 0, 0, box, None, True, True)
     assert not confirmed(inside["exact_bits"], inside["exact_moves"], inside["exact_pin"])
     ev = pair_exact(str(src), str(cut), cells, w, box_a=box, duration_a=6.0, duration_b=3.5)
     assert confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"])

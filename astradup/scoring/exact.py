@@ -291,15 +291,15 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
     if not times:
         return nan
     c = cache or default_cache()
-    duration_a, duration_b = (d if _whole(d, px) else None for d, px in ((duration_a, pixels_a), (duration_b, pixels_b)))
+    whole_a, whole_b = _whole(duration_a, pixels_a), _whole(duration_b, pixels_b)
     cuts_a, cuts_b = (b is not None and tuple(b) != WHOLE_FRAME for b in (box_a, box_b))
     box_a, box_b = (box_a if cuts_a else None), (box_b if cuts_b else None)  # one cache entry per picture
     try:
         ev = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,
-                          box_a, box_b, duration_a, duration_b)
+                          box_a, box_b, whole_a, whole_b)
         if cuts_a != cuts_b and not confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"]):
             whole = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,
-                                 None, None, duration_a, duration_b)
+                                 None, None, whole_a, whole_b)
             if confirmed(whole["exact_bits"], whole["exact_moves"], whole["exact_pin"]):
                 ev = whole
     except (AstradupError, OSError) as exc:
@@ -310,15 +310,17 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
 
 def _pair_hashes(c: MomentCache, path_a: str, path_b: str, times: list[tuple[float, float]], window_s: float,
                  rotation_a: int, rotation_b: int, box_a: tuple[float, float, float, float] | None,
-                 box_b: tuple[float, float, float, float] | None, duration_a: float | None,
-                 duration_b: float | None) -> dict[str, float]:
-    ha = _side_a(c, path_a, [ta for ta, _ in times], rotation_a, box_a, duration_a)
-    wins = _side_b(c, path_b, [tb for _, tb in times], window_s, rotation_b, box_b, duration_b)
+                 box_b: tuple[float, float, float, float] | None, whole_a: bool, whole_b: bool) -> dict[str, float]:
+    """:func:`_from_hashes` of *a*'s probe frames and *b*'s windows; ``whole_*``: that video is read
+    from the cache, decoded whole (:func:`_whole`), else decoded at the times asked."""
+    ha = _side_a(c, path_a, [ta for ta, _ in times], rotation_a, box_a, whole_a)
+    wins = _side_b(c, path_b, [tb for _, tb in times], window_s, rotation_b, box_b, whole_b)
     keep = [k for k, w in enumerate(wins) if w is not None and len(w[0])]
     return _from_hashes(ha[keep], [wins[k] for k in keep])
 
 
 def _whole(duration: float | None, pixels: float | None = None) -> bool:
+    """Whether a video is decoded whole once (:class:`MomentCache`): short and small enough."""
     return duration is not None and 0 < duration <= WHOLE_S and (pixels is None or pixels <= WHOLE_PIXELS)
 
 
@@ -333,11 +335,11 @@ def video_pixels(info: dict, duration: float | None) -> float | None:
 
 
 def _side_a(c: MomentCache, path: str, ts: list[float], rotation: int,
-            box: tuple[float, float, float, float] | None, duration: float | None) -> np.ndarray:
+            box: tuple[float, float, float, float] | None, whole: bool) -> np.ndarray:
     """Hashes of *a*'s frames at ``ts`` (rows in order)."""
     from astradup.media.decode import frames_at
 
-    if _whole(duration):
+    if whole:
         mo = c.get(path, rotation, box)
         return mo.hashes([mo.at(t) for t in ts])[0]
     fa = _cut(frames_at(path, ts, width=WIDTH, rotation=rotation), box)
@@ -346,14 +348,14 @@ def _side_a(c: MomentCache, path: str, ts: list[float], rotation: int,
 
 def _side_b(c: MomentCache, path: str, ts: list[float], window_s: float, rotation: int,
             box: tuple[float, float, float, float] | None,
-            duration: float | None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+            whole: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Per time in ``ts``: the hashes (as they are, mirrored) of *b*'s distinct frames within
     ``window_s`` of it."""
     from astradup.media.decode import frames_at
 
     want = sorted({t for tb in ts for t in _targets(tb, window_s)})
     near = [[t for t in want if abs(t - tb) <= window_s + 1e-9] for tb in ts]  # every asked time in reach
-    if _whole(duration):
+    if whole:
         mo = c.get(path, rotation, box)
         return [mo.hashes(mo.window(w)) for w in near]
     fb = _cut(frames_at(path, want, width=WIDTH, rotation=rotation), box)
