@@ -165,11 +165,10 @@ def _edge_box(g: np.ndarray) -> tuple[int, int, int, int] | None:
     return box
 
 
-def _activity_steps(m: np.ndarray, axis: int) -> np.ndarray:
-    """Edges of a map ``m`` (H, W) across lines along ``axis``: at each boundary between two
-    lines, the difference of the means of ``INSET_ACTIVITY_SPAN`` lines either side, where it
-    exceeds ``INSET_ACTIVITY_STEP`` and is the largest within two lines (a step, not a texture).
-    Shape (H, W - 1) for ``axis=1`` (an edge right of column x), (H - 1, W) for ``axis=0``."""
+def _side_means(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """At each boundary between two lines of ``m`` (H, W) along ``axis``, the means of the
+    ``INSET_ACTIVITY_SPAN`` lines before it and after it (fewer at the frame's edge). Shape
+    (H, W - 1) for ``axis=1`` (a boundary right of column x), (H - 1, W) for ``axis=0``."""
     r, n = INSET_ACTIVITY_SPAN, m.shape[axis]
     c = np.cumsum(np.pad(m.astype(np.float64), [(1, 0) if a == axis else (0, 0) for a in range(2)]), axis=axis)
     at = np.arange(1, n)
@@ -179,7 +178,17 @@ def _activity_steps(m: np.ndarray, axis: int) -> np.ndarray:
     def mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (np.take(c, b, axis=axis) - np.take(c, a, axis=axis)) / np.maximum(b - a, 1).reshape(shape)
 
-    step = np.abs(mean(at, hi) - mean(lo, at))
+    return mean(lo, at), mean(at, hi)
+
+
+def _activity_steps(m: np.ndarray, axis: int) -> np.ndarray:
+    """Edges of a map ``m`` (H, W) across lines along ``axis``: at each boundary between two
+    lines, the difference of the means of ``INSET_ACTIVITY_SPAN`` lines either side
+    (:func:`_side_means`), where it exceeds ``INSET_ACTIVITY_STEP`` and is the largest within two
+    lines (a step, not a texture). Shapes as :func:`_side_means`."""
+    n = m.shape[axis]
+    before, after = _side_means(m, axis)
+    step = np.abs(after - before)
     pad = np.pad(step, [(2, 2) if a == axis else (0, 0) for a in range(2)])
     rivals = np.max([np.take(pad, np.arange(k, k + n - 1), axis=axis) for k in (0, 1, 3, 4)], axis=0)
     return (step > INSET_ACTIVITY_STEP) & (step >= rivals)
@@ -225,14 +234,8 @@ def _lively_box(g: np.ndarray) -> tuple[int, int, int, int] | None:
 def _lively_steps(m: np.ndarray, axis: int) -> np.ndarray:
     """Where the means of ``INSET_ACTIVITY_SPAN`` lines of ``m`` (H, W) on one side of a boundary
     exceed ``INSET_LIVELY`` times those on the other plus ``INSET_LIVELY_FLOOR`` (either way round);
-    shapes as :func:`_activity_steps`."""
-    r, n = INSET_ACTIVITY_SPAN, m.shape[axis]
-    c = np.cumsum(np.pad(m.astype(np.float64), [(1, 0) if a == axis else (0, 0) for a in range(2)]), axis=axis)
-    at = np.arange(1, n)
-    lo, hi = np.clip(at - r, 0, n), np.clip(at + r, 0, n)
-    shape = [-1 if a == axis else 1 for a in range(2)]
-    before = (np.take(c, at, axis=axis) - np.take(c, lo, axis=axis)) / (at - lo).reshape(shape)
-    after = (np.take(c, hi, axis=axis) - np.take(c, at, axis=axis)) / (hi - at).reshape(shape)
+    shapes as :func:`_side_means`."""
+    before, after = _side_means(m, axis)
     return (after > INSET_LIVELY * before + INSET_LIVELY_FLOOR) | (before > INSET_LIVELY * after + INSET_LIVELY_FLOOR)
 
 
