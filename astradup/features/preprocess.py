@@ -366,6 +366,11 @@ def content_box(frames: np.ndarray, inset: bool = True) -> tuple[float, float, f
 WHOLE_FRAME = (0.0, 1.0, 0.0, 1.0)
 
 
+def cuts_frame(box: tuple[float, float, float, float] | None) -> bool:
+    """Whether a content box (None: none stored) cuts part of the frame away."""
+    return box is not None and tuple(float(x) for x in box) != WHOLE_FRAME
+
+
 def content_frames_and_box(frames: np.ndarray, inset: bool = True) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """:func:`content_frames` and :func:`content_box` of the same frames, each step done once
     (indexing stores the box, so the geometric check cuts decoded frames as the features were)."""

@@ -285,14 +285,14 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
     boxed videos are compared inside their boxes only: they would agree on their bars). NaN when
     either file cannot be read (the pair is scored without it)."""
     from astradup.errors import AstradupError
-    from astradup.features.preprocess import WHOLE_FRAME
+    from astradup.features.preprocess import cuts_frame
 
     nan = {f: float("nan") for f in EXACT_FEATURES}
     if not times:
         return nan
     c = cache or default_cache()
     whole_a, whole_b = _whole(duration_a, pixels_a), _whole(duration_b, pixels_b)
-    cuts_a, cuts_b = (b is not None and tuple(b) != WHOLE_FRAME for b in (box_a, box_b))
+    cuts_a, cuts_b = cuts_frame(box_a), cuts_frame(box_b)
     box_a, box_b = (box_a if cuts_a else None), (box_b if cuts_b else None)  # one cache entry per picture
     try:
         ev = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,

@@ -60,11 +60,9 @@ class PairScore:
 def _box(box: tuple[float, float, float, float] | None) -> list[float] | None:
     """A content box (top, bottom, left, right as fractions) that cuts part of the frame, rounded;
     None for the whole frame or none stored."""
-    from astradup.features.preprocess import WHOLE_FRAME
+    from astradup.features.preprocess import cuts_frame
 
-    if box is None or tuple(round(float(x), 6) for x in box) == WHOLE_FRAME:
-        return None
-    return [round(float(x), 3) for x in box]
+    return [round(float(x), 3) for x in box] if box is not None and cuts_frame(box) else None
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
