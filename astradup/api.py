@@ -105,7 +105,8 @@ class Library:
             scheduler: a Dask scheduler address: candidates are verified in chunks on its
                 workers. Without it a LocalCluster of ``workers`` processes is started when there
                 are many candidates, unless ``eager``. The pairs are the same either way.
-            workers: LocalCluster worker processes (default: one per core).
+            workers: LocalCluster worker processes, or threads when verifying in this process
+                (default: one per core).
             eager: verify in this process, whatever the number of candidates.
             metrics_file, pushgateway: as for :meth:`index`.
 

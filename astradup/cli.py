@@ -106,7 +106,7 @@ def match(
     min_score: Annotated[float | None, typer.Option(help="Drop pairs below this fused score (0 keeps every candidate) [default 0.5].")] = None,
     config: ConfigOpt = None,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: verify candidates on its workers.")] = None,
-    workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes [default: one per core].")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes, or threads verifying in this process [default: one per core].")] = None,
     eager: Annotated[bool, typer.Option("--eager", help="Verify in this process even for many candidates.")] = False,
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,

@@ -294,3 +294,31 @@ def test_a_boxed_video_and_its_whole_frames_are_one_decode(fast_source_and_cut, 
     assert np.array_equal(boxed.times, whole.times) and len(boxed.frames) == len(whole.frames)
     want = exact._cut({0: whole.frames[5]}, box)[0]
     assert np.array_equal(boxed.frames[5], want) and boxed.frames[5].shape != whole.frames[5].shape
+
+
+def test_threads_asking_for_one_video_at_once_decode_it_once(fast_source_and_cut, monkeypatch):
+    """A match verifying on several threads shares the cache: the first thread decodes the file,
+    the others wait for its frames instead of decoding it again."""
+    import threading
+    import time
+
+    import astradup.media.decode as decode
+    from astradup.scoring import exact
+
+    src, _, _, _ = fast_source_and_cut
+    calls = []
+    real = decode.every_frame
+
+    def slow(*a, **k):
+        calls.append(a[0])
+        time.sleep(0.2)  # the other threads arrive while it decodes
+        return real(*a, **k)
+
+    monkeypatch.setattr(decode, "every_frame", slow)
+    cache, got = exact.MomentCache(), []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(str(src), 0, None))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [str(src)] and len(got) == 4 and all(m is got[0] for m in got)

@@ -216,3 +216,31 @@ def test_a_stored_content_box_spares_decoding_the_whole_grid(tmp_path, monkeypat
         assert abs(got[tt].grey.shape[0] - old[tt].grey.shape[0]) <= 0.03 * old[tt].grey.shape[0]
     same = pair_geometry(str(src), str(boxed), [(tt, tt) for tt in times], cache=stored, box_b=vf.content_box)
     assert same["geo_inliers"] >= 20 and same["geo_spread"] < 0.05
+
+
+def test_threads_asking_for_one_file_at_once_decode_it_once(tmp_path, monkeypatch):
+    """Threads verifying at once share the cache: one decodes a file, the others get its frames."""
+    import threading
+    import time
+
+    import astradup.media.decode as decode
+
+    a = make_video(tmp_path / "a.mp4", "testsrc2", seconds=3, w=320, h=240, r=10, audio=False)
+    calls = []
+    real = decode.frames_at
+
+    def slow(*args, **kwargs):
+        calls.append(args[0])
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "frames_at", slow)
+    cache, got = KeypointCache(), []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(str(a), [0.5, 1.5]))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [str(a)] and len(got) == 4
+    assert all(np.array_equal(g[0.5].grey, got[0][0.5].grey) for g in got)
+    assert cache._bytes == sum(f.nbytes for f in cache._frames[str(a)].values())

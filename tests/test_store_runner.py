@@ -144,6 +144,42 @@ def test_pairs_csv_is_byte_identical_whatever_order_extraction_finishes(media_di
     assert [ids["in_order"][p] for p in sorted(ids["in_order"])] == [1, 2, 3, 4, 5]
 
 
+def test_matching_on_several_threads_writes_the_one_thread_pairs_csv(indexed, tmp_path, monkeypatch):
+    """Verification in this process runs on one thread per core by default: with a pair per
+    chunk, so every thread takes some, and the frame caches empty before each run (so threads
+    decode at once), pairs.csv equals the one-thread run's byte for byte; verifying threads
+    decode with one FFmpeg thread each."""
+    import threading
+    import time
+
+    from astradup.execution import stages
+    from astradup.media.probe import decoder_threads
+    from astradup.scoring import exact, geometry
+
+    monkeypatch.setattr(stages, "EAGER_CHUNK_PAIRS", 1)
+    real, seen = stages.score_chunk, set()
+
+    def spy(*args, **kwargs):
+        seen.add((threading.current_thread().name.split("_")[0], decoder_threads()))
+        time.sleep(0.05)  # the other threads take chunks meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "score_chunk", spy)
+    csv = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(geometry, "_CACHE", None)
+        monkeypatch.setattr(exact, "_CACHE", None)
+        store = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(indexed[0], store)
+        df = run_match(store, out=tmp_path / f"w{workers}.csv", min_score=0.0, progress=False, eager=True,
+                       workers=workers)
+        csv[workers] = (tmp_path / f"w{workers}.csv").read_bytes()
+        assert len(df) > 3
+    assert csv[1] == csv[3]
+    assert ("astradup-verify", 1) in seen and ("MainThread", decoder_threads()) in seen
+    assert {name for name, _ in seen} == {"astradup-verify", "MainThread"}
+
+
 def test_store_under_the_legacy_feature_key_is_relabelled_not_reextracted(media_dir, tmp_path):
     from astradup.execution.runner import check_feature_keys
     from astradup.features.specs import feature_key, legacy_feature_key

@@ -24,6 +24,7 @@ import pandas as pd
 
 from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, MediaError, StoreError
+from astradup.execution.cluster import default_workers
 from astradup.execution.extract import Failure, extract_video
 from astradup.execution.query import extract_query
 from astradup.execution.run_metrics import export_quietly
@@ -322,8 +323,8 @@ def run_match(
 
     Verification runs in chunks on Dask when ``scheduler`` names a cluster, or on a LocalCluster
     of ``workers`` processes when there are ``DASK_MATCH_ABOVE`` candidate pairs or more (unless
-    ``eager``); the pairs equal the eager path's. This process stays the store's only reader and
-    ships each chunk's features to the workers.
+    ``eager``), else here on ``workers`` threads (one per core: ``stages.verify_threaded``). The
+    pairs are the same on every path. This process stays the store's only reader.
 
     Up to ``match.reduce_above`` sampled frames every frame is indexed at full dimension and
     hashes propose candidates too (:func:`astradup.index.frames.frame_index`). Above it the store
@@ -343,8 +344,7 @@ def run_match(
     ``not-duplicate`` is never proposed as a duplicate while both files are unchanged.
     The run's Prometheus gauges go to ``metrics_file`` (default ``<store>.metrics.prom``) and to
     ``pushgateway`` when given. Attrs: ``run_id``, ``n_candidates``, ``frame_index`` ("built" |
-    "extended" | "reused"), ``index_mode`` ("full" | "reduced").
-    """
+    "extended" | "reused"), ``index_mode`` ("full" | "reduced")."""
     cfg = config or AstradupConfig()
     threshold = cfg.match.min_score if min_score is None else min_score
     t0 = time.perf_counter()
@@ -371,12 +371,13 @@ def run_match(
         cand = orient_pairs(cand, rel)
         n_candidates = len(cand)
         use_dask = scheduler is not None or (not eager and n_candidates >= DASK_MATCH_ABOVE)
+        threads = 1 if use_dask else (workers or default_workers())  # verifying here: one thread per core
         with match_client(use_dask, scheduler, workers) as client:
             def verify(pairs: pd.DataFrame, keep: float = threshold) -> list[dict]:
                 # rows under ``keep`` stay as verdicts: the pair graph weighs them too
                 if reduced:
-                    return verify_streamed(st, pairs, cfg, keep, progress, client, stubs=True)
-                return verify_in_memory(pairs, feats, cfg, progress, client, keep, stubs=True)
+                    return verify_streamed(st, pairs, cfg, keep, progress, client, stubs=True, threads=threads)
+                return verify_in_memory(pairs, feats, cfg, progress, client, keep, stubs=True, threads=threads)
 
             rows = verify(cand)
             if cfg.match.expand_top:

@@ -46,6 +46,7 @@ from astradup.store.store import Store
 log = logging.getLogger(__name__)
 
 VERIFY_PAIRS = 256  # most candidate pairs verified per chunk
+EAGER_CHUNK_PAIRS = 64  # pairs per chunk verified in this process (a progress step; a thread's task)
 VERIFY_FRAMES = 65_536  # most frames of the videos one verification chunk loads (~0.4 GB)
 # A LocalCluster is worth its start-up (seconds) only for this many candidate pairs or more.
 DASK_MATCH_ABOVE = 20_000
@@ -267,7 +268,7 @@ def match_client(use_dask: bool, scheduler: str | None = None, workers: int | No
 
 
 def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = None, threshold: float = 0.0,
-                  in_flight: int | None = None, stubs: bool = False) -> Iterator[list[dict]]:
+                  in_flight: int | None = None, stubs: bool = False, threads: int = 1) -> Iterator[list[dict]]:
     """Score each chunk (its pairs, the features of their videos); yield the rows chunk by chunk,
     in the chunks' order.
 
@@ -275,8 +276,13 @@ def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = No
     the workers), so this process holds only those chunks' features and stays the store's only
     reader (workers need no access to the store). A chunk whose task fails (its worker died,
     ``KilledWorker``) is scored again here, so the rows always equal the eager ones.
+    Without ``client``, ``threads`` > 1 scores that many chunks at once in this process
+    (:func:`verify_threaded`); the rows are the same.
     """
     if client is None:
+        if threads > 1:
+            yield from verify_threaded(chunks, cfg, threads, threshold, stubs)
+            return
         for pairs, feats in chunks:
             yield score_chunk(pairs, feats, cfg, threshold, stubs)
         return
@@ -306,6 +312,36 @@ def verify_chunks(chunks: Iterable[Chunk], cfg: AstradupConfig, client: Any = No
         yield collect(*pending.pop(0))
 
 
+def verify_threaded(chunks: Iterable[Chunk], cfg: AstradupConfig, threads: int, threshold: float = 0.0,
+                    stubs: bool = False) -> Iterator[list[dict]]:
+    """:func:`score_chunk` over ``chunks`` on ``threads`` threads of this process, at most twice
+    that many chunks in flight; rows yielded chunk by chunk, in the chunks' order.
+
+    A match is mostly decoding (the geometric and exact-moment checks), keypoints and array
+    code, which release the GIL, so a second core nearly halves it without a cluster's start-up
+    or copies of the features (benchmarks/RESULTS.md, "Issue 10 status"). Each thread decodes
+    with one FFmpeg thread (:func:`astradup.media.probe.one_decoder_thread`), and the frame caches
+    the checks share are locked per file, so a file is decoded once for all threads. Scoring a
+    pair is a pure function of the two videos' features and files, so the rows equal the
+    one-thread ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from astradup.media.probe import one_decoder_thread
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="astradup-verify", initializer=one_decoder_thread) as pool:
+        pending: list[Any] = []
+        try:
+            for pairs, feats in chunks:
+                pending.append(pool.submit(score_chunk, pairs, feats, cfg, threshold, stubs))
+                if len(pending) >= 2 * threads:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for fut in pending:  # an error or a closed generator: do not start what is queued
+                fut.cancel()
+
+
 def feature_chunks(pairs: list[tuple[int, int]], features: dict[int, VideoFeatures], size: int) -> Iterator[Chunk]:
     """Consecutive chunks of ``size`` pairs, each with the features of its videos only."""
     for i in range(0, len(pairs), size):
@@ -315,13 +351,14 @@ def feature_chunks(pairs: list[tuple[int, int]], features: dict[int, VideoFeatur
 
 def verify_in_memory(cand: pd.DataFrame, features: dict[int, VideoFeatures], cfg: AstradupConfig,
                      progress: bool = False, client: Any = None, threshold: float = 0.0,
-                     stubs: bool = False) -> list[dict]:
-    """Verify every candidate pair against features already loaded: 64 pairs per progress step in
-    this process, VERIFY_PAIRS per task on ``client``'s workers."""
+                     stubs: bool = False, threads: int = 1) -> list[dict]:
+    """Verify every candidate pair against features already loaded: EAGER_CHUNK_PAIRS pairs per
+    progress step in this process (on ``threads`` threads), VERIFY_PAIRS per task on ``client``'s
+    workers."""
     pairs = list(zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist()))
-    size = 64 if client is None else VERIFY_PAIRS
+    size = EAGER_CHUNK_PAIRS if client is None else VERIFY_PAIRS
     rows: list[dict] = []
-    parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold, stubs=stubs)
+    parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold, stubs=stubs, threads=threads)
     for part in progress_bar(parts, -(-len(pairs) // size), "match", progress, unit="chunk"):
         rows.extend(part)
     return rows
@@ -347,13 +384,13 @@ def pair_chunks(a: np.ndarray, b: np.ndarray, n_frames: dict[int, int]) -> Itera
 
 
 def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshold: float,
-                    progress: bool = False, client: Any = None, stubs: bool = False) -> list[dict]:
+                    progress: bool = False, client: Any = None, stubs: bool = False, threads: int = 1) -> list[dict]:
     """Verify candidate pairs chunk by chunk, reading only each chunk's videos from the store.
 
     Pairs are sorted by ``a`` so a chunk's ``a`` side is a few videos; each chunk (at most
     VERIFY_PAIRS pairs and VERIFY_FRAMES frames of distinct videos) loads its videos' features,
     scores its pairs and drops the features: here, one after another, or on ``client``'s workers
-    (:func:`verify_chunks`). Rows scoring below ``threshold`` are dropped as they come (kept as
+    (:func:`verify_chunks`; on ``threads`` threads without one). Rows scoring below ``threshold`` are dropped as they come (kept as
     verdict-only stubs with ``stubs``: see :func:`score_chunk`).
     """
     order = cand.sort_values(["a", "b"], kind="stable")
@@ -370,7 +407,7 @@ def verify_streamed(st: Store, cand: pd.DataFrame, cfg: AstradupConfig, threshol
             yield list(zip(ca.tolist(), cb.tolist())), st.load_features(np.union1d(ca, cb).tolist())
 
     rows: list[dict] = []
-    for part in progress_bar(verify_chunks(load(), cfg, client, threshold, stubs=stubs), len(chunks), "match", progress,
+    for part in progress_bar(verify_chunks(load(), cfg, client, threshold, stubs=stubs, threads=threads), len(chunks), "match", progress,
                              unit="chunk"):
         rows.extend(part)
     return rows

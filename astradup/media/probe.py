@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
@@ -51,11 +52,25 @@ class MediaInfo:
         return asdict(self)
 
 
+_LOCAL = threading.local()
+
+
+def one_decoder_thread() -> None:
+    """Make FFmpeg's video decoders in the calling thread use one thread each: for threads that
+    each decode their own files (a match verifying chunks on every core), as Dask workers get
+    through ``OMP_NUM_THREADS``."""
+    _LOCAL.threads = 1
+
+
 def decoder_threads() -> int:
-    """Threads for FFmpeg's video decoder: ``OMP_NUM_THREADS`` when set (Dask workers set 1: one
+    """Threads for FFmpeg's video decoder: 1 in a thread that asked for it
+    (:func:`one_decoder_thread`), else ``OMP_NUM_THREADS`` when set (Dask workers set 1: one
     worker per core, so decoder threads would only contend), else 0 (FFmpeg's choice, one per
     core). Threading changes only the speed: H.264 and the other codecs decode bit-exactly with
     any thread count."""
+    local = getattr(_LOCAL, "threads", None)
+    if local is not None:
+        return int(local)
     try:
         return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
     except ValueError:

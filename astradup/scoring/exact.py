@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -218,23 +219,33 @@ class MomentCache:
     :class:`Moments` up to ``max_bytes`` of frames (least recently used dropped first): a video
     in many uncertain pairs is decoded once, not once per pair. A video asked for inside a
     content box keeps its whole frames too (the check compares them next where only one box cuts:
-    :func:`pair_exact`), so either picture of it is one decode."""
+    :func:`pair_exact`), so either picture of it is one decode. Threads may share one: a file is
+    decoded by one thread at a time, the others wait for it."""
 
     def __init__(self, max_bytes: int = 256 << 20):
         self.max_bytes = max_bytes
         self._v: OrderedDict[tuple, Moments] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()  # ``_v`` and the byte count
+        self._file_locks: dict[tuple, threading.Lock] = {}  # one decoder per file at a time
 
     def get(self, path: str, rotation: int, box: tuple[float, float, float, float] | None) -> Moments:
-        from astradup.media.decode import every_frame
-
         st = os.stat(path)  # a file changed since it was cached is decoded again
         base = (path, st.st_mtime_ns, st.st_size, rotation)
+        with self._lock:
+            lock = self._file_locks.setdefault(base, threading.Lock())
+        with lock:
+            return self._get(path, rotation, base, box)
+
+    def _get(self, path: str, rotation: int, base: tuple, box: tuple[float, float, float, float] | None) -> Moments:
+        from astradup.media.decode import every_frame
+
         key = (*base, box)
-        if key in self._v:
-            self._v.move_to_end(key)
-            return self._v[key]
-        whole = self._v.get((*base, None))
+        with self._lock:
+            if key in self._v:
+                self._v.move_to_end(key)
+                return self._v[key]
+            whole = self._v.get((*base, None))
         if whole is None:
             whole = Moments(*every_frame(path, width=WIDTH, rotation=rotation))
             self._put((*base, None), whole)
@@ -246,20 +257,24 @@ class MomentCache:
         return mo
 
     def _put(self, key: tuple, mo: Moments) -> None:
-        self._v[key] = mo
-        self._bytes += mo.nbytes
-        while self._bytes > self.max_bytes and len(self._v) > 1:
-            self._bytes -= self._v.popitem(last=False)[1].nbytes
+        with self._lock:
+            old = self._v.pop(key, None)
+            self._bytes += mo.nbytes - (old.nbytes if old is not None else 0)
+            self._v[key] = mo
+            while self._bytes > self.max_bytes and len(self._v) > 1:
+                self._bytes -= self._v.popitem(last=False)[1].nbytes
 
 
 _CACHE: MomentCache | None = None
+_CACHE_LOCK = threading.Lock()
 
 
 def default_cache() -> MomentCache:
     global _CACHE
-    if _CACHE is None:
-        _CACHE = MomentCache()
-    return _CACHE
+    with _CACHE_LOCK:
+        if _CACHE is None:
+            _CACHE = MomentCache()
+        return _CACHE
 
 
 def _targets(tb: float, window_s: float) -> list[float]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -110,7 +111,11 @@ class KeypointCache:
     One indexed before the box was kept is decoded once at every time of its sample grid (the
     timestamps its features were sampled at) when the grid has at most ``grid_max`` frames, and
     cut to the box decided again over them (:func:`crop_to_content`); a longer one is decoded at
-    the times asked for and compared whole. Keypoints are computed when first asked for."""
+    the times asked for and compared whole. Keypoints are computed when first asked for.
+
+    Threads may share one (a match verifying on several threads): a file is loaded by one
+    thread at a time (the others wait for its frames instead of decoding it again), and the
+    cache's bookkeeping is locked."""
 
     def __init__(self, max_bytes: int = 256 << 20, grid_max: int = 240):
         self.max_bytes, self.grid_max = max_bytes, grid_max
@@ -119,6 +124,12 @@ class KeypointCache:
         self._stamps: dict[str, tuple] = {}  # file's mtime and size, inset setting, content box
         self._bytes = 0
         self.unreadable: set[str] = set()  # files already reported as unreadable
+        self._lock = threading.RLock()  # the dicts above and the byte count
+        self._file_locks: dict[str, threading.Lock] = {}  # one loader per file at a time
+
+    def _file_lock(self, path: str) -> threading.Lock:
+        with self._lock:
+            return self._file_locks.setdefault(path, threading.Lock())
 
     def _drop(self, path: str) -> None:
         frames = self._frames.pop(path, None)
@@ -132,18 +143,24 @@ class KeypointCache:
 
     def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int,
               inset: bool, box: tuple[float, float, float, float] | None = None) -> dict[float, np.ndarray]:
+        with self._file_lock(path):
+            return self._load_file(path, times, grid, rotation, inset, box)
+
+    def _load_file(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int,
+                   inset: bool, box: tuple[float, float, float, float] | None) -> dict[float, np.ndarray]:
         from astradup.media.decode import frames_at
 
         st = os.stat(path)  # a file changed since it was cached (or asked for with another inset or box) is decoded again
         stamp = (st.st_mtime_ns, st.st_size, inset, box)
-        if self._stamps.get(path) != stamp:
-            self._drop(path)
-            self._stamps[path] = stamp
-        have = self._frames.get(path)
         want = [self._t(t) for t in times]
-        if have is not None and all(t in have for t in want):
-            self._frames.move_to_end(path)
-            return have
+        with self._lock:
+            if self._stamps.get(path) != stamp:
+                self._drop(path)
+                self._stamps[path] = stamp
+            have = self._frames.get(path)
+            if have is not None and all(t in have for t in want):
+                self._frames.move_to_end(path)
+                return have
         todo = set(want) - set(have or {})
         whole = have is None and grid is not None and 2 <= len(grid) <= self.grid_max and (box is None or float(grid[-1]) <= WHOLE_WITH_BOX_S)
         if whole and grid is not None:
@@ -154,11 +171,12 @@ class KeypointCache:
         elif whole:  # decided again over the whole grid: bars cut, an inset cut out (as indexed)
             got = crop_to_content(got, inset)
         merged = {**(have or {}), **{self._t(t): g for t, g in got.items()}}
-        self._bytes += sum(g.nbytes for g in got.values())
-        self._frames[path] = merged
-        self._frames.move_to_end(path)
-        while self._bytes > self.max_bytes and len(self._frames) > 1:
-            self._drop(next(iter(self._frames)))
+        with self._lock:
+            old = self._frames.pop(path, None)  # ``have``, unless another thread's eviction dropped it
+            self._bytes += sum(g.nbytes for g in merged.values()) - sum(g.nbytes for g in (old or {}).values())
+            self._frames[path] = merged
+            while self._bytes > self.max_bytes and len(self._frames) > 1:
+                self._drop(next(iter(self._frames)))
         return merged
 
     def get(self, path: str, times: list[float], grid: np.ndarray | None = None, rotation: int = 0,
@@ -171,10 +189,14 @@ class KeypointCache:
         return {t: Frame(self, path, self._t(t), frames[self._t(t)]) for t in times}
 
     def keypoints(self, path: str, t: float, grey: np.ndarray, mirrored: bool) -> Keypoints:
-        per_file = self._kps.setdefault(path, {})
-        if (t, mirrored) not in per_file:
-            per_file[(t, mirrored)] = keypoints(np.ascontiguousarray(grey[:, ::-1]) if mirrored else grey)
-        return per_file[(t, mirrored)]
+        with self._lock:
+            per_file = self._kps.setdefault(path, {})
+            kp = per_file.get((t, mirrored))
+        if kp is None:  # two threads may both compute it: the same keypoints
+            kp = keypoints(np.ascontiguousarray(grey[:, ::-1]) if mirrored else grey)
+            with self._lock:
+                per_file[(t, mirrored)] = kp
+        return kp
 
 
 def crop_to_content(frames: dict[float, np.ndarray], inset: bool = True) -> dict[float, np.ndarray]:
@@ -225,16 +247,18 @@ class Frame:
 
 
 _CACHE: KeypointCache | None = None
+_CACHE_LOCK = threading.Lock()
 
 
 def default_cache() -> KeypointCache:
     global _CACHE
-    if _CACHE is None:
-        import cv2
+    with _CACHE_LOCK:
+        if _CACHE is None:
+            import cv2
 
-        cv2.setNumThreads(1)  # one thread per process: Dask runs one process per core
-        _CACHE = KeypointCache()
-    return _CACHE
+            cv2.setNumThreads(1)  # one thread per process or per verifying thread: one per core
+            _CACHE = KeypointCache()
+        return _CACHE
 
 
 def probe_cells(path: np.ndarray, informative: np.ndarray | None = None, n: int = N_PROBES) -> np.ndarray:
