@@ -322,3 +322,35 @@ def test_threads_asking_for_one_video_at_once_decode_it_once(fast_source_and_cut
     for t in threads:
         t.join()
     assert calls == [str(src)] and len(got) == 4 and all(m is got[0] for m in got)
+
+
+def test_a_large_a_is_decoded_at_its_reference_frames_only_with_the_same_evidence(fast_source_and_cut, tmp_path,
+                                                                                  monkeypatch):
+    """PyAV samples reference frames only, so *a*'s probe frames of a file decoded at its windows
+    are decoded skipping the other frames (B-frames here): the same frames, the same evidence."""
+    import av
+
+    import astradup.media.decode as decode
+    from astradup.scoring import exact
+
+    src, cut, _, _ = fast_source_and_cut
+    bsrc = tmp_path / "bframes.mp4"
+    _run(["-i", str(src), "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-crf", "14", "-pix_fmt", "yuv420p",
+          str(bsrc)])
+    counts = []
+    for skip in ("DEFAULT", "NONREF"):
+        with av.open(str(bsrc)) as c:
+            c.streams.video[0].codec_context.skip_frame = skip
+            counts.append(sum(1 for _ in c.decode(video=0)))
+    assert counts[1] < counts[0]  # the file has frames no other frame refers to
+    ts = decode.sample_frames(str(bsrc), 6.0, 4.0).timestamps
+    cells = [(float(ts[i]), float(ts[i]) - 1.37) for i in (8, 12, 16)]
+    w = window_s(ts, np.arange(0, 3.5, 0.25))
+    monkeypatch.setattr(exact, "WHOLE_PIXELS", 1.0)  # both decoded at their windows
+    skips = []
+    real = decode.frames_at
+    monkeypatch.setattr(decode, "frames_at", lambda p, *a, **k: skips.append((p, k.get("skip_nonref"))) or real(p, *a, **k))
+    ev = {ref: pair_exact(str(bsrc), str(cut), cells, w, duration_a=6.0, duration_b=3.5, cache=exact.MomentCache(),
+                          pixels_a=1e9, pixels_b=1e9, ref_a=ref) for ref in (False, True)}
+    assert ev[True] == ev[False] and confirmed(ev[True]["exact_bits"], ev[True]["exact_moves"], ev[True]["exact_pin"])
+    assert (str(bsrc), True) in skips and (str(cut), True) not in skips

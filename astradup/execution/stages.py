@@ -353,10 +353,10 @@ def verify_in_memory(cand: pd.DataFrame, features: dict[int, VideoFeatures], cfg
                      progress: bool = False, client: Any = None, threshold: float = 0.0,
                      stubs: bool = False, threads: int = 1) -> list[dict]:
     """Verify every candidate pair against features already loaded: EAGER_CHUNK_PAIRS pairs per
-    progress step in this process (on ``threads`` threads), VERIFY_PAIRS per task on ``client``'s
-    workers."""
+    progress step in this process (on ``threads`` threads; fewer, down to one, where that leaves
+    a thread idle), VERIFY_PAIRS per task on ``client``'s workers."""
     pairs = list(zip(cand["a"].astype(int).tolist(), cand["b"].astype(int).tolist()))
-    size = EAGER_CHUNK_PAIRS if client is None else VERIFY_PAIRS
+    size = VERIFY_PAIRS if client is not None else max(1, min(EAGER_CHUNK_PAIRS, -(-len(pairs) // (2 * threads))))
     rows: list[dict] = []
     parts = verify_chunks(feature_chunks(pairs, features, size), cfg, client, threshold, stubs=stubs, threads=threads)
     for part in progress_bar(parts, -(-len(pairs) // size), "match", progress, unit="chunk"):

@@ -287,13 +287,15 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
                box_b: tuple[float, float, float, float] | None = None,
                duration_a: float | None = None, duration_b: float | None = None,
                cache: MomentCache | None = None, pixels_a: float | None = None,
-               pixels_b: float | None = None) -> dict[str, float]:
+               pixels_b: float | None = None, ref_a: bool = False) -> dict[str, float]:
     """:data:`EXACT_FEATURES` for the path cells ``times`` ((t in a, t in b), seconds): *a*'s frame
     at each time, *b*'s frames within ``window_s`` of its time. A video whose ``duration_*`` is
     at most :data:`WHOLE_S`, and whose ``pixels_*`` (all its frames' pixels: :func:`video_pixels`;
     None when unknown) are at most :data:`WHOLE_PIXELS`, is read from the :class:`MomentCache`
     (decoded whole once per process); a longer or larger one, or one of unknown duration, is
-    decoded at the times asked (the same frames). Where exactly one of the two boxes cuts part of its frame and the boxes do not
+    decoded at the times asked (the same frames; ``ref_a``: *a*'s times are those of reference
+    frames, as PyAV samples them, so its decoder skips the others on the way: the same frames,
+    sooner). Where exactly one of the two boxes cuts part of its frame and the boxes do not
     confirm the moment, the whole frames are compared too, and a confirmation there counts (a
     letterboxed source quoted in a trailer whose title cards fill the bars, as
     :func:`astradup.scoring.similarity.hash_agreement_matrix` does with the stored hashes; two
@@ -311,10 +313,10 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
     box_a, box_b = (box_a if cuts_a else None), (box_b if cuts_b else None)  # one cache entry per picture
     try:
         ev = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,
-                          box_a, box_b, whole_a, whole_b)
+                          box_a, box_b, whole_a, whole_b, ref_a)
         if cuts_a != cuts_b and not confirmed(ev["exact_bits"], ev["exact_moves"], ev["exact_pin"]):
             whole = _pair_hashes(c, os.fspath(path_a), os.fspath(path_b), times, window_s, rotation_a, rotation_b,
-                                 None, None, whole_a, whole_b)
+                                 None, None, whole_a, whole_b, ref_a)
             if confirmed(whole["exact_bits"], whole["exact_moves"], whole["exact_pin"]):
                 ev = whole
     except (AstradupError, OSError) as exc:
@@ -325,10 +327,11 @@ def pair_exact(path_a: str, path_b: str, times: list[tuple[float, float]], windo
 
 def _pair_hashes(c: MomentCache, path_a: str, path_b: str, times: list[tuple[float, float]], window_s: float,
                  rotation_a: int, rotation_b: int, box_a: tuple[float, float, float, float] | None,
-                 box_b: tuple[float, float, float, float] | None, whole_a: bool, whole_b: bool) -> dict[str, float]:
+                 box_b: tuple[float, float, float, float] | None, whole_a: bool, whole_b: bool,
+                 ref_a: bool = False) -> dict[str, float]:
     """:func:`_from_hashes` of *a*'s probe frames and *b*'s windows; ``whole_*``: that video is read
     from the cache, decoded whole (:func:`_whole`), else decoded at the times asked."""
-    ha = _side_a(c, path_a, [ta for ta, _ in times], rotation_a, box_a, whole_a)
+    ha = _side_a(c, path_a, [ta for ta, _ in times], rotation_a, box_a, whole_a, ref_a)
     wins = _side_b(c, path_b, [tb for _, tb in times], window_s, rotation_b, box_b, whole_b)
     keep = [k for k, w in enumerate(wins) if w is not None and len(w[0])]
     return _from_hashes(ha[keep], [wins[k] for k in keep])
@@ -350,14 +353,14 @@ def video_pixels(info: dict, duration: float | None) -> float | None:
 
 
 def _side_a(c: MomentCache, path: str, ts: list[float], rotation: int,
-            box: tuple[float, float, float, float] | None, whole: bool) -> np.ndarray:
-    """Hashes of *a*'s frames at ``ts`` (rows in order)."""
+            box: tuple[float, float, float, float] | None, whole: bool, ref: bool = False) -> np.ndarray:
+    """Hashes of *a*'s frames at ``ts`` (rows in order); ``ref``: ``ts`` are reference frames' times."""
     from astradup.media.decode import frames_at
 
     if whole:
         mo = c.get(path, rotation, box)
         return mo.hashes([mo.at(t) for t in ts])[0]
-    fa = _cut(frames_at(path, ts, width=WIDTH, rotation=rotation), box)
+    fa = _cut(frames_at(path, ts, width=WIDTH, rotation=rotation, skip_nonref=ref), box)
     return _hashes([fa[t] for t in ts])[0]
 
 

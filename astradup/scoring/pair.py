@@ -153,7 +153,8 @@ def add_exact(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[Pai
         (a, b), times = pairs[k], probes[k]
         ex = pair_exact(a.path, b.path, times, window_s(a.timestamps, b.timestamps), int(a.info.get("rotation") or 0),
                         int(b.info.get("rotation") or 0), a.content_box, b.content_box, a.duration, b.duration,
-                        pixels_a=video_pixels(a.info, a.duration), pixels_b=video_pixels(b.info, b.duration))
+                        pixels_a=video_pixels(a.info, a.duration), pixels_b=video_pixels(b.info, b.duration),
+                        ref_a=a.decoder == "pyav")  # PyAV samples reference frames only
         scores[k].explanation["evidence"].update({f: _r(ex[f], 3) for f in EXACT_FEATURES})
 
 
