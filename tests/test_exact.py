@@ -322,6 +322,7 @@ def test_threads_asking_for_one_video_at_once_decode_it_once(fast_source_and_cut
     for t in threads:
         t.join()
     assert calls == [str(src)] and len(got) == 4 and all(m is got[0] for m in got)
+    assert len(cache._files) == 0  # no lock is kept for a file no thread is loading
 
 
 def test_a_large_a_is_decoded_at_its_reference_frames_only_with_the_same_evidence(fast_source_and_cut, tmp_path,

@@ -244,3 +244,4 @@ def test_threads_asking_for_one_file_at_once_decode_it_once(tmp_path, monkeypatc
     assert calls == [str(a)] and len(got) == 4
     assert all(np.array_equal(g[0.5].grey, got[0][0.5].grey) for g in got)
     assert cache._bytes == sum(f.nbytes for f in cache._frames[str(a)].values())
+    assert len(cache._files) == 0  # no lock is kept for a file no thread is loading

@@ -9,6 +9,9 @@ import errno
 import hashlib
 import os
 import stat
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from astradup.config import VIDEO_EXTENSIONS
@@ -86,3 +89,30 @@ def content_hash(path: str | os.PathLike[str], size: int | None = None) -> str:
             h.update(fh.read(_HASH_CHUNK))
     return h.hexdigest()
 
+
+
+class FileLocks:
+    """One lock per file (any hashable key naming it) for threads that share a cache of decoded
+    frames: the first thread to ask decodes the file while the others wait for its frames
+    instead of decoding it again. A key's lock lives only while a thread holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Hashable, tuple[threading.Lock, list[int]]] = {}  # key -> (lock, [users])
+
+    @contextmanager
+    def hold(self, key: Hashable) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault(key, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if not users[0]:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -52,6 +52,8 @@ from collections import OrderedDict
 import numpy as np
 import numpy.typing as npt
 
+from astradup.media.files import FileLocks
+
 log = logging.getLogger(__name__)
 
 #: Evidence this module adds.
@@ -227,14 +229,12 @@ class MomentCache:
         self._v: OrderedDict[tuple, Moments] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()  # ``_v`` and the byte count
-        self._file_locks: dict[tuple, threading.Lock] = {}  # one decoder per file at a time
+        self._files = FileLocks()  # one decoder per file at a time
 
     def get(self, path: str, rotation: int, box: tuple[float, float, float, float] | None) -> Moments:
         st = os.stat(path)  # a file changed since it was cached is decoded again
         base = (path, st.st_mtime_ns, st.st_size, rotation)
-        with self._lock:
-            lock = self._file_locks.setdefault(base, threading.Lock())
-        with lock:
+        with self._files.hold(base):
             return self._get(path, rotation, base, box)
 
     def _get(self, path: str, rotation: int, base: tuple, box: tuple[float, float, float, float] | None) -> Moments:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from astradup.media.files import FileLocks
+
 log = logging.getLogger(__name__)
 
 #: Evidence this module adds, in the learned scorer's column order.
@@ -124,12 +126,8 @@ class KeypointCache:
         self._stamps: dict[str, tuple] = {}  # file's mtime and size, inset setting, content box
         self._bytes = 0
         self.unreadable: set[str] = set()  # files already reported as unreadable
-        self._lock = threading.RLock()  # the dicts above and the byte count
-        self._file_locks: dict[str, threading.Lock] = {}  # one loader per file at a time
-
-    def _file_lock(self, path: str) -> threading.Lock:
-        with self._lock:
-            return self._file_locks.setdefault(path, threading.Lock())
+        self._lock = threading.Lock()  # the dicts above and the byte count
+        self._files = FileLocks()  # one loader per file at a time
 
     def _drop(self, path: str) -> None:
         frames = self._frames.pop(path, None)
@@ -143,7 +141,7 @@ class KeypointCache:
 
     def _load(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int,
               inset: bool, box: tuple[float, float, float, float] | None = None) -> dict[float, np.ndarray]:
-        with self._file_lock(path):
+        with self._files.hold(path):
             return self._load_file(path, times, grid, rotation, inset, box)
 
     def _load_file(self, path: str, times: list[float], grid: np.ndarray | None, rotation: int,
