@@ -344,7 +344,9 @@ def test_a_large_a_is_decoded_at_its_reference_frames_only_with_the_same_evidenc
             c.streams.video[0].codec_context.skip_frame = skip
             counts.append(sum(1 for _ in c.decode(video=0)))
     assert counts[1] < counts[0]  # the file has frames no other frame refers to
-    ts = decode.sample_frames(str(bsrc), 6.0, 4.0).timestamps
+    sample = decode.sample_frames(str(bsrc), 6.0, 4.0)
+    assert decode.samples_reference_frames(sample.backend) and not decode.samples_reference_frames("torchcodec")
+    ts = sample.timestamps
     cells = [(float(ts[i]), float(ts[i]) - 1.37) for i in (8, 12, 16)]
     w = window_s(ts, np.arange(0, 3.5, 0.25))
     monkeypatch.setattr(exact, "WHOLE_PIXELS", 1.0)  # both decoded at their windows

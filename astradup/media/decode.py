@@ -302,6 +302,14 @@ def make_decoder(name: str, **params) -> Decoder:
     return DECODERS[name](**params)
 
 
+def samples_reference_frames(backend: str) -> bool:
+    """Whether every frame a sample by ``backend`` (:attr:`FrameSample.backend`) holds is a
+    reference frame, so a later decode at its times may skip the others (``skip_nonref``) and
+    get the same frames: PyAV's sampler skips non-reference frames, and keyframes are reference
+    frames; decord and torchcodec take any frame."""
+    return backend in (PyAVDecoder.name, KEYFRAMES_BACKEND)
+
+
 def sample_frames(
     path: str | os.PathLike[str],
     duration: float,
@@ -327,6 +335,7 @@ def sample_frames(
         return PyAVDecoder(fps=fps, size=size, max_frames=max_frames).sample(p, duration, rotation)
 
 
+KEYFRAMES_BACKEND = "pyav-keyframes"  # FrameSample.backend of :func:`sample_keyframes`
 # Keyframe sampling is worth it only when keyframes are frequent enough to stand for the video.
 KEYFRAMES_MIN = 4
 KEYFRAMES_MAX_GAP = 12.0  # seconds between keyframes, on average
@@ -379,7 +388,7 @@ def sample_keyframes(
         return None
     keep = np.unique(np.linspace(0, len(out_t) - 1, min(len(out_t), max_frames)).round().astype(int))
     frames = _rotate(np.stack([out_f[i] for i in keep]), rotation)
-    return FrameSample(np.asarray(out_t, dtype=np.float64)[keep], frames, "pyav-keyframes")
+    return FrameSample(np.asarray(out_t, dtype=np.float64)[keep], frames, KEYFRAMES_BACKEND)
 
 
 def thumbnail(path: str | os.PathLike[str], t: float, size: int = 160) -> np.ndarray:

@@ -147,6 +147,7 @@ def add_exact(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[Pai
               probes: list[list[tuple[float, float]]], need: np.ndarray) -> None:
     """Fill the exact-moment evidence (:mod:`astradup.scoring.exact`) of the pairs in ``need``
     (in place), decoding their probe frames; others keep none."""
+    from astradup.media.decode import samples_reference_frames
     from astradup.scoring.exact import EXACT_FEATURES, pair_exact, video_pixels, window_s
 
     for k in np.flatnonzero(need):
@@ -154,7 +155,7 @@ def add_exact(pairs: list[tuple[VideoFeatures, VideoFeatures]], scores: list[Pai
         ex = pair_exact(a.path, b.path, times, window_s(a.timestamps, b.timestamps), int(a.info.get("rotation") or 0),
                         int(b.info.get("rotation") or 0), a.content_box, b.content_box, a.duration, b.duration,
                         pixels_a=video_pixels(a.info, a.duration), pixels_b=video_pixels(b.info, b.duration),
-                        ref_a=a.decoder == "pyav")  # PyAV samples reference frames only
+                        ref_a=samples_reference_frames(a.decoder))
         scores[k].explanation["evidence"].update({f: _r(ex[f], 3) for f in EXACT_FEATURES})
 
 
