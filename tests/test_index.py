@@ -833,15 +833,81 @@ def test_ivf_list_members_cover_the_index_once():
     for i in range(idx.n_lists):
         members, vecs = idx.list_members(i)
         assert not vecs.flags.writeable
-        unit = x[members - 500] / np.linalg.norm(x[members - 500], axis=1, keepdims=True)
-        np.testing.assert_allclose(vecs, unit, atol=1e-6)
+        np.testing.assert_allclose(vecs, unit(x[members - 500]), atol=1e-6)
         seen.append(members)
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), ids)
     flat = VectorIndex(x.shape[1], kind="flat")
     flat.add(x, ids)
-    assert not flat.has_cpu_lists
-    with pytest.raises(IndexError_, match="CPU IVF"):
-        flat.probe_lists(x[:2])
+    assert flat.has_cpu_lists and flat.n_lists == 1  # a flat index is one list holding everything
+    np.testing.assert_array_equal(flat.probe_lists(unit(x[:2])), [[0], [0]])
+    members, vecs = flat.list_members(0)
+    np.testing.assert_array_equal(members, ids)
+    np.testing.assert_allclose(vecs, unit(x), atol=1e-6)
+    with pytest.raises(IndexError_, match="one list"):
+        flat.list_members(1)
+
+
+def tied_library(seed: int = 7, n_videos: int = 12, frames: int = 4, d: int = 32):
+    """Videos whose frames are drawn from six shared pictures: every frame has exact copies in
+    several other videos, so the k-th neighbour is a tie between videos."""
+    rng = np.random.default_rng(seed)
+    pictures = unit(rng.standard_normal((6, d)))
+    x = pictures[rng.integers(0, 6, n_videos * frames)]
+    vid = np.repeat(np.arange(n_videos, dtype=np.int64) * 3 + 100, frames)
+    return x, vid
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_candidates_do_not_depend_on_float32_rounding(kind):
+    """BLAS sums in an order that depends on its thread count, so float32 similarities move in
+    their last bits from one machine setting to another. Here the index holds a copy of the
+    frames moved by a few ulps (as another summation order would): the candidates, their votes
+    and their descriptor cosines stay the same, ties going to the lower row, as a float64 oracle
+    with a stable sort gives."""
+    x, vid = tied_library()
+    rng = np.random.default_rng(3)
+    moved = (x * (1 + rng.uniform(-6e-7, 6e-7, x.shape))).astype(np.float32)
+    desc = unit(np.stack([x[vid == v].mean(axis=0) for v in np.unique(vid)]))
+    desc_moved = (desc * (1 + rng.uniform(-6e-7, 6e-7, desc.shape))).astype(np.float32)
+    kw = {"kind": kind, "nlist": 4, "nprobe": 4} if kind == "ivf" else {"kind": kind}  # every list probed
+
+    def run(frames, descriptors):
+        index = VectorIndex(x.shape[1], **kw)
+        index.add(frames, np.arange(len(x), dtype=np.int64))
+        video_index = VectorIndex(desc.shape[1], kind="flat")
+        video_index.add(descriptors, np.arange(len(desc), dtype=np.int64))
+        return candidate_pairs(x, vid, k=2, min_sim=0.5, video_vecs=desc, video_ids=np.unique(vid), video_k=2,
+                               video_min_sim=0.99, index=index, video_index=video_index)
+
+    plain, rounded = run(x, desc), run(moved, desc_moved)
+    cols = ["a", "b", "votes", "hash_hits"]
+    pd.testing.assert_frame_equal(plain[cols], rounded[cols])
+    np.testing.assert_array_equal(plain["video_sim"].isna(), rounded["video_sim"].isna())
+    want = oracle_frame_votes(x, vid, 2, 0.5)
+    got = {(int(r.a), int(r.b)): int(r.votes) for r in plain.itertuples() if r.votes}
+    assert got == {key: v for key, (v, _) in want.items()}
+
+
+def test_settle_top_orders_near_ties_exactly_and_by_id():
+    from astradup.index._common import settle_top
+
+    # float32 results where rows 0 and 1 hold the same two exact values in another rounding
+    sims = np.array([[0.9, 0.8000001, 0.8, 0.1], [0.9, 0.8, 0.8000001, 0.1]], np.float32)
+    ids = np.array([[5, 7, 3, 9], [5, 3, 7, 9]], np.int64)
+    exact = {3: 0.8, 5: 0.9, 7: 0.8, 9: 0.1}  # ids 3 and 7 tie exactly: the lower id goes first
+    asked = []
+
+    def recompute(r, c):
+        asked.extend(ids[r, c].tolist())
+        return np.array([exact[int(i)] for i in ids[r, c]])
+
+    vals, top = settle_top(sims, ids, 2, 1e-6, recompute)
+    np.testing.assert_array_equal(top, [[5, 3], [5, 3]])
+    np.testing.assert_allclose(vals, [[0.9, 0.8], [0.9, 0.8]], atol=1e-7)
+    assert sorted(set(asked)) == [3, 7]  # only the results near the cut were recomputed
+    _, top = settle_top(sims, ids, 1, 1e-6, recompute, thresholds=(0.1,))
+    np.testing.assert_array_equal(top, [[5], [5]])
+    assert 9 in asked  # near a threshold the caller applies later
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,68 @@ def normalise_rows(x: np.ndarray, what: str) -> np.ndarray:
         raise IndexError_(f"{what} row {row} is all zeros; a zero vector has no cosine similarity")
     x /= norms[:, None].astype(np.float32)
     return x
+
+
+def dot_slack(dim: int) -> float:
+    """How far a float32 inner product of two unit vectors of ``dim`` components can be from the
+    exact one, whatever order the products were summed in (|error| <= dim * 2^-24 for unit
+    vectors; BLAS sums in an order that depends on its thread count), doubled, plus the float32
+    normalisation's own rounding. Searches collect hits within this slack of a cut and settle
+    them with :func:`exact_cosines`."""
+    return 2.0 * dim * 2.0**-24 + 1e-6
+
+
+def row_norms(x: np.ndarray, block: int = 1 << 22) -> np.ndarray:
+    """float64 L2 norm of each row of a float32 matrix, in blocks of at most ``block`` values."""
+    out = np.empty(x.shape[0], np.float64)
+    step = max(1, block // max(x.shape[1], 1))
+    for s in range(0, x.shape[0], step):
+        b = x[s : s + step].astype(np.float64)
+        out[s : s + step] = np.sqrt(np.add.reduce(b * b, axis=1))
+    return out
+
+
+def exact_cosines(x: np.ndarray, xi: np.ndarray, y: np.ndarray, yi: np.ndarray, x_norms: np.ndarray,
+                  y_norms: np.ndarray, block: int = 1 << 22) -> np.ndarray:
+    """Cosine of rows ``x[xi]`` and ``y[yi]`` pair by pair, in float64, from the float32 inputs.
+
+    The products of float32 values are exact in float64 and each row is summed in one fixed
+    order, so the result depends on the inputs only, never on a thread count: the candidate
+    search decides its cuts (``min_sim``, the ``k`` best, ties by id) on these values.
+    ``x_norms`` and ``y_norms`` are :func:`row_norms` of ``x`` and ``y``.
+    """
+    out = np.empty(xi.shape[0], np.float64)
+    step = max(1, block // max(x.shape[1], 1))
+    for s in range(0, xi.shape[0], step):
+        a, b = xi[s : s + step], yi[s : s + step]
+        dots = np.add.reduce(x[a].astype(np.float64) * y[b].astype(np.float64), axis=1)
+        out[s : s + step] = dots / (x_norms[a] * y_norms[b])
+    return out
+
+
+def settle_top(sims: np.ndarray, ids: np.ndarray, kk: int, eps: float,
+               exact: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               thresholds: tuple[float, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``kk`` best of a float32 search's results, the same for any BLAS thread count.
+
+    ``sims``/``ids`` are (n, m) search results, best first, with ``m >= kk`` (extra columns hold
+    the runners-up), id -1 = none. A result within ``2 * eps`` of its row's ``kk``-th similarity,
+    or within ``eps`` of one of ``thresholds`` (cuts the caller applies later), gets its exact
+    similarity (``exact(rows, cols)``, float64); the others cannot change side of either cut.
+    Rows are then ordered by similarity, ties by id, and cut to ``kk``. Returns float64
+    similarities and ids, (n, kk).
+    """
+    found = ids >= 0
+    vals = np.where(found, sims, -np.inf).astype(np.float64)
+    kth = vals[:, min(kk, vals.shape[1]) - 1 : min(kk, vals.shape[1])]
+    unsure = found & (np.abs(vals - kth) <= 2 * eps)
+    for t in thresholds:
+        unsure |= found & (np.abs(vals - t) <= eps)
+    r, c = np.nonzero(unsure)
+    if r.size:
+        vals[r, c] = exact(r, c)
+    order = np.lexsort((np.where(found, ids, np.iinfo(np.int64).max), -vals), axis=-1)[:, :kk]
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
 def as_codes(x: Any, nbytes: int, what: str) -> np.ndarray:

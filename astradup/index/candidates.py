@@ -11,6 +11,14 @@ No step compares all pairs. Three sources vote, each an index search processed i
   by brute force (:class:`BinaryHashIndex` stays flat up to 5M codes), so this source grows as
   n^2: fine for keyframe hashes of ~1M frames, not for every frame of a million videos.
 
+The candidates do not depend on the thread count. FAISS and numpy compute similarities in
+float32 with BLAS, whose summation order (so the last bits) changes with its threads, and the
+accuracy set's copies tie exactly: identical frames in many videos. So every cut (``min_sim``,
+the ``k`` best of a frame, the descriptor neighbours and ``video_min_sim``, the IVF lists a
+frame probes) is settled on exact float64 cosines wherever a float32 value lies within rounding
+of it, ties going to the lower row. Only the reported ``max_sim``/``video_sim`` of hits far from
+any cut keep their float32 value.
+
 Per batch the hits become int64 pair keys ``a * n_videos + b`` (dense video numbers, ``a < b``) that
 are reduced with a sort; batch results are merged the same way, so memory follows the number of
 distinct candidate pairs, never ``n_videos ** 2``.
@@ -25,7 +33,15 @@ import numpy as np
 import pandas as pd
 
 from astradup.errors import IndexError_
-from astradup.index._common import as_codes, as_vectors, normalise_rows
+from astradup.index._common import (
+    as_codes,
+    as_vectors,
+    dot_slack,
+    exact_cosines,
+    normalise_rows,
+    row_norms,
+    settle_top,
+)
 from astradup.index.binary import BinaryHashIndex
 from astradup.index.vector import VectorIndex
 
@@ -42,6 +58,11 @@ ALL_PAIRS_FLAT_MAX = 20_000
 # Queries per chunk of the list-wise IVF join: each list meets ~chunk * nprobe / nlist queries in
 # one matrix product; larger chunks make larger products but hold more hits at once.
 JOIN_CHUNK = 262_144
+# Most similarities one product of the join holds (64 MB of float32): a flat index's one list
+# meets its queries in row blocks.
+JOIN_BLOCK = 1 << 24
+# Neighbours a per-query search asks for beyond k, so that near-ties at the k-th are settled exactly.
+SEARCH_SLACK = 8
 
 
 def _as_video_ids(x: Any, n: int, what: str) -> np.ndarray:
@@ -106,6 +127,21 @@ def _check_prebuilt(index: VectorIndex, vecs: np.ndarray, name: str, what: str) 
         raise IndexError_(f"{name} ids must be the row numbers 0..{vecs.shape[0] - 1} of {what}")
 
 
+def _search_exact(index: VectorIndex, vecs: np.ndarray, norms: np.ndarray, rows: np.ndarray, kk: int,
+                  cap: int, thresholds: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search(vecs[rows], kk)``, each row's ``kk`` best settled on exact cosines near its
+    cut and near ``thresholds``, ties by id (:func:`settle_top`).
+
+    The float32 search is asked for ``SEARCH_SLACK`` neighbours more than ``kk``, so a row's
+    ``kk`` best are the same whatever order BLAS summed in (its thread count), unless more than
+    ``SEARCH_SLACK`` neighbours tie within float32 rounding at the cut. The index's ids must be
+    the row numbers of ``vecs``.
+    """
+    sims, nbrs = index.search(vecs[rows], int(min(kk + SEARCH_SLACK, cap)))
+    return settle_top(sims, nbrs, kk, dot_slack(vecs.shape[1]),
+                      lambda r, c: exact_cosines(vecs, rows[r], vecs, nbrs[r, c], norms, norms), thresholds)
+
+
 def _frame_votes(
     vecs: np.ndarray,
     vid: np.ndarray,
@@ -116,12 +152,14 @@ def _frame_votes(
     batch_size: int,
     queries: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Votes and best similarity per pair from each query frame's top-k other-video neighbours."""
+    """Votes and best similarity per pair from each query frame's top-k other-video neighbours
+    (per-query searches: GPU and HNSW indexes; :func:`_join_votes` serves CPU flat and IVF ones)."""
     n = vecs.shape[0]
     acc = _PairAccumulator()
     ntotal = index.ntotal
     if n == 0 or ntotal < 2:
         return acc.result()
+    norms = row_norms(vecs)
     # Same-video frames take neighbour slots, so ask for more than k and widen where needed.
     per_video = np.bincount(vid).max()
     cap = ntotal if index.max_k is None else min(ntotal, index.max_k)
@@ -131,7 +169,7 @@ def _frame_votes(
         todo = rows
         kk = k0
         while todo.size:
-            sims, nbrs = index.search(vecs[todo], kk)
+            sims, nbrs = _search_exact(index, vecs, norms, todo, kk, cap, (min_sim,))
             qv = vid[todo][:, None]
             nv = np.where(nbrs >= 0, vid[np.maximum(nbrs, 0)], -1)
             valid = (nbrs >= 0) & (nv != qv) & (sims >= min_sim)
@@ -151,6 +189,52 @@ def _frame_votes(
     return acc.result()
 
 
+def _query_then_best(q: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort hits by query row, then by float32 similarity, best first (one
+    integer sort instead of a two-key lexsort; query rows must be below 2^32)."""
+    bits = np.ascontiguousarray(s, np.float32).view(np.uint32)
+    ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+    return (q.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+
+
+def _top_k_exact(q: np.ndarray, v: np.ndarray, s: np.ndarray, k: int, min_sim: float, vecs: np.ndarray,
+                 norms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query row's ``k`` best hits with cosine ``>= min_sim``, the same for any thread count.
+
+    ``(q, v, s)`` are hits (query row, neighbour row, float32 cosine) holding at least every hit
+    with ``s >= min_sim - dot_slack``. A query's cut is its ``k``-th best ``s`` (or ``min_sim``,
+    whichever is higher). Hits more than twice the slack above it are in whatever the rounding;
+    hits within twice the slack of it get their exact cosine (:func:`exact_cosines`) and fill the
+    remaining places, best first, ties by neighbour row; the rest are out.
+    """
+    if q.size == 0:
+        return q, v, s.astype(np.float64)
+    eps = np.float32(dot_slack(vecs.shape[1]))
+    order = np.argsort(_query_then_best(q, s))
+    q, v, s = q[order], v[order], s[order]
+    first = np.concatenate([[True], q[1:] != q[:-1]])
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.append(starts, q.size))
+    kth = np.full(starts.size, -np.inf, np.float32)
+    kth[sizes >= k] = s[starts[sizes >= k] + k - 1]
+    cut = np.maximum(kth, np.float32(min_sim))[group]
+    sure = s > cut + 2 * eps
+    near = ~sure & (s >= cut - 2 * eps)
+    nq, nv = q[near], v[near]
+    exact = exact_cosines(vecs, nq, vecs, nv, norms, norms)
+    ok = exact >= min_sim
+    nq, nv, exact = nq[ok], nv[ok], exact[ok]
+    order = np.lexsort((nv, -exact, nq))
+    nq, nv, exact = nq[order], nv[order], exact[order]
+    nfirst = np.concatenate([[True], nq[1:] != nq[:-1]])
+    rank = np.arange(nq.size) - np.maximum.accumulate(np.where(nfirst, np.arange(nq.size), 0))
+    places = k - np.bincount(group[sure], minlength=starts.size)  # per query, after its sure hits
+    take = rank < places[np.searchsorted(q[starts], nq)]
+    return (np.concatenate([q[sure], nq[take]]), np.concatenate([v[sure], nv[take]]),
+            np.concatenate([s[sure].astype(np.float64), exact[take]]))
+
+
 def _join_votes(
     vecs: np.ndarray,
     vid: np.ndarray,
@@ -161,16 +245,19 @@ def _join_votes(
     queries: np.ndarray,
     chunk: int = JOIN_CHUNK,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_frame_votes` for a CPU IVF index, computed list by list with matrix products.
+    """:func:`_frame_votes` for a CPU IVF or flat index, computed list by list with matrix products.
 
     An IVF search scans, for every query, the ``nprobe`` lists nearest to it. Query by query that
     streams each list from memory again and again (an all-pairs search at 1M videos reads ~40 TB).
     Here a chunk of queries is grouped by the lists they probe, and each list meets all of its
-    queries in one BLAS product, so a list is read once per chunk. Each query still sees exactly the
-    vectors its IVF search would scan and keeps its ``k`` best other-video neighbours with cosine
-    ``>= min_sim``: the same votes as :func:`_frame_votes`, up to float rounding at the threshold.
+    queries in matrix products, so a list is read once per chunk (a flat index is one list). Each
+    query sees exactly the vectors its search would scan and keeps its ``k`` best other-video
+    neighbours with cosine ``>= min_sim``, decided on exact cosines with ties by row
+    (:func:`_top_k_exact`): the same votes for any BLAS thread count.
     """
     acc = _PairAccumulator()
+    norms = row_norms(vecs)
+    loose = np.float32(min_sim - dot_slack(vecs.shape[1]))
     for start in range(0, queries.size, chunk):
         qc = queries[start : start + chunk]
         qx = vecs[qc].astype(np.float32, copy=True)
@@ -190,29 +277,24 @@ def _join_votes(
             members, mv = index.list_members(int(lists[lo]))
             if members.size == 0:
                 continue
-            rows = qpos[lo:hi]
-            sims = qx[rows] @ mv.T
-            r, c = np.nonzero(sims >= min_sim)
-            if r.size == 0:
-                continue
-            q_rows, v_rows = qc[rows[r]], members[c]
-            other = vid[q_rows] != vid[v_rows]
-            hq.append(q_rows[other])
-            hv.append(v_rows[other])
-            hs.append(sims[r[other], c[other]])
+            step = max(1, JOIN_BLOCK // members.size)  # bounds the similarity matrix of one product
+            for b0 in range(lo, hi, step):
+                rows = qpos[b0 : min(hi, b0 + step)]
+                sims = qx[rows] @ mv.T
+                r, c = np.nonzero(sims >= loose)
+                if r.size == 0:
+                    continue
+                q_rows, v_rows = qc[rows[r]], members[c]
+                other = vid[q_rows] != vid[v_rows]
+                hq.append(q_rows[other])
+                hv.append(v_rows[other])
+                hs.append(sims[r[other], c[other]])
         if not hq:
             continue
-        q_all, v_all, s_all = np.concatenate(hq), np.concatenate(hv), np.concatenate(hs)
-        # keep each query's k best hits over all its lists
-        order = np.lexsort((-s_all, q_all))
-        q_all, v_all, s_all = q_all[order], v_all[order], s_all[order]
-        first = np.concatenate([[True], q_all[1:] != q_all[:-1]])
-        rank = np.arange(q_all.size) - np.maximum.accumulate(
-            np.where(first, np.arange(q_all.size), 0)
-        )
-        keep = rank < k
-        keys = _pair_keys(vid[q_all[keep]], vid[v_all[keep]], n_videos)
-        acc.add(keys, np.ones(keys.size, np.int64), s_all[keep].astype(np.float32))
+        q_all, v_all, s_all = _top_k_exact(np.concatenate(hq), np.concatenate(hv), np.concatenate(hs), k,
+                                           min_sim, vecs, norms)
+        keys = _pair_keys(vid[q_all], vid[v_all], n_videos)
+        acc.add(keys, np.ones(keys.size, np.int64), s_all.astype(np.float32))
         del probes, lists, qpos, hq, hv, hs
     return acc.result()
 
@@ -226,18 +308,22 @@ def _video_sims(
     index: VectorIndex | None,
     index_kw: dict[str, Any],
     queries: np.ndarray,
+    min_sim: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best cosine per pair among each video's ``k`` nearest other videos (all retrieved pairs)."""
+    """Best cosine per pair among each video's ``k`` nearest other videos (all retrieved pairs),
+    settled on exact cosines near the ``k``-th and near ``min_sim`` (the caller's cut), ties by
+    row (:func:`_search_exact`)."""
     acc = _PairAccumulator()
     n = vecs.shape[0]
     if n < 2:
         keys, _, best = acc.result()
         return keys, best
     index = _index_of(index, vecs, index_kw, ("video_index", "video_vecs"))
+    norms = row_norms(vecs)
     kk = int(min(n, k + 1))
     for start in range(0, queries.size, batch_size):
         rows = queries[start : start + batch_size]
-        sims, nbrs = index.search(vecs[rows], kk)
+        sims, nbrs = _search_exact(index, vecs, norms, rows, kk, n, (min_sim,))
         ok = (nbrs >= 0) & (nbrs != rows[:, None])
         ok &= vid[np.maximum(nbrs, 0)] != vid[rows][:, None]
         ok &= np.cumsum(ok, axis=1) <= k
@@ -440,7 +526,7 @@ def candidate_pairs(
     v_keys, v_best = np.empty(0, np.int64), np.empty(0, np.float32)
     if vv is not None and vvid is not None:
         v_keys, v_best = _video_sims(vv, dense(vvid), n_videos, int(video_k), batch_size, video_index,
-                                     video_index_kw or {}, query_rows(vvid))
+                                     video_index_kw or {}, query_rows(vvid), float(video_min_sim))
 
     # hashes
     h_keys, h_hits = np.empty(0, np.int64), np.empty(0, np.int64)

@@ -36,11 +36,14 @@ from astradup.index._common import (
     as_vectors,
     check_k,
     check_use_gpu,
+    dot_slack,
+    exact_cosines,
     filter_csr,
     load_faiss,
     normalise_rows,
     range_via_knn,
     resolve_gpu,
+    settle_top,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ HNSW_QUANTIZER_MIN_NLIST = 32768
 
 
 IVF_MAX_AUTO_NLIST = 8192
+# Lists the coarse quantizer proposes beyond nprobe, so that probe_lists settles near-ties exactly.
+PROBE_SLACK = 4
 
 
 def default_nlist(n: int) -> int:
@@ -342,47 +347,76 @@ class VectorIndex(QueuedIndex):
     # -- inverted lists (for the list-wise self-join in candidates.py) -------------------------
     @property
     def has_cpu_lists(self) -> bool:
-        """True when the built structure is a CPU IVF index whose lists can be read directly."""
+        """True when the built structure can be scanned list by list on the CPU: the inverted
+        lists of a CPU IVF index, or a CPU flat index as one list holding every vector."""
         self._ensure_built()
-        return self._built_kind == "ivf" and not self._on_gpu
+        return self._built_kind in ("ivf", "flat") and not self._on_gpu and self._index is not None
 
     def probe_lists(self, queries: np.ndarray) -> np.ndarray:
-        """The ``nprobe`` lists an IVF search of each query scans: (n, nprobe) int64, -1 = none.
+        """The ``nprobe`` lists an IVF search of each query scans: (n, nprobe) int64, -1 = none
+        (a flat index: its one list, 0).
+
+        The coarse quantizer's float32 search proposes ``PROBE_SLACK`` lists more; where lists are
+        within float32 rounding of the ``nprobe``-th, their inner products with the query are
+        recomputed exactly and the best ``nprobe`` kept, ties by list number
+        (:func:`~astradup.index._common.settle_top`). So a query equally near two centroids
+        probes the same lists whatever the thread count (FAISS's BLAS sums in a thread-dependent
+        order).
 
         ``queries`` must already be L2-normalised float32 (n, dim) rows.
         """
         if not self.has_cpu_lists:
             raise IndexError_(
-                f"probe_lists needs a CPU IVF index, but this one is {self._built_kind!r}"
+                f"probe_lists needs a CPU IVF or flat index, but this one is {self._built_kind!r}"
             )
-        nprobe = min(self.nprobe, int(self._index.nlist))
-        _, lists = self._index.quantizer.search(np.ascontiguousarray(queries, np.float32), nprobe)
-        return lists.astype(np.int64, copy=False)
+        q = np.ascontiguousarray(queries, np.float32)
+        if self._built_kind == "flat":
+            return np.zeros((q.shape[0], 1), np.int64)
+        nlist = int(self._index.nlist)
+        nprobe = min(self.nprobe, nlist)
+        wide = min(nprobe + PROBE_SLACK, nlist)
+        sims, lists = self._index.quantizer.search(q, wide)
+        lists = lists.astype(np.int64, copy=False)
+        centroids = np.asarray(self._index.quantizer.reconstruct_n(0, nlist), np.float32)
+        ones_q, ones_c = np.ones(q.shape[0]), np.ones(nlist)
+        _, lists = settle_top(sims, lists, nprobe, dot_slack(self.dim),
+                              lambda r, c: exact_cosines(q, r, centroids, lists[r, c], ones_q, ones_c))
+        return lists
 
     @property
     def n_lists(self) -> int:
-        """Number of IVF lists (0 when the index is not IVF)."""
-        return int(self._index.nlist) if self.has_cpu_lists else 0
+        """Number of lists :meth:`list_members` serves: IVF lists, 1 for a flat index, 0 otherwise."""
+        if not self.has_cpu_lists:
+            return 0
+        return 1 if self._built_kind == "flat" else int(self._index.nlist)
 
     def list_members(self, list_no: int) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and unit vectors stored in IVF list ``list_no``: ((m,) int64, (m, dim) float32).
+        """Ids and unit vectors stored in list ``list_no`` (a flat index: list 0, every vector):
+        ((m,) int64, (m, dim) float32).
 
         The vectors are a read-only view of FAISS's memory, valid until the index changes.
         """
         if not self.has_cpu_lists:
             raise IndexError_(
-                f"list_members needs a CPU IVF index, but this one is {self._built_kind!r}"
+                f"list_members needs a CPU IVF or flat index, but this one is {self._built_kind!r}"
             )
         faiss = load_faiss()
-        invlists = self._index.invlists
-        m = int(invlists.list_size(int(list_no)))
-        if m == 0:
-            return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
-        pos = faiss.rev_swig_ptr(invlists.get_ids(int(list_no)), m)
-        raw = faiss.rev_swig_ptr(invlists.get_codes(int(list_no)), m * self.dim * 4)
-        vecs = raw.view(np.float32).reshape(m, self.dim)
+        if self._built_kind == "flat":
+            if int(list_no) != 0:
+                raise IndexError_(f"a flat index has one list, 0, but list {list_no} was asked")
+            m = int(self._index.ntotal)
+            raw = faiss.rev_swig_ptr(self._index.get_xb(), m * self.dim) if m else np.empty(0, np.float32)
+            pos = np.arange(m, dtype=np.int64)
+        else:
+            invlists = self._index.invlists
+            m = int(invlists.list_size(int(list_no)))
+            if m == 0:
+                return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
+            pos = faiss.rev_swig_ptr(invlists.get_ids(int(list_no)), m).astype(np.int64)
+            raw = faiss.rev_swig_ptr(invlists.get_codes(int(list_no)), m * self.dim * 4).view(np.float32)
+        vecs = raw.reshape(m, self.dim)
         vecs.flags.writeable = False
-        return self._ids.lookup(pos.astype(np.int64)), vecs
+        return self._ids.lookup(pos), vecs
 
     # -- persistence (save/load in QueuedIndex) ------------------------------------------------
     def _empty_faiss(self, faiss: Any) -> Any:
