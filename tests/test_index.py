@@ -888,6 +888,22 @@ def test_candidates_do_not_depend_on_float32_rounding(kind):
     assert got == {key: v for key, (v, _) in want.items()}
 
 
+def test_flat_join_in_small_blocks_matches_oracle(monkeypatch):
+    """A flat index is scanned in row blocks of at most JOIN_BLOCK similarities, each cut to its
+    queries' k best at once: tiny blocks give the oracle's votes too."""
+    import astradup.index.candidates as cand
+
+    x, vid = synthetic_library(seed=5)
+    monkeypatch.setattr(cand, "JOIN_BLOCK", 3 * x.shape[0])  # three query rows a block
+    df = candidate_pairs(x, vid, k=3, min_sim=0.3)
+    want = oracle_frame_votes(x, vid, 3, 0.3)
+    got = {(int(r.a), int(r.b)): [int(r.votes), float(r.max_sim)] for r in df.itertuples() if r.votes}
+    assert set(got) == set(want) and len(want) > 20
+    for key, (votes, best) in want.items():
+        assert got[key][0] == votes
+        assert got[key][1] == pytest.approx(best, abs=1e-5)
+
+
 def test_settle_top_orders_near_ties_exactly_and_by_id():
     from astradup.index._common import settle_top
 

@@ -272,7 +272,11 @@ def _join_votes(
         order = np.argsort(lists, kind="stable")
         lists, qpos = lists[order], qpos[order]
         bounds = np.flatnonzero(np.concatenate([[True], lists[1:] != lists[:-1], [True]]))
-        hq, hv, hs = [], [], []
+        hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # One list per query (a flat index, or nprobe 1): a block's queries have all their hits,
+        # so each block is cut to its k best at once and a library of look-alike frames never
+        # holds every hit of the chunk.
+        whole = probes.shape[1] == 1
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             members, mv = index.list_members(int(lists[lo]))
             if members.size == 0:
@@ -282,21 +286,26 @@ def _join_votes(
                 rows = qpos[b0 : min(hi, b0 + step)]
                 sims = qx[rows] @ mv.T
                 r, c = np.nonzero(sims >= loose)
-                if r.size == 0:
-                    continue
                 q_rows, v_rows = qc[rows[r]], members[c]
                 other = vid[q_rows] != vid[v_rows]
-                hq.append(q_rows[other])
-                hv.append(v_rows[other])
-                hs.append(sims[r[other], c[other]])
-        if not hq:
-            continue
-        q_all, v_all, s_all = _top_k_exact(np.concatenate(hq), np.concatenate(hv), np.concatenate(hs), k,
-                                           min_sim, vecs, norms)
-        keys = _pair_keys(vid[q_all], vid[v_all], n_videos)
-        acc.add(keys, np.ones(keys.size, np.int64), s_all.astype(np.float32))
-        del probes, lists, qpos, hq, hv, hs
+                hits.append((q_rows[other], v_rows[other], sims[r[other], c[other]]))
+                if whole:
+                    _add_votes(acc, hits, k, min_sim, vecs, norms, vid, n_videos)
+        _add_votes(acc, hits, k, min_sim, vecs, norms, vid, n_videos)
+        del probes, lists, qpos
     return acc.result()
+
+
+def _add_votes(acc: _PairAccumulator, hits: list, k: int, min_sim: float, vecs: np.ndarray, norms: np.ndarray,
+               vid: np.ndarray, n_videos: int) -> None:
+    """Cut the collected ``hits`` (every hit of their queries) to each query's k best and count
+    them as votes; ``hits`` is emptied."""
+    if not hits:
+        return
+    q, v, s = (np.concatenate(x) for x in zip(*hits, strict=True))
+    hits.clear()
+    q, v, s = _top_k_exact(q, v, s, k, min_sim, vecs, norms)
+    acc.add(_pair_keys(vid[q], vid[v], n_videos), np.ones(q.size, np.int64), s.astype(np.float32))
 
 
 def _video_sims(
