@@ -114,31 +114,23 @@ def dot_slack(dim: int) -> float:
     return 2.0 * dim * 2.0**-24 + 1e-6
 
 
-def row_norms(x: np.ndarray, block: int = 1 << 22) -> np.ndarray:
-    """float64 L2 norm of each row of a float32 matrix, in blocks of at most ``block`` values."""
-    out = np.empty(x.shape[0], np.float64)
-    step = max(1, block // max(x.shape[1], 1))
-    for s in range(0, x.shape[0], step):
-        b = x[s : s + step].astype(np.float64)
-        out[s : s + step] = np.sqrt(np.add.reduce(b * b, axis=1))
-    return out
-
-
-def exact_cosines(x: np.ndarray, xi: np.ndarray, y: np.ndarray, yi: np.ndarray, x_norms: np.ndarray,
-                  y_norms: np.ndarray, block: int = 1 << 22) -> np.ndarray:
-    """Cosine of rows ``x[xi]`` and ``y[yi]`` pair by pair, in float64, from the float32 inputs.
+def exact_cosines(x: np.ndarray, xi: np.ndarray, y: np.ndarray, yi: np.ndarray, normalise: bool = True,
+                  block: int = 1 << 22) -> np.ndarray:
+    """Cosine of rows ``x[xi]`` and ``y[yi]`` pair by pair (their inner product with
+    ``normalise=False``), in float64, from the float32 inputs.
 
     The products of float32 values are exact in float64 and each row is summed in one fixed
     order, so the result depends on the inputs only, never on a thread count: the candidate
     search decides its cuts (``min_sim``, the ``k`` best, ties by id) on these values.
-    ``x_norms`` and ``y_norms`` are :func:`row_norms` of ``x`` and ``y``.
     """
     out = np.empty(xi.shape[0], np.float64)
     step = max(1, block // max(x.shape[1], 1))
     for s in range(0, xi.shape[0], step):
-        a, b = xi[s : s + step], yi[s : s + step]
-        dots = np.add.reduce(x[a].astype(np.float64) * y[b].astype(np.float64), axis=1)
-        out[s : s + step] = dots / (x_norms[a] * y_norms[b])
+        a, b = x[xi[s : s + step]].astype(np.float64), y[yi[s : s + step]].astype(np.float64)
+        dots = np.add.reduce(a * b, axis=1)
+        if normalise:
+            dots /= np.sqrt(np.add.reduce(a * a, axis=1) * np.add.reduce(b * b, axis=1))
+        out[s : s + step] = dots
     return out
 
 

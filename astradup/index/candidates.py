@@ -39,7 +39,6 @@ from astradup.index._common import (
     dot_slack,
     exact_cosines,
     normalise_rows,
-    row_norms,
     settle_top,
 )
 from astradup.index.binary import BinaryHashIndex
@@ -127,7 +126,7 @@ def _check_prebuilt(index: VectorIndex, vecs: np.ndarray, name: str, what: str) 
         raise IndexError_(f"{name} ids must be the row numbers 0..{vecs.shape[0] - 1} of {what}")
 
 
-def _search_exact(index: VectorIndex, vecs: np.ndarray, norms: np.ndarray, rows: np.ndarray, kk: int,
+def _search_exact(index: VectorIndex, vecs: np.ndarray, rows: np.ndarray, kk: int,
                   cap: int, thresholds: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """``index.search(vecs[rows], kk)``, each row's ``kk`` best settled on exact cosines near its
     cut and near ``thresholds``, ties by id (:func:`settle_top`).
@@ -139,7 +138,7 @@ def _search_exact(index: VectorIndex, vecs: np.ndarray, norms: np.ndarray, rows:
     """
     sims, nbrs = index.search(vecs[rows], int(min(kk + SEARCH_SLACK, cap)))
     return settle_top(sims, nbrs, kk, dot_slack(vecs.shape[1]),
-                      lambda r, c: exact_cosines(vecs, rows[r], vecs, nbrs[r, c], norms, norms), thresholds)
+                      lambda r, c: exact_cosines(vecs, rows[r], vecs, nbrs[r, c]), thresholds)
 
 
 def _frame_votes(
@@ -159,7 +158,6 @@ def _frame_votes(
     ntotal = index.ntotal
     if n == 0 or ntotal < 2:
         return acc.result()
-    norms = row_norms(vecs)
     # Same-video frames take neighbour slots, so ask for more than k and widen where needed.
     per_video = np.bincount(vid).max()
     cap = ntotal if index.max_k is None else min(ntotal, index.max_k)
@@ -169,7 +167,7 @@ def _frame_votes(
         todo = rows
         kk = k0
         while todo.size:
-            sims, nbrs = _search_exact(index, vecs, norms, todo, kk, cap, (min_sim,))
+            sims, nbrs = _search_exact(index, vecs, todo, kk, cap, (min_sim,))
             qv = vid[todo][:, None]
             nv = np.where(nbrs >= 0, vid[np.maximum(nbrs, 0)], -1)
             valid = (nbrs >= 0) & (nv != qv) & (sims >= min_sim)
@@ -197,8 +195,8 @@ def _query_then_best(q: np.ndarray, s: np.ndarray) -> np.ndarray:
     return (q.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
 
 
-def _top_k_exact(q: np.ndarray, v: np.ndarray, s: np.ndarray, k: int, min_sim: float, vecs: np.ndarray,
-                 norms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _top_k_exact(q: np.ndarray, v: np.ndarray, s: np.ndarray, k: int, min_sim: float,
+                 vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each query row's ``k`` best hits with cosine ``>= min_sim``, the same for any thread count.
 
     ``(q, v, s)`` are hits (query row, neighbour row, float32 cosine) holding at least every hit
@@ -222,7 +220,7 @@ def _top_k_exact(q: np.ndarray, v: np.ndarray, s: np.ndarray, k: int, min_sim: f
     sure = s > cut + 2 * eps
     near = ~sure & (s >= cut - 2 * eps)
     nq, nv = q[near], v[near]
-    exact = exact_cosines(vecs, nq, vecs, nv, norms, norms)
+    exact = exact_cosines(vecs, nq, vecs, nv)
     ok = exact >= min_sim
     nq, nv, exact = nq[ok], nv[ok], exact[ok]
     order = np.lexsort((nv, -exact, nq))
@@ -256,7 +254,6 @@ def _join_votes(
     (:func:`_top_k_exact`): the same votes for any BLAS thread count.
     """
     acc = _PairAccumulator()
-    norms = row_norms(vecs)
     loose = np.float32(min_sim - dot_slack(vecs.shape[1]))
     for start in range(0, queries.size, chunk):
         qc = queries[start : start + chunk]
@@ -290,21 +287,21 @@ def _join_votes(
                 other = vid[q_rows] != vid[v_rows]
                 hits.append((q_rows[other], v_rows[other], sims[r[other], c[other]]))
                 if whole:
-                    _add_votes(acc, hits, k, min_sim, vecs, norms, vid, n_videos)
-        _add_votes(acc, hits, k, min_sim, vecs, norms, vid, n_videos)
+                    _add_votes(acc, hits, k, min_sim, vecs, vid, n_videos)
+        _add_votes(acc, hits, k, min_sim, vecs, vid, n_videos)
         del probes, lists, qpos
     return acc.result()
 
 
-def _add_votes(acc: _PairAccumulator, hits: list, k: int, min_sim: float, vecs: np.ndarray, norms: np.ndarray,
-               vid: np.ndarray, n_videos: int) -> None:
+def _add_votes(acc: _PairAccumulator, hits: list, k: int, min_sim: float, vecs: np.ndarray, vid: np.ndarray,
+               n_videos: int) -> None:
     """Cut the collected ``hits`` (every hit of their queries) to each query's k best and count
     them as votes; ``hits`` is emptied."""
     if not hits:
         return
     q, v, s = (np.concatenate(x) for x in zip(*hits, strict=True))
     hits.clear()
-    q, v, s = _top_k_exact(q, v, s, k, min_sim, vecs, norms)
+    q, v, s = _top_k_exact(q, v, s, k, min_sim, vecs)
     acc.add(_pair_keys(vid[q], vid[v], n_videos), np.ones(q.size, np.int64), s.astype(np.float32))
 
 
@@ -328,11 +325,10 @@ def _video_sims(
         keys, _, best = acc.result()
         return keys, best
     index = _index_of(index, vecs, index_kw, ("video_index", "video_vecs"))
-    norms = row_norms(vecs)
     kk = int(min(n, k + 1))
     for start in range(0, queries.size, batch_size):
         rows = queries[start : start + batch_size]
-        sims, nbrs = _search_exact(index, vecs, norms, rows, kk, n, (min_sim,))
+        sims, nbrs = _search_exact(index, vecs, rows, kk, n, (min_sim,))
         ok = (nbrs >= 0) & (nbrs != rows[:, None])
         ok &= vid[np.maximum(nbrs, 0)] != vid[rows][:, None]
         ok &= np.cumsum(ok, axis=1) <= k

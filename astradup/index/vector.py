@@ -178,9 +178,13 @@ class VectorIndex(QueuedIndex):
         """Vectors held by a built flat index (to rebuild it as IVF)."""
         faiss = load_faiss()
         index = faiss.index_gpu_to_cpu(self._index) if self._on_gpu else self._index
-        return (
-            faiss.rev_swig_ptr(index.get_xb(), index.ntotal * self.dim).reshape(-1, self.dim).copy()
-        )
+        return self._flat_view(faiss, index).copy()
+
+    def _flat_view(self, faiss: Any, index: Any) -> np.ndarray:
+        """The (ntotal, dim) float32 vectors of a CPU flat FAISS index, as a view of its memory."""
+        m = int(index.ntotal)
+        raw = faiss.rev_swig_ptr(index.get_xb(), m * self.dim) if m else np.empty(0, np.float32)
+        return raw.reshape(m, self.dim)
 
     def _ensure_built(self) -> None:
         if not self._pending and self._index is not None:
@@ -377,11 +381,12 @@ class VectorIndex(QueuedIndex):
         wide = min(nprobe + PROBE_SLACK, nlist)
         sims, lists = self._index.quantizer.search(q, wide)
         lists = lists.astype(np.int64, copy=False)
-        centroids = np.asarray(self._index.quantizer.reconstruct_n(0, nlist), np.float32)
-        ones_q, ones_c = np.ones(q.shape[0]), np.ones(nlist)
-        _, lists = settle_top(sims, lists, nprobe, dot_slack(self.dim),
-                              lambda r, c: exact_cosines(q, r, centroids, lists[r, c], ones_q, ones_c))
-        return lists
+
+        def exact(r: np.ndarray, c: np.ndarray) -> np.ndarray:  # only where a near-tie needs it
+            centroids = np.asarray(self._index.quantizer.reconstruct_n(0, nlist), np.float32)
+            return exact_cosines(q, r, centroids, lists[r, c], normalise=False)  # the quantizer ranks by inner product
+
+        return settle_top(sims, lists, nprobe, dot_slack(self.dim), exact)[1]
 
     @property
     def n_lists(self) -> int:
@@ -404,17 +409,16 @@ class VectorIndex(QueuedIndex):
         if self._built_kind == "flat":
             if int(list_no) != 0:
                 raise IndexError_(f"a flat index has one list, 0, but list {list_no} was asked")
-            m = int(self._index.ntotal)
-            raw = faiss.rev_swig_ptr(self._index.get_xb(), m * self.dim) if m else np.empty(0, np.float32)
-            pos = np.arange(m, dtype=np.int64)
+            vecs = self._flat_view(faiss, self._index)
+            pos = np.arange(vecs.shape[0], dtype=np.int64)
         else:
             invlists = self._index.invlists
             m = int(invlists.list_size(int(list_no)))
             if m == 0:
                 return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
             pos = faiss.rev_swig_ptr(invlists.get_ids(int(list_no)), m).astype(np.int64)
-            raw = faiss.rev_swig_ptr(invlists.get_codes(int(list_no)), m * self.dim * 4).view(np.float32)
-        vecs = raw.reshape(m, self.dim)
+            raw = faiss.rev_swig_ptr(invlists.get_codes(int(list_no)), m * self.dim * 4)
+            vecs = raw.view(np.float32).reshape(m, self.dim)
         vecs.flags.writeable = False
         return self._ids.lookup(pos), vecs
 
