@@ -238,6 +238,36 @@ def test_save_load_round_trip(tmp_path, kind):
     assert (f[:, 0] == np.arange(10) + 100_000).all()
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_saved_without_vectors_loads_back_the_same_index(tmp_path, kind):
+    x = clustered(3000, 16, seed=16)
+    idx = VectorIndex(16, kind=kind, nlist=24 if kind == "ivf" else None, nprobe=4)
+    idx.add(x[:2000], np.arange(2000) * 3)
+    idx.build()
+    idx.add(x[2000:], np.arange(2000, 3000) * 3)  # extended after the build, as a growing library is
+    inside, outside = tmp_path / "in.faiss", tmp_path / "out.faiss"
+    idx.save(inside)
+    idx.save(outside, vectors=False)
+    assert not VectorIndex.saved_without_vectors(inside) and VectorIndex.saved_without_vectors(outside)
+    assert outside.stat().st_size < inside.stat().st_size / 20  # the structure only
+    a, b = VectorIndex.load(inside), VectorIndex.load(outside, vectors=x)
+    assert b.vectors_outside and not a.vectors_outside and b.built_kind == kind and b.ntotal == 3000
+    np.testing.assert_array_equal(a.ids, b.ids)
+    assert a.n_lists == b.n_lists
+    for i in range(a.n_lists):  # every list holds the same rows, in the same order, bit for bit
+        (ia, va), (ib, vb) = a.list_members(i), b.list_members(i)
+        np.testing.assert_array_equal(ia, ib)
+        assert va.tobytes() == vb.tobytes()
+    for got, want in zip(b.search(x[:40], 7), a.search(x[:40], 7)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(IndexError_, match="keeps its vectors outside"):
+        VectorIndex.load(outside)
+    with pytest.raises(IndexError_, match="do not belong together"):
+        VectorIndex.load(outside, vectors=x[:2999])
+    with pytest.raises(IndexError_, match=r"shape \(n, 16\)"):
+        VectorIndex.load(outside, vectors=x[:, :8])
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(IndexError_, match="does not exist"):
         VectorIndex.load(tmp_path / "missing.faiss")

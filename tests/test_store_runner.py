@@ -78,6 +78,35 @@ def test_frame_index_is_kept_beside_the_store_and_extended(media_dir, tmp_path):
     pd.testing.assert_frame_equal(extended[cols], rebuilt[cols])
 
 
+def test_full_frame_index_file_keeps_no_copy_of_the_stores_vectors(media_dir, tmp_path):
+    from astradup.execution.query import QueryIndex
+    from astradup.index import VectorIndex
+    from astradup.index.frames import index_files, load_saved_index, read_manifest
+
+    corpus, store = _indexed_two(media_dir, tmp_path)
+    first = run_match(store, min_score=0.0, progress=False)
+    path, manifest, _ = index_files(store)
+    with Store(store, read_only=True) as st:
+        owner, vecs = st.frame_embeddings()
+        n_bytes = vecs.nbytes
+        idx = load_saved_index(st, path, read_manifest(manifest))
+    assert VectorIndex.saved_without_vectors(path) and path.stat().st_size < n_bytes / 10
+    assert idx is not None and idx.ntotal == len(vecs) == int(sum(read_manifest(manifest)["counts"]))
+    # a file written before the vectors moved out (vectors inside) is reused, then rewritten without them
+    idx.save(path)
+    assert not VectorIndex.saved_without_vectors(path)
+    again = run_match(store, min_score=0.0, progress=False)
+    assert again.attrs["frame_index"] == "reused" and VectorIndex.saved_without_vectors(path)
+    cols = ["a", "b", "label", "score"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    # a query finds the vectors in the store; when a video changed under its id it rebuilds first
+    assert QueryIndex.load(store).how == "loaded"
+    with Store(store) as st:
+        st.con.execute("UPDATE videos SET content_hash = 'changed' WHERE rel_path = 'other.mp4'")
+    qi = QueryIndex.load(store)
+    assert qi.how == "built" and qi.index.ntotal == len(vecs)
+
+
 def _indexed_two(media_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A library of src.mp4 and other.mp4, indexed eagerly: (its folder, its store)."""
     corpus = tmp_path / "c"

@@ -87,8 +87,7 @@ class QueryIndex:
         if st is None:
             with Store(store_path, read_only=True) as own:
                 return cls.load(store_path, config, own, refresh)
-        from astradup.index import VectorIndex
-        from astradup.index.frames import index_files, read_manifest, saved_pca
+        from astradup.index.frames import index_files, load_saved_index, read_manifest, saved_pca
 
         cfg = config or AstradupConfig()
         t0 = time.perf_counter()
@@ -109,7 +108,14 @@ class QueryIndex:
             state = json.loads(manifest.read_text())
             pca = saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
         stamp = _stamp(index_path, manifest)
-        idx = VectorIndex.load(index_path)
+        idx = load_saved_index(st, index_path, state)
+        if idx is None:  # a full index whose videos the store no longer holds as indexed
+            how = _build(st, store_path, cfg)
+            state = json.loads(manifest.read_text())
+            stamp = _stamp(index_path, manifest)
+            idx = load_saved_index(st, index_path, state)
+            if idx is None:
+                raise IndexError_(f"{index_path}: the frame index just written does not match the store")
         counts = np.asarray(state["counts"], dtype=np.int64)
         if idx.ntotal != int(counts.sum()):
             raise IndexError_(f"{index_path} holds {idx.ntotal} vectors, but its manifest lists {int(counts.sum())}")

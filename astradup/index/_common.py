@@ -239,14 +239,18 @@ def meta_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".meta.npz")
 
 
-def write_meta(path: str | os.PathLike[str], ids: np.ndarray, params: dict[str, Any]) -> None:
+def write_meta(path: str | os.PathLike[str], ids: np.ndarray, params: dict[str, Any],
+               arrays: dict[str, np.ndarray] | None = None) -> None:
+    """Write the sidecar: ``ids``, ``params`` (JSON) and any further named ``arrays``."""
     target = meta_path(path)
     tmp = target.with_name(target.name + ".tmp.npz")
-    np.savez(tmp, ids=ids, params=np.array(json.dumps(params)))
+    named: dict[str, Any] = {"ids": ids, "params": np.array(json.dumps(params)), **(arrays or {})}
+    np.savez(tmp, **named)
     os.replace(tmp, target)
 
 
-def read_meta(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
+def read_meta(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+    """The sidecar's ids, parameters and further named arrays."""
     p = Path(path)
     m = meta_path(p)
     if not p.is_file():
@@ -257,9 +261,10 @@ def read_meta(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]
         with np.load(m, allow_pickle=False) as data:
             ids = data["ids"].astype(np.int64)
             params = json.loads(str(data["params"]))
+            arrays = {k: data[k] for k in data.files if k not in ("ids", "params")}
     except Exception as exc:  # noqa: BLE001 - any read error means an unusable sidecar
         raise IndexError_(f"{m}: cannot read index sidecar ({exc})") from exc
-    return ids, params
+    return ids, params, arrays
 
 
 GPU_MAX_K = 2048  # faiss GPU indexes return at most this many neighbours per query
@@ -330,6 +335,7 @@ class QueuedIndex:
         self._on_gpu = False
         self._ids = IdChunks()
         self._pending: list[np.ndarray] = []
+        self.vectors_outside = False  # loaded from a file saved without its vectors
 
     @property
     def ntotal(self) -> int:
@@ -393,8 +399,23 @@ class QueuedIndex:
     def _after_load(self, faiss: Any) -> None:
         """Hook run once a loaded index is in place (search parameters)."""
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the FAISS index to ``path`` (atomically) and ids + parameters to ``<path>.meta.npz``."""
+    def _without_vectors(self, faiss: Any, index: Any) -> tuple[Any, dict[str, np.ndarray]]:
+        """The structure of a built CPU ``index`` without its vectors, and the arrays that say
+        where each row goes back (for :meth:`save` with ``vectors=False``)."""
+        raise IndexError_(f"a {type(self).__name__} cannot be saved without its vectors")
+
+    def _put_vectors(self, faiss: Any, index: Any, built: str, vectors: np.ndarray,
+                     arrays: dict[str, np.ndarray]) -> Any:
+        """Put ``vectors`` (one per saved id, in id order) back into a structure saved without them."""
+        raise IndexError_(f"a {type(self).__name__} cannot be loaded with outside vectors")
+
+    def save(self, path: str | os.PathLike[str], vectors: bool = True) -> None:
+        """Write the FAISS index to ``path`` (atomically) and ids + parameters to ``<path>.meta.npz``.
+
+        ``vectors=False`` writes the structure only (a flat index's nothing, an IVF index's
+        trained quantizer and the rows of each list): for an index whose vectors are kept
+        elsewhere (the store), handed back to :meth:`load`.
+        """
         faiss = load_faiss()
         self._ensure_built()
         p = Path(path)
@@ -403,21 +424,37 @@ class QueuedIndex:
             index, built = self._empty_faiss(faiss), "flat"
         else:
             index, built = self._cpu_faiss(faiss), self._built_kind or "flat"
+        arrays: dict[str, np.ndarray] = {}
+        if not vectors and self._index is not None:
+            index, arrays = self._without_vectors(faiss, index)
         tmp = p.with_name(p.name + ".tmp")
         self._write_faiss(faiss, index, str(tmp))
         os.replace(tmp, p)
-        write_meta(
-            p, self.ids, {"class": type(self).__name__, "built_kind": built, **self.get_params()}
-        )
+        params = {"class": type(self).__name__, "built_kind": built, **self.get_params()}
+        if not vectors:
+            params["vectors"] = "outside"
+        write_meta(p, self.ids, params, arrays)
+
+    @staticmethod
+    def saved_without_vectors(path: str | os.PathLike[str]) -> bool:
+        """Whether the index at ``path`` was saved with ``vectors=False`` (load needs them back)."""
+        return read_meta(path)[1].get("vectors") == "outside"
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], use_gpu: str | bool | None = None):  # -> Self
-        """Read an index written by :meth:`save`; ``use_gpu`` overrides the saved choice."""
+    def load(cls, path: str | os.PathLike[str], use_gpu: str | bool | None = None,
+             vectors: np.ndarray | None = None):  # -> Self
+        """Read an index written by :meth:`save`; ``use_gpu`` overrides the saved choice.
+
+        An index saved without its vectors needs them back: ``vectors`` holds one row per saved
+        id, in id order, as they were added (normalised again here). It is ignored for an index
+        saved with its vectors.
+        """
         faiss = load_faiss()
-        ids, params = read_meta(path)
+        ids, params, arrays = read_meta(path)
         if params.pop("class", None) != cls.__name__:
             raise IndexError_(f"{path}: not a {cls.__name__} file")
         built = params.pop("built_kind")
+        outside = params.pop("vectors", "inside") == "outside"
         if use_gpu is not None:
             params["use_gpu"] = use_gpu
         self = cls(**params)
@@ -426,11 +463,17 @@ class QueuedIndex:
         except Exception as exc:  # noqa: BLE001 - faiss raises RuntimeError on any bad file
             raise IndexError_(f"{path}: cannot read FAISS index ({exc})") from exc
         width = getattr(self, cls.width_name)
+        if outside and ids.shape[0]:
+            if vectors is None:
+                raise IndexError_(f"{path} keeps its vectors outside the file (in the store); load it with them")
+            if index.d == width:
+                index = self._put_vectors(faiss, index, built, vectors, arrays)
         if index.ntotal != ids.shape[0] or index.d != width:
             raise IndexError_(
                 f"{path}: index holds {index.ntotal} rows of {cls.width_name} {index.d}, but its sidecar "
                 f"lists {ids.shape[0]} ids of {cls.width_name} {width}; the two files do not belong together"
             )
+        self.vectors_outside = outside
         if ids.shape[0]:
             self._ids.append(ids, "ids")
             self._index = index

@@ -17,7 +17,13 @@ The store is read in video-id batches, so no step holds every video's features.
 
 Both modes share one rule (:func:`_extend_or_rebuild`): when the indexed videos are a prefix of the
 current ones (new videos get higher ids) with the same row counts and digests, only the new rows
-are added; otherwise the index is rebuilt. This module reads a :class:`~astradup.store.Store`
+are added; otherwise the index is rebuilt.
+
+The full index's file keeps no second copy of the vectors: the store holds them already, so the
+file holds the structure only (an IVF index's quantizer and the rows of each list) and the vectors
+are read back from the store when it is loaded (:func:`load_saved_index`). That halves the disk a
+library takes at full dimension. A full index file written before this, vectors inside, still
+loads, and is rewritten without them the next time a match uses it. This module reads a :class:`~astradup.store.Store`
 passed in; it never writes to it.
 """
 
@@ -113,6 +119,7 @@ def _extend_or_rebuild(path: Path, manifest: Path, old: dict[str, Any] | None, s
         (index, "reused" | "extended" | "built").
     """
     rows = np.arange(len(vecs), dtype=np.int64)
+    outside = state["mode"] == "full"  # the store holds these vectors: the file keeps none
     idx: VectorIndex | None = None
     how = "built"
     if old is not None and path.exists():
@@ -123,15 +130,17 @@ def _extend_or_rebuild(path: Path, manifest: Path, old: dict[str, Any] | None, s
             elif (old["dim"] == state["dim"] and old["ids"] == state["ids"][:n_old]
                   and old["counts"] == state["counts"][:n_old]
                   and (digest is None or old.get("videos_sha1") == digest(n_old))):
-                idx = VectorIndex.load(path)
                 start = int(sum(old["counts"]))
+                idx = VectorIndex.load(path, vectors=vecs[:start] if outside else None)
+                if outside and not idx.vectors_outside:
+                    how = "rewritten"  # written before the vectors moved out: save it without them
                 if idx.dim != state["dim"] or idx.ntotal != start:
                     raise IndexError_(f"{path} holds {idx.ntotal} vectors of dim {idx.dim}, but its "
                                       f"manifest lists {start} of dim {state['dim']}")
                 if start < len(vecs):
                     idx.add(vecs[start:], rows[start:])
                     how = "extended"
-                else:
+                elif how != "rewritten":
                     how = "reused"
             else:
                 log.info("videos changed since the %s frame index was built; rebuilding it", state["mode"])
@@ -142,9 +151,9 @@ def _extend_or_rebuild(path: Path, manifest: Path, old: dict[str, Any] | None, s
         idx = VectorIndex(state["dim"], flat_max=ALL_PAIRS_FLAT_MAX)
         idx.add(vecs, rows)
     if how != "reused":
-        idx.save(path)
+        idx.save(path, vectors=not outside)
         _write_atomic(manifest, lambda p: p.write_text(json.dumps(state)))
-    return idx, how
+    return idx, "reused" if how == "rewritten" else how
 
 
 # -- the full frame index ---------------------------------------------------------------------
@@ -365,6 +374,34 @@ def reduced_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astr
 
 # -- the saved index as a query sees it ------------------------------------------------------------
 
+def store_vectors(st: Store, state: dict[str, Any]) -> np.ndarray | None:
+    """The store's embeddings of the videos a full index's manifest lists, in index row order, or
+    None when the store no longer holds those videos as they were indexed (the index is rebuilt)."""
+    ids = np.asarray(state["ids"], dtype=np.int64)
+    fp = st.video_fingerprints()
+    fp = fp[fp["video_id"].isin(ids)].reset_index(drop=True)
+    if len(fp) != len(ids) or state.get("videos_sha1") != videos_digest(fp, len(fp)):
+        return None
+    owner, vecs = st.frame_embeddings()
+    keep = np.isin(owner, ids)
+    counts = np.bincount(np.searchsorted(ids, owner[keep]), minlength=len(ids))
+    if counts.tolist() != list(state["counts"]):
+        return None
+    return vecs[keep]
+
+
+def load_saved_index(st: Store, index_path: Path, state: dict[str, Any]) -> VectorIndex | None:
+    """The frame index saved at ``index_path`` (``state``: its manifest), given its vectors back
+    from the store when it was saved without them; None when the store no longer holds them."""
+    if not VectorIndex.saved_without_vectors(index_path):
+        return VectorIndex.load(index_path)
+    vecs = store_vectors(st, state)
+    if vecs is None:
+        log.info("%s: the store's videos changed since the frame index was written; rebuilding it", index_path)
+        return None
+    return VectorIndex.load(index_path, vectors=vecs)
+
+
 @dataclass
 class SavedFrameIndex:
     """The frame index a query searches: the index, each row's video id, and the PCA (reduced mode).
@@ -406,7 +443,8 @@ def open_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astradu
         if pca is None:
             log.warning("%s; rebuilding the frame index", why)
             state = None
-    if state is None:
+    index = load_saved_index(st, index_path, state) if state is not None else None
+    if index is None:
         if use_reduced_index(st, cfg):
             reduced_frame_index(st, store_path, cfg)
         else:
@@ -415,6 +453,10 @@ def open_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astradu
             del s
         state = json.loads(manifest.read_text())
         pca = saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
+        index = load_saved_index(st, index_path, state)
+        if index is None:
+            raise IndexError_(f"{index_path}: the frame index just written does not match the store")
+    assert state is not None  # read above, or written by the build
     owner = np.repeat(np.asarray(state["ids"], dtype=np.int64), state["counts"])
     keyframe_sim = float(state["keyframe_sim"]) if pca is not None else None
-    return SavedFrameIndex(VectorIndex.load(index_path), owner, pca, keyframe_sim)
+    return SavedFrameIndex(index, owner, pca, keyframe_sim)

@@ -429,6 +429,44 @@ class VectorIndex(QueuedIndex):
     def _cpu_faiss(self, faiss: Any) -> Any:
         return faiss.index_gpu_to_cpu(self._index) if self._on_gpu else self._index
 
+    def _without_vectors(self, faiss: Any, index: Any) -> tuple[Any, dict[str, np.ndarray]]:
+        """An empty flat index, or the IVF quantizer with empty lists plus each list's rows in
+        order (``list_sizes``, ``list_rows``): what :meth:`_put_vectors` rebuilds the lists from."""
+        if self._built_kind == "flat":
+            return faiss.IndexFlatIP(self.dim), {}
+        if self._built_kind != "ivf":
+            raise IndexError_(f"only a flat or IVF index can be saved without its vectors, not {self._built_kind!r}")
+        invlists = index.invlists
+        sizes = np.array([invlists.list_size(i) for i in range(int(index.nlist))], np.int64)
+        rows = [faiss.rev_swig_ptr(invlists.get_ids(i), int(m)).astype(np.int64) for i, m in enumerate(sizes) if m]
+        empty = faiss.IndexIVFFlat(index.quantizer, self.dim, int(index.nlist), index.metric_type)
+        order = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        small = int(index.ntotal) < 2**31  # positions fit 4 bytes: the sidecar grows by 4 a row, not 8
+        return empty, {"list_sizes": sizes, "list_rows": order.astype(np.int32) if small else order}
+
+    def _put_vectors(self, faiss: Any, index: Any, built: str, vectors: np.ndarray,
+                     arrays: dict[str, np.ndarray]) -> Any:
+        """Fill a structure saved by :meth:`_without_vectors` with ``vectors`` (normalised as
+        :meth:`add` does), each list's rows in their saved order: the index as it was."""
+        x = normalise_rows(as_vectors(vectors, self.dim, "vectors"), "vectors")
+        if built == "flat":
+            index.add(x)
+            return index
+        sizes, rows = arrays.get("list_sizes"), arrays.get("list_rows")
+        if (sizes is None or rows is None or len(sizes) != int(index.nlist) or int(sizes.sum()) != len(rows)
+                or len(rows) != x.shape[0]):
+            raise IndexError_(f"the saved IVF lists hold {0 if rows is None else len(rows)} rows, but "
+                              f"{x.shape[0]} vectors were given; index and vectors do not belong together")
+        invlists, start = index.invlists, 0
+        for i, m in enumerate(sizes.tolist()):
+            if m:
+                r = np.ascontiguousarray(rows[start:start + m], np.int64)
+                codes = np.ascontiguousarray(x[r]).view(np.uint8)
+                invlists.add_entries(i, m, faiss.swig_ptr(r), faiss.swig_ptr(codes))
+                start += m
+        index.ntotal = x.shape[0]
+        return index
+
     @staticmethod
     def _write_faiss(faiss: Any, index: Any, path: str) -> None:
         faiss.write_index(index, path)

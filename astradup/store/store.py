@@ -481,6 +481,21 @@ class Store:
             did, dvecs = self._embeddings("descriptors", where, "video_id", params)
             yield EmbeddingBatch(np.asarray(chunk, dtype=np.int64), fvid, emb, did, dvecs)
 
+    def frame_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(video id of each frame, float32 embeddings) of every frame that has an embedding, by
+        video id then frame index: the rows of a full frame index, read in one pass."""
+        cur = self.con.cursor()  # a result another call left unfetched on the connection does not block it
+        try:
+            t = cur.sql("SELECT video_id, idx, embedding FROM frames WHERE embedding IS NOT NULL").to_arrow_table()
+        finally:
+            cur.close()
+        vid = np.asarray(t.column("video_id").to_numpy(), dtype=np.int64)
+        if not len(t):
+            return vid, np.zeros((0, 0), np.float32)
+        order = np.lexsort((np.asarray(t.column("idx").to_numpy()), vid))  # sorted here: cheaper than ORDER BY
+        flat = t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return vid[order], np.asarray(flat, dtype=np.float32).reshape(len(t), -1)[order]
+
     def _embeddings(self, table: str, where: str, order: str, params: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """(video ids, float32 embeddings) of the ``table`` rows matching ``where`` that have one."""
         t = self.con.sql(
