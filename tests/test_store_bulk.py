@@ -13,6 +13,7 @@ from astradup.errors import StoreError
 from astradup.features.audio import AudioFeatures
 from astradup.features.video import VideoFeatures
 from astradup.store import Store, VideoRecord
+from astradup.store.rows import EMBEDDING_DECIMALS, stored_embedding
 
 FEATURE_TABLES = ("videos", "frames", "descriptors", "audio", "failures")
 
@@ -119,11 +120,13 @@ def test_bulk_write_round_trips_through_load_features(tmp_path):
         if vf.embeddings is None or not vf.n_frames:
             assert got.embeddings is None or not len(got.embeddings)
         else:
-            assert np.array_equal(got.embeddings, vf.embeddings)
+            # kept to EMBEDDING_DECIMALS decimals: exactly the rounded values come back
+            assert np.array_equal(got.embeddings, stored_embedding(vf.embeddings))
+            assert np.abs(got.embeddings - vf.embeddings).max() <= 0.5 * 10.0 ** -EMBEDDING_DECIMALS + 1e-7
         if vf.descriptor is None:
             assert got.descriptor is None
         else:
-            assert np.array_equal(got.descriptor, vf.descriptor)
+            assert np.array_equal(got.descriptor, stored_embedding(vf.descriptor))
         if vf.audio is None:
             assert got.audio is None
         else:
@@ -212,11 +215,11 @@ def test_failing_item_writes_nothing_of_the_call_and_names_the_file(tmp_path, ca
     assert _counts(path)["videos"] == 6
 
 
-def test_a_store_written_in_many_small_commits_keeps_no_free_blocks_and_compresses_text(tmp_path):
+def test_a_store_written_in_many_small_commits_keeps_no_free_blocks_and_compresses(tmp_path):
     """Each commit of an index run is small; DuckDB rewrote the tail of every table at each
     automatic checkpoint and kept the freed blocks, so the file ended up to ~45 % larger than its
     data. The store checkpoints rarely while it writes (once at close here), and its text (the
-    pairs' explanation JSON) is zstd-compressed."""
+    pairs' explanation JSON) is zstd-compressed, its embeddings by DuckDB's ALP codec."""
     import pandas as pd
 
     rng = np.random.default_rng(5)
@@ -240,8 +243,11 @@ def test_a_store_written_in_many_small_commits_keeps_no_free_blocks_and_compress
         total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchone()
         codecs = {c for (c,) in con.execute("SELECT DISTINCT compression FROM pragma_storage_info('pairs') "
                                             "WHERE column_name = 'explanation' AND segment_type <> 'VALIDITY'").fetchall()}
+        emb_codecs = {c for (c,) in con.execute("SELECT DISTINCT compression FROM pragma_storage_info('frames') "
+                                                "WHERE column_name = 'embedding' AND segment_type = 'FLOAT'").fetchall()}
         assert con.execute("SELECT count(*) FROM frames").fetchone() == (4000,)
     finally:
         con.close()
     assert free <= 0.05 * total, (free, total)
     assert codecs == {"ZSTD"}
+    assert emb_codecs == {"ALP"}  # embeddings kept to 5 decimals pack as integers, not as float bits

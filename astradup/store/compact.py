@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from astradup.store.rows import list_array
+from astradup.store.rows import list_array, stored_embedding
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def project_video_rows(frames: pd.DataFrame, dim: int) -> tuple[pd.DataFrame, pd
         e = np.stack(g["embedding"].to_numpy()).astype(np.float32)
         c = compact(e, dim)
         out_frames.append(pd.DataFrame({"video_id": g["video_id"].to_numpy(), "idx": g["idx"].to_numpy(),
-                                        "embedding": list(c)}))
-        out_desc.append((int(vid), video_descriptor(c)))
+                                        "embedding": list(stored_embedding(c))}))
+        out_desc.append((int(vid), stored_embedding(video_descriptor(c))))
     fr = pd.concat(out_frames, ignore_index=True) if out_frames else pd.DataFrame(columns=["video_id", "idx", "embedding"])
     desc = pd.DataFrame({"video_id": [v for v, _ in out_desc], "embedding": [d for _, d in out_desc]})
     return fr, desc

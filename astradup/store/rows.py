@@ -24,6 +24,19 @@ INFO_COLS = (
 )
 
 
+# Frame embeddings and descriptors are kept to 5 decimals (at most 5e-6 off; a unit vector's
+# cosine to its stored self stays above 0.9999997). Such values are what DuckDB's ALP codec packs
+# as integers: 1280-d MobileNetV2 embeddings take about 43 % less disk than float32's last bits
+# allow, 96-d compact ones about 34 % less.
+EMBEDDING_DECIMALS = 5
+
+
+def stored_embedding(x: np.ndarray) -> np.ndarray:
+    """``x`` as the store keeps embeddings: float32 values rounded to ``EMBEDDING_DECIMALS``
+    decimals (in float64 first, so each is the float32 nearest its decimal)."""
+    return np.round(np.asarray(x, dtype=np.float64), EMBEDDING_DECIMALS).astype(np.float32)
+
+
 def now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
 
@@ -92,8 +105,7 @@ class Rows(NamedTuple):
             n = vf.n_frames
             t = np.asarray(vf.timestamps, dtype=np.float64)
             ph, phf = (np.asarray(h, dtype=np.uint8) for h in (vf.phash, vf.phash_flip))
-            emb = None if vf.embeddings is None or not len(vf.embeddings) else \
-                np.ascontiguousarray(vf.embeddings, dtype=np.float32)
+            emb = None if vf.embeddings is None or not len(vf.embeddings) else stored_embedding(vf.embeddings)
             quality = np.full(n, np.nan, np.float32) if vf.quality is None else np.asarray(vf.quality, dtype=np.float32)
             full = [None if h is None else np.asarray(h, dtype=np.uint8) for h in (vf.phash_full, vf.phash_full_flip)]
             if (full[0] is None) != (full[1] is None):
@@ -102,7 +114,7 @@ class Rows(NamedTuple):
                               ("phash_full", full[0]), ("phash_full_flip", full[1])):
                 if arr is not None and (len(arr) != n or (n and arr.ndim != (1 if name == "quality" else 2))):
                     raise ValueError(f"{name} has shape {arr.shape}; expected one row per sampled frame ({n})")
-            desc = None if vf.descriptor is None else np.asarray(vf.descriptor, dtype=np.float32).reshape(-1)
+            desc = None if vf.descriptor is None else stored_embedding(vf.descriptor).reshape(-1)
             a = vf.audio
             if a is not None:
                 a = AudioFeatures(str(a.status), np.asarray(a.fingerprint).astype(np.int64).reshape(-1),
