@@ -98,7 +98,7 @@ class Store:
             raise StoreError(f"{self.path}: not a DuckDB store or damaged ({exc})") from exc
         if not self.read_only:
             # Text and blobs (above all the pairs' explanation JSON, ~1.4 KB a pair, written again
-            # by every match run) are compressed with zstd when DuckDB writes them out: 15x smaller
+            # by every match run) are compressed with zstd when DuckDB writes them out: 2.8x smaller
             # than its default dictionary/FSST on a labelled set's pairs, read as fast. Numbers keep
             # DuckDB's own codecs (zstd does not apply to them). Older segments change when rewritten.
             self._con.execute(f"SET force_compression = '{TEXT_COMPRESSION}'")
