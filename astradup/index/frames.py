@@ -23,8 +23,9 @@ The full index's file keeps no second copy of the vectors: the store holds them 
 file holds the structure only (an IVF index's quantizer and the rows of each list) and the vectors
 are read back from the store when it is loaded (:func:`load_saved_index`). That halves the disk a
 library takes at full dimension. A full index file written before this, vectors inside, still
-loads, and is rewritten without them the next time a match uses it. This module reads a :class:`~astradup.store.Store`
-passed in; it never writes to it.
+loads, and is rewritten without them the next time a match uses it.
+
+This module reads a :class:`~astradup.store.Store` passed in; it never writes to it.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def _extend_or_rebuild(path: Path, manifest: Path, old: dict[str, Any] | None, s
     outside = state["mode"] == "full"  # the store holds these vectors: the file keeps none
     idx: VectorIndex | None = None
     how = "built"
+    resave = False  # a reused file written before the vectors moved out of it
     if old is not None and path.exists():
         try:
             n_old = len(old["ids"])
@@ -132,15 +134,14 @@ def _extend_or_rebuild(path: Path, manifest: Path, old: dict[str, Any] | None, s
                   and (digest is None or old.get("videos_sha1") == digest(n_old))):
                 start = int(sum(old["counts"]))
                 idx = VectorIndex.load(path, vectors=vecs[:start] if outside else None)
-                if outside and not idx.vectors_outside:
-                    how = "rewritten"  # written before the vectors moved out: save it without them
+                resave = outside and not idx.vectors_outside
                 if idx.dim != state["dim"] or idx.ntotal != start:
                     raise IndexError_(f"{path} holds {idx.ntotal} vectors of dim {idx.dim}, but its "
                                       f"manifest lists {start} of dim {state['dim']}")
                 if start < len(vecs):
                     idx.add(vecs[start:], rows[start:])
                     how = "extended"
-                elif how != "rewritten":
+                else:
                     how = "reused"
             else:
                 log.info("videos changed since the %s frame index was built; rebuilding it", state["mode"])
@@ -150,10 +151,10 @@ def _extend_or_rebuild(path: Path, manifest: Path, old: dict[str, Any] | None, s
     if idx is None:
         idx = VectorIndex(state["dim"], flat_max=ALL_PAIRS_FLAT_MAX)
         idx.add(vecs, rows)
-    if how != "reused":
+    if how != "reused" or resave:
         idx.save(path, vectors=not outside)
         _write_atomic(manifest, lambda p: p.write_text(json.dumps(state)))
-    return idx, "reused" if how == "rewritten" else how
+    return idx, how
 
 
 # -- the full frame index ---------------------------------------------------------------------
