@@ -31,7 +31,7 @@ from astradup.store.rows import (
     now,
     video_table,
 )
-from astradup.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
+from astradup.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, WRITER_SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ def _batch_bounds(counts: np.ndarray, max_items: int, max_total: int | None) -> 
     return out
 
 
-TEXT_COMPRESSION = "zstd"
-CHECKPOINT_THRESHOLD = "1GB"
-
-
 class Store:
     """A DuckDB feature store. Use as a context manager::
 
@@ -97,16 +93,8 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: not a DuckDB store or damaged ({exc})") from exc
         if not self.read_only:
-            # Text and blobs (above all the pairs' explanation JSON, ~1.4 KB a pair, written again
-            # by every match run) are compressed with zstd when DuckDB writes them out: 2.8x smaller
-            # than its default dictionary/FSST on a labelled set's pairs, read as fast. Numbers keep
-            # DuckDB's own codecs (zstd does not apply to them). Older segments change when rewritten.
-            self._con.execute(f"SET force_compression = '{TEXT_COMPRESSION}'")
-            # DuckDB checkpoints when its write-ahead log passes 16 MB and rewrites the row groups
-            # appended to since; an index run commits every few seconds, so each checkpoint wrote
-            # the frames table's tail again and the freed blocks stayed in the file (up to ~45 %
-            # of a fresh store). Checkpointing at 1 GB of log (and at close) writes it about once.
-            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            for setting in WRITER_SETTINGS:  # why each: astradup.store.schema
+                self._con.execute(setting)
             self._migrate()
         else:
             v = self.schema_version()
