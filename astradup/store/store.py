@@ -94,7 +94,10 @@ class Store:
             raise StoreError(f"{self.path}: not a DuckDB store or damaged ({exc})") from exc
         if not self.read_only:
             for setting in WRITER_SETTINGS:  # why each: astradup.store.schema
-                self._con.execute(setting)
+                try:
+                    self._con.execute(setting)
+                except duckdb.Error as exc:  # a DuckDB without it: the store is larger, not wrong
+                    log.debug("%s: %s not applied (%s)", self.path, setting, exc)
             self._migrate()
         else:
             v = self.schema_version()
