@@ -24,6 +24,7 @@ from astradup.config import AstradupConfig
 from astradup.errors import AstradupError, IndexError_, MediaError
 from astradup.execution.extract import Failure, extract_video
 from astradup.features.video import VideoFeatures
+from astradup.store.rows import as_stored
 from astradup.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -231,12 +232,12 @@ def query_threads() -> int:
 
 def extract_query(path: str | os.PathLike[str], config: AstradupConfig | None = None) -> VideoFeatures:
     """Extract one query video with :func:`query_threads` threads (the features equal those
-    ``astradup index`` stores for the file); a bad file raises :class:`MediaError` naming it and
-    the problem."""
+    ``astradup index`` stores for the file, embeddings kept to the store's decimals); a bad file
+    raises :class:`MediaError` naming it and the problem."""
     res = extract_video(os.fspath(path), config or AstradupConfig(), threads=query_threads())
     if isinstance(res, Failure):
         raise MediaError(res.path, res.message.split(": ", 1)[-1])
-    return res
+    return as_stored(res)
 
 
 def store_config(st: Store) -> AstradupConfig | None:

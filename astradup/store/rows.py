@@ -37,6 +37,16 @@ def stored_embedding(x: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(x, dtype=np.float64), EMBEDDING_DECIMALS).astype(np.float32)
 
 
+def as_stored(vf: VideoFeatures) -> VideoFeatures:
+    """``vf`` with its embeddings and descriptor as the store keeps them (:func:`stored_embedding`):
+    what a query compares with the library, so an indexed file queried again has its stored features."""
+    import dataclasses
+
+    return dataclasses.replace(
+        vf, embeddings=None if vf.embeddings is None else stored_embedding(vf.embeddings),
+        descriptor=None if vf.descriptor is None else stored_embedding(vf.descriptor))
+
+
 def now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
 
