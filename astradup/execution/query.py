@@ -88,7 +88,7 @@ class QueryIndex:
         if st is None:
             with Store(store_path, read_only=True) as own:
                 return cls.load(store_path, config, own, refresh)
-        from astradup.index.frames import index_files, load_saved_index, read_manifest, saved_pca
+        from astradup.index.frames import index_files, load_or_build, read_manifest, saved_pca
 
         cfg = config or AstradupConfig()
         t0 = time.perf_counter()
@@ -104,19 +104,11 @@ class QueryIndex:
         if state is not None and refresh and _store_digest(st) != state.get("videos_sha1"):
             log.info("%s: the store's videos changed since the frame index was written; updating it", store_path)
             state = None
-        if state is None:
-            how = _build(st, store_path, cfg)
-            state = json.loads(manifest.read_text())
-            pca = saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
         stamp = _stamp(index_path, manifest)
-        idx = load_saved_index(st, index_path, state)
-        if idx is None:  # a full index whose videos the store no longer holds as indexed
-            how = _build(st, store_path, cfg)
-            state = json.loads(manifest.read_text())
-            stamp = _stamp(index_path, manifest)
-            idx = load_saved_index(st, index_path, state)
-            if idx is None:
-                raise IndexError_(f"{index_path}: the frame index just written does not match the store")
+        idx, state, built = load_or_build(st, store_path, cfg, state)
+        if built != "loaded":
+            how, stamp = built, _stamp(index_path, manifest)
+            pca = saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
         counts = np.asarray(state["counts"], dtype=np.int64)
         if idx.ntotal != int(counts.sum()):
             raise IndexError_(f"{index_path} holds {idx.ntotal} vectors, but its manifest lists {int(counts.sum())}")
@@ -181,25 +173,6 @@ def _store_digest(st: Store) -> str:
 
     fp = st.video_fingerprints()
     return videos_digest(fp, len(fp))
-
-
-def _build(st: Store, store_path: str | os.PathLike[str], cfg: AstradupConfig) -> str:
-    """Write (or extend) the frame index files beside the store; returns how."""
-    from astradup.index.frames import (
-        frame_index,
-        reduced_frame_index,
-        stack_features,
-        use_reduced_index,
-    )
-
-    if st.embedded_frame_count() == 0:
-        raise IndexError_(f"{store_path}: no frame embeddings to index (run `astradup index` with an embedding model)")
-    if use_reduced_index(st, cfg):
-        _, how, _ = reduced_frame_index(st, store_path, cfg)
-        return how
-    s = stack_features(st.load_features())
-    _, how = frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())
-    return how
 
 
 def query_features(query: VideoFeatures, qi: QueryIndex, st: Store, config: AstradupConfig | None = None,

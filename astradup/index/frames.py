@@ -403,6 +403,37 @@ def load_saved_index(st: Store, index_path: Path, state: dict[str, Any]) -> Vect
     return VectorIndex.load(index_path, vectors=vecs)
 
 
+def build_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: AstradupConfig) -> str:
+    """Write (or extend) the frame index files beside the store, in the mode ``cfg`` calls for;
+    returns how ("built" | "extended" | "reused")."""
+    if st.embedded_frame_count() == 0:
+        raise IndexError_(f"{store_path}: no frame embeddings to index (run `astradup index` with an embedding model)")
+    if use_reduced_index(st, cfg):
+        return reduced_frame_index(st, store_path, cfg)[1]
+    s = stack_features(st.load_features())
+    return frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())[1]
+
+
+def load_or_build(st: Store, store_path: str | os.PathLike[str], cfg: AstradupConfig,
+                  state: dict[str, Any] | None) -> tuple[VectorIndex, dict[str, Any], str]:
+    """The frame index saved beside the store (``state``: its manifest, or None when it has to be
+    built), built first when missing or when the store no longer holds its vectors as indexed.
+
+    Returns:
+        (index, its manifest, "loaded" or how :func:`build_frame_index` wrote it).
+    """
+    index_path, manifest, _ = index_files(store_path)
+    index = load_saved_index(st, index_path, state) if state is not None else None
+    if index is not None and state is not None:
+        return index, state, "loaded"
+    how = build_frame_index(st, store_path, cfg)
+    state = json.loads(manifest.read_text())
+    index = load_saved_index(st, index_path, state)
+    if index is None:
+        raise IndexError_(f"{index_path}: the frame index just written does not match the store")
+    return index, state, how
+
+
 @dataclass
 class SavedFrameIndex:
     """The frame index a query searches: the index, each row's video id, and the PCA (reduced mode).
@@ -444,20 +475,9 @@ def open_frame_index(st: Store, store_path: str | os.PathLike[str], cfg: Astradu
         if pca is None:
             log.warning("%s; rebuilding the frame index", why)
             state = None
-    index = load_saved_index(st, index_path, state) if state is not None else None
-    if index is None:
-        if use_reduced_index(st, cfg):
-            reduced_frame_index(st, store_path, cfg)
-        else:
-            s = stack_features(st.load_features())
-            frame_index(store_path, s["ids"], s["frame_video"], s["frame_vecs"], st.video_fingerprints())
-            del s
-        state = json.loads(manifest.read_text())
+    index, state, how = load_or_build(st, store_path, cfg, state)
+    if how != "loaded":
         pca = saved_pca(state, pca_path, None)[0] if state.get("mode", "full") == "reduced" else None
-        index = load_saved_index(st, index_path, state)
-        if index is None:
-            raise IndexError_(f"{index_path}: the frame index just written does not match the store")
-    assert state is not None  # read above, or written by the build
     owner = np.repeat(np.asarray(state["ids"], dtype=np.int64), state["counts"])
     keyframe_sim = float(state["keyframe_sim"]) if pca is not None else None
     return SavedFrameIndex(index, owner, pca, keyframe_sim)

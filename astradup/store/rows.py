@@ -3,6 +3,7 @@ per table; see :meth:`astradup.store.store.Store.write_videos`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from collections.abc import Sequence
@@ -40,8 +41,6 @@ def stored_embedding(x: np.ndarray) -> np.ndarray:
 def as_stored(vf: VideoFeatures) -> VideoFeatures:
     """``vf`` with its embeddings and descriptor as the store keeps them (:func:`stored_embedding`):
     what a query compares with the library, so an indexed file queried again has its stored features."""
-    import dataclasses
-
     return dataclasses.replace(
         vf, embeddings=None if vf.embeddings is None else stored_embedding(vf.embeddings),
         descriptor=None if vf.descriptor is None else stored_embedding(vf.descriptor))

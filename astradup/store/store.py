@@ -66,6 +66,12 @@ def _batch_bounds(counts: np.ndarray, max_items: int, max_total: int | None) -> 
     return out
 
 
+def _embedding_matrix(t: Any) -> np.ndarray:
+    """The ``embedding`` list column of an Arrow table of equal-length rows as an (n, d) float32 array."""
+    flat = t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(len(t), -1)
+
+
 class Store:
     """A DuckDB feature store. Use as a context manager::
 
@@ -498,8 +504,7 @@ class Store:
         if not len(t):
             return vid, np.zeros((0, 0), np.float32)
         order = np.lexsort((np.asarray(t.column("idx").to_numpy()), vid))  # sorted here: cheaper than ORDER BY
-        flat = t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return vid[order], np.asarray(flat, dtype=np.float32).reshape(len(t), -1)[order]
+        return vid[order], _embedding_matrix(t)[order]
 
     def _embeddings(self, table: str, where: str, order: str, params: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """(video ids, float32 embeddings) of the ``table`` rows matching ``where`` that have one."""
@@ -510,8 +515,7 @@ class Store:
         vid = np.asarray(t.column("video_id").to_numpy(), dtype=np.int64)
         if not len(t):
             return vid, np.zeros((0, 0), np.float32)
-        flat = t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return vid, np.asarray(flat, dtype=np.float32).reshape(len(t), -1)
+        return vid, _embedding_matrix(t)
 
     # -- runs and pairs ---------------------------------------------------------------------------
     def start_run(self, run_id: str, kind: str, config: dict, versions: dict, media_root: str | None = None,
